@@ -1,0 +1,1 @@
+//! The API that generated proxy libraries ("shims") call when they load.

@@ -1,0 +1,1 @@
+//! Helpers for the integration tests: fixture C libraries built at test time.
