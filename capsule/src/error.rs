@@ -27,7 +27,11 @@ pub enum Error {
 
     /// A symbol loop or an escape attempt while resolving a path inside the prefix.
     #[error("capsule: {path}: {reason} (inside prefix {prefix})")]
-    BadPath { path: PathBuf, prefix: PathBuf, reason: String },
+    BadPath {
+        path: PathBuf,
+        prefix: PathBuf,
+        reason: String,
+    },
 
     /// The prefix's `etc/ld.so.cache` or `etc/ld.so.conf` is malformed.
     #[error("capsule: {path}: {reason}; regenerate it with `ldconfig -r PREFIX` or remove it")]
