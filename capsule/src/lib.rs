@@ -10,10 +10,12 @@
 //! allocator to the program's, `dl` keeps dlopen inside the capsule, and [`shim`] is what
 //! generated proxy libraries call.
 
+mod capsule;
 pub mod config;
 pub mod error;
 pub mod prefix;
 
+pub use capsule::{Capsule, LoadedObject};
 pub use error::{Error, Result};
 pub mod elf;
 mod namespace;
