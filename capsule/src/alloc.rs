@@ -60,10 +60,22 @@ pub(crate) fn route_to_program(interposer: &Interposer) -> Result<()> {
     Ok(())
 }
 
-/// The program namespace's definition of `name`.
+/// The program namespace's definition of `name`, as the program's own references bind
+/// it: versioned. An unversioned lookup would skip an allocator that defines only the
+/// non-default `malloc@GLIBC_2.2.5` (glibc's `libc_malloc_debug.so.0` does), while the
+/// program's references reach exactly that one.
 fn program_symbol(name: &CStr) -> Option<*mut c_void> {
+    let version = match name.to_bytes() {
+        b"aligned_alloc" => c"GLIBC_2.16",
+        _ => c"GLIBC_2.2.5",
+    };
     // SAFETY: RTLD_DEFAULT lookups from the runtime (which lives in the program's
-    // namespace) search the program's global scope; name is NUL-terminated.
+    // namespace) search the program's global scope; the strings are NUL-terminated.
+    let p = unsafe { libc::dlvsym(libc::RTLD_DEFAULT, name.as_ptr(), version.as_ptr()) };
+    if !p.is_null() {
+        return Some(p);
+    }
+    // SAFETY: as above.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     (!p.is_null()).then_some(p)
 }
