@@ -16,6 +16,7 @@ mod symbol;
 mod version;
 
 pub use object::{LinkMap, Object};
+pub(crate) use object::page_size;
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};
 pub use symbol::{Binding, Symbol, SymbolKind};

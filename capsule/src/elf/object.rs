@@ -249,6 +249,11 @@ impl<'a> Object<'a> {
         &self.segments
     }
 
+    /// The PT_LOAD segments.
+    pub fn load_segments(&self) -> impl Iterator<Item = &Segment> + '_ {
+        self.segments.iter().filter(|s| s.kind == PT_LOAD)
+    }
+
     /// The PT_LOAD segment that holds `address`.
     pub fn load_segment_at(&self, address: usize) -> Option<&Segment> {
         self.segments
@@ -575,4 +580,199 @@ fn program_headers_from_iteration(bias: usize, dynamic: usize) -> Option<Vec<Seg
     // outlives the call.
     unsafe { libc::dl_iterate_phdr(Some(visit), &mut search as *mut PhdrSearch as *mut c_void) };
     search.found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the parts of a hand-made image lie (file offset == virtual address).
+    struct Image {
+        bytes: Vec<u8>,
+        dynamic: usize,
+        symtab: usize,
+        hash: usize,
+    }
+
+    fn push(bytes: &mut Vec<u8>, data: &[u8]) -> usize {
+        while bytes.len() % 8 != 0 {
+            bytes.push(0);
+        }
+        let at = bytes.len();
+        bytes.extend_from_slice(data);
+        at
+    }
+
+    fn u16s(w: &[u16]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn u32s(w: &[u32]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn u64s(w: &[u64]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn sym(name: u32, info: u8, shndx: u16, value: u64, size: u64) -> Vec<u8> {
+        let mut s = name.to_le_bytes().to_vec();
+        s.extend([info, 0]);
+        s.extend(shndx.to_le_bytes());
+        s.extend(value.to_le_bytes());
+        s.extend(size.to_le_bytes());
+        s
+    }
+
+    /// A shared object defining `value@@V1` (index 1) and importing `imp` (index 2), with a
+    /// GLOB_DAT slot for `imp` at 0x2000 and an R_X86_64_64 slot for `value` at 0x2008.
+    fn image() -> Image {
+        let mut b = vec![0u8; 64 + 2 * PHDR_SIZE];
+        let strtab = push(&mut b, b"\0value\0imp\0V1\0lib\0");
+        let symtab = push(&mut b, &[sym(0, 0, 0, 0, 0), sym(1, 0x12, 7, 0x1000, 8), sym(7, 0x12, 0, 0, 0)].concat());
+        let hash = push(&mut b, &u32s(&[1, 3, 2, 0, 0, 1]));
+        let versym = push(&mut b, &u16s(&[0, 2, 1])) as u64;
+        // Verdef: base version (ndx 1, VER_FLG_BASE) named "lib", then V1 (ndx 2).
+        let mut verdef = u16s(&[1, 1, 1, 1]);
+        verdef.extend(u32s(&[0, 20, 28, 14, 0]));
+        verdef.extend(u16s(&[1, 0, 2, 1]));
+        verdef.extend(u32s(&[0, 20, 0, 11, 0]));
+        let verdef = push(&mut b, &verdef);
+        let rela = push(&mut b, &u64s(&[0x2000, 2 << 32 | 6, 0, 0x2008, 1 << 32 | 1, 16]));
+        let entries: Vec<u64> = vec![
+            6, symtab as u64, 11, 24, 5, strtab as u64, 10, 18, 4, hash as u64,
+            0x6fff_fff0, versym, 0x6fff_fffc, verdef as u64, 0x6fff_fffd, 2,
+            7, rela as u64, 8, 48, 9, 24, 0, 0,
+        ];
+        let dynamic = push(&mut b, &u64s(&entries));
+        let end = b.len() as u64;
+        let mut header = b"\x7fELF\x02\x01\x01".to_vec();
+        header.resize(16, 0);
+        header.extend(u16s(&[3, EM_X86_64]));
+        header.extend(u32s(&[1]));
+        header.extend(u64s(&[0, 64, 0]));
+        header.extend(u32s(&[0]));
+        header.extend(u16s(&[64, PHDR_SIZE as u16, 2, 0, 0, 0]));
+        b[..64].copy_from_slice(&header);
+        let mut phdrs = u32s(&[PT_LOAD, 6]);
+        phdrs.extend(u64s(&[0, 0, 0, end, 0x3000, 0x1000]));
+        phdrs.extend(u32s(&[PT_DYNAMIC, 6]));
+        phdrs.extend(u64s(&[dynamic as u64, dynamic as u64, 0, 16 * 12, 16 * 12, 8]));
+        b[64..64 + 2 * PHDR_SIZE].copy_from_slice(&phdrs);
+        Image {
+            bytes: b,
+            dynamic,
+            symtab,
+            hash,
+        }
+    }
+
+    fn error_of(bytes: &[u8]) -> String {
+        let result = Object::from_file_image("test.so", bytes).and_then(|o| {
+            o.lookup("value", None)?;
+            o.slots("imp", None)?;
+            o.symbols().collect::<Result<Vec<_>>>()
+        });
+        match result {
+            Ok(_) => panic!("a malformed image was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn poke_u32(bytes: &mut [u8], at: usize, value: u32) {
+        bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+
+    #[test]
+    fn well_formed_image_reads_back() {
+        let img = image();
+        let o = Object::from_file_image("test.so", &img.bytes).unwrap();
+        assert_eq!(o.symbol_count(), 3);
+        let value = o.lookup("value", None).unwrap().expect("value is defined");
+        assert_eq!((value.address, value.size, value.version), (0x1000, 8, Some("V1")));
+        assert_eq!(value.kind, SymbolKind::Function);
+        assert_eq!(o.lookup("value", Some("V1")).unwrap().map(|s| s.index), Some(1));
+        assert_eq!(o.lookup("value", Some("V2")).unwrap(), None);
+        assert_eq!(o.lookup("imp", None).unwrap(), None, "imports are not definitions");
+        let slots = o.slots("imp", None).unwrap();
+        assert_eq!(slots.len(), 1);
+        assert_eq!((slots[0].address, slots[0].kind), (0x2000, super::super::SlotKind::GlobDat));
+        let value_slots = o.slots("value", Some("V1")).unwrap();
+        assert_eq!(value_slots[0].value_for(0x10), 0x20);
+        assert!(o.slots("value", Some("V9")).unwrap().is_empty());
+        let names: Vec<_> = o.symbols().map(|s| s.unwrap().name).collect();
+        assert_eq!(names, ["value"]);
+    }
+
+    #[test]
+    fn truncated_dynamic_section_is_malformed() {
+        let img = image();
+        let err = error_of(&img.bytes[..img.dynamic + 16 * 5]);
+        assert!(err.contains("dynamic section"), "{err}");
+    }
+
+    #[test]
+    fn symbol_index_out_of_range_is_malformed() {
+        let mut img = image();
+        let rela_info = img.bytes.len() - 16 * 12 - 48 + 8;
+        img.bytes[rela_info + 4..rela_info + 8].copy_from_slice(&99u32.to_le_bytes());
+        let err = error_of(&img.bytes);
+        assert!(err.contains("symbol index 99"), "{err}");
+    }
+
+    #[test]
+    fn string_offset_out_of_range_is_malformed() {
+        let mut img = image();
+        poke_u32(&mut img.bytes, img.symtab + 24, 5000);
+        let err = error_of(&img.bytes);
+        assert!(err.contains("outside DT_STRTAB"), "{err}");
+    }
+
+    #[test]
+    fn hash_bucket_pointing_outside_is_malformed() {
+        let mut img = image();
+        poke_u32(&mut img.bytes, img.hash + 8, 7);
+        let err = error_of(&img.bytes);
+        assert!(err.contains("hash table"), "{err}");
+    }
+
+    #[test]
+    fn missing_versym_table_is_malformed() {
+        let mut img = image();
+        let entry = img.dynamic + 16 * 5 + 8;
+        img.bytes[entry..entry + 8].copy_from_slice(&0x9_0000u64.to_le_bytes());
+        let err = error_of(&img.bytes);
+        assert!(err.contains("DT_VERSYM"), "{err}");
+    }
+
+    #[test]
+    fn no_truncation_or_byte_flip_panics() {
+        let img = image();
+        let exercise = |bytes: &[u8]| {
+            if let Ok(o) = Object::from_file_image("fuzz", bytes) {
+                let _ = o.lookup("value", Some("V1"));
+                let _ = o.slots("imp", None);
+                let _ = o.symbols().count();
+                let _ = o.relative_relocations();
+                let _ = o.soname();
+            }
+        };
+        for len in 0..img.bytes.len() {
+            exercise(&img.bytes[..len]);
+        }
+        for at in 0..img.bytes.len() {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut bytes = img.bytes.clone();
+                bytes[at] = value;
+                exercise(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn not_an_elf_file_is_malformed() {
+        for bytes in [&b""[..], b"\x7fELF", &[0u8; 64]] {
+            assert!(Object::from_file_image("junk", bytes).is_err());
+        }
+    }
 }
