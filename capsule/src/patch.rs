@@ -18,6 +18,10 @@
 //! slot while it is rewritten may put the real target back: rewrite before other threads
 //! call through the slot, or load the object with `RTLD_NOW`.
 
+// The crate's one `Error` enum is large (see `Error::MissingVersion`); boxing it is a
+// crate-wide decision, not this module's.
+#![allow(clippy::result_large_err)]
+
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -126,7 +130,12 @@ pub unsafe fn rewrite_slot(
     let label = format!("slot {address:#x}");
     // SAFETY: forwarded from this function's contract.
     let report = unsafe { write_batch(object, &label, std::slice::from_ref(&write)) }?;
-    crate::debug!(Reloc, "{}: {label} -> {value:#x}: {}", object.name(), report.rewritten);
+    crate::debug!(
+        Reloc,
+        "{}: {label} -> {value:#x}: {}",
+        object.name(),
+        report.rewritten
+    );
     Ok(report.rewritten == 1)
 }
 
@@ -192,15 +201,33 @@ fn patch_error(object: &Object<'_>, symbol: &str, reason: String) -> Error {
 /// object, and return its segment's protection after relocation.
 fn check_slot_address(object: &Object<'_>, address: usize, symbol: &str) -> Result<libc::c_int> {
     if !object.is_live() {
-        return Err(patch_error(object, symbol, "the object is a file image, not loaded in this process".into()));
+        return Err(patch_error(
+            object,
+            symbol,
+            "the object is a file image, not loaded in this process".into(),
+        ));
     }
-    if address % 8 != 0 {
-        return Err(patch_error(object, symbol, format!("slot {address:#x} is not 8-byte aligned")));
+    if address & 7 != 0 {
+        return Err(patch_error(
+            object,
+            symbol,
+            format!("slot {address:#x} is not 8-byte aligned"),
+        ));
     }
     let segment = object
         .load_segment_at(address)
-        .filter(|s| address.checked_add(8).is_some_and(|end| end <= s.range().end))
-        .ok_or_else(|| patch_error(object, symbol, format!("slot {address:#x} lies outside the object's PT_LOAD segments")))?;
+        .filter(|s| {
+            address
+                .checked_add(8)
+                .is_some_and(|end| end <= s.range().end)
+        })
+        .ok_or_else(|| {
+            patch_error(
+                object,
+                symbol,
+                format!("slot {address:#x} lies outside the object's PT_LOAD segments"),
+            )
+        })?;
     if segment.flags.execute {
         return Err(patch_error(
             object,
@@ -209,7 +236,11 @@ fn check_slot_address(object: &Object<'_>, address: usize, symbol: &str) -> Resu
         ));
     }
     if !segment.flags.write {
-        return Err(patch_error(object, symbol, format!("slot {address:#x} lies in a read-only segment that is not RELRO")));
+        return Err(patch_error(
+            object,
+            symbol,
+            format!("slot {address:#x} lies in a read-only segment that is not RELRO"),
+        ));
     }
     if object.in_relro(address) {
         Ok(libc::PROT_READ)
@@ -238,7 +269,13 @@ fn mprotect(range: &Range<usize>, prot: libc::c_int) -> std::io::Result<()> {
     // SAFETY: `range` is page-aligned and covers pages of a live object's RELRO, which the
     // object keeps mapped; changing their protection affects no Rust-visible invariant
     // because only atomic slot writes happen while they are writable.
-    let rc = unsafe { libc::mprotect(range.start as *mut libc::c_void, range.end - range.start, prot) };
+    let rc = unsafe {
+        libc::mprotect(
+            range.start as *mut libc::c_void,
+            range.end - range.start,
+            prot,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -265,7 +302,11 @@ unsafe fn write_batch(object: &Object<'_>, symbol: &str, writes: &[Write]) -> Re
             // The mprotect failure is what the caller needs to hear about; a failed restore
             // of pages opened so far would only repeat the same cause.
             let _ = restore(&opened);
-            return Err(patch_error(object, symbol, format!("mprotect({:#x}, read+write): {e}", range.start)));
+            return Err(patch_error(
+                object,
+                symbol,
+                format!("mprotect({:#x}, read+write): {e}", range.start),
+            ));
         }
         opened.push(range.clone());
     }
@@ -284,7 +325,11 @@ unsafe fn write_batch(object: &Object<'_>, symbol: &str, writes: &[Write]) -> Re
         }
     }
     if let Err(e) = restore(&opened) {
-        return Err(patch_error(object, symbol, format!("restoring read-only protection: {e}")));
+        return Err(patch_error(
+            object,
+            symbol,
+            format!("restoring read-only protection: {e}"),
+        ));
     }
     Ok(report)
 }

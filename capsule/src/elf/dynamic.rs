@@ -71,7 +71,11 @@ pub(crate) const DT_PLTREL_RELA: u64 = DT_RELA;
 /// as link-time addresses) and none at all where the section is read-only (the vDSO). So a
 /// pointer that already lies inside the object is taken as is, and any other one has
 /// `bias` added. A file image has bias 0 and unrelocated entries, which the same rule reads.
-pub(crate) fn read_dynamic(memory: &Memory<'_>, address: usize, bias: usize) -> Result<DynamicInfo, &'static str> {
+pub(crate) fn read_dynamic(
+    memory: &Memory<'_>,
+    address: usize,
+    bias: usize,
+) -> Result<DynamicInfo, &'static str> {
     let table = memory
         .bytes_to_end(address)
         .ok_or("dynamic section (address outside the object's segments)")?;
@@ -134,7 +138,12 @@ mod tests {
 
     #[test]
     fn pointers_inside_the_object_are_kept_others_get_the_bias() {
-        let bytes = dyn_bytes(&[(DT_SYMTAB, 0x10), (DT_STRTAB, 0x5000), (DT_STRSZ, 3), (DT_NULL, 0)]);
+        let bytes = dyn_bytes(&[
+            (DT_SYMTAB, 0x10),
+            (DT_STRTAB, 0x5000),
+            (DT_STRSZ, 3),
+            (DT_NULL, 0),
+        ]);
         let mut memory = Memory::image(&bytes);
         memory.add_file_segment(0, 0, bytes.len() as u64);
         let info = read_dynamic(&memory, 0, 0x100).unwrap();

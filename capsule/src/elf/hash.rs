@@ -42,7 +42,9 @@ fn gnu_header(memory: &Memory<'_>, address: usize) -> Option<GnuHeader> {
     let nbuckets = memory.u32(address)?;
     let symoffset = memory.u32_at(address, 4)?;
     let bloom_size = memory.u32(address.checked_add(8)?)? as usize;
-    let buckets = address.checked_add(16)?.checked_add(bloom_size.checked_mul(8)?)?;
+    let buckets = address
+        .checked_add(16)?
+        .checked_add(bloom_size.checked_mul(8)?)?;
     let chains = buckets.checked_add((nbuckets as usize).checked_mul(4)?)?;
     Some(GnuHeader {
         nbuckets,
@@ -69,7 +71,9 @@ impl HashTable {
                 }
                 let mut index = last;
                 loop {
-                    let chain = h.chains.checked_add(((index - h.symoffset) as usize).checked_mul(4)?)?;
+                    let chain = h
+                        .chains
+                        .checked_add(((index - h.symoffset) as usize).checked_mul(4)?)?;
                     if memory.u32(chain)? & 1 != 0 {
                         return index.checked_add(1);
                     }

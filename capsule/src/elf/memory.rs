@@ -106,7 +106,9 @@ impl<'a> Memory<'a> {
             Source::Image(bytes) => bytes.get(range.file_offset + offset..)?.get(..len),
             // SAFETY: the range lies inside a segment that the caller of `live` promised
             // stays mapped, readable and unmodified for 'a.
-            Source::Live(_) => Some(unsafe { std::slice::from_raw_parts(address as *const u8, len) }),
+            Source::Live(_) => {
+                Some(unsafe { std::slice::from_raw_parts(address as *const u8, len) })
+            }
         }
     }
 
@@ -137,7 +139,6 @@ impl<'a> Memory<'a> {
     pub(crate) fn u32_at(&self, base: usize, offset: usize) -> Option<u32> {
         self.u32(base.checked_add(offset)?)
     }
-
 }
 
 /// Little-endian u32 from the first 4 bytes of `b` (callers pass at least 4).
@@ -171,7 +172,10 @@ mod tests {
         let mut memory = Memory::image(&bytes);
         memory.add_file_segment(0x1000, 8, 16);
         assert_eq!(memory.bytes(0x1000, 2), Some(&[8u8, 9][..]));
-        assert_eq!(memory.u32(0x100c), Some(u32::from_le_bytes([20, 21, 22, 23])));
+        assert_eq!(
+            memory.u32(0x100c),
+            Some(u32::from_le_bytes([20, 21, 22, 23]))
+        );
         assert_eq!(memory.u32(0x100d), None, "crosses the end of the segment");
         assert_eq!(memory.bytes(usize::MAX, 2), None, "address overflow");
         assert_eq!(memory.bytes(0xfff, 1), None);

@@ -6,6 +6,10 @@
 //! table gives [`Error::Malformed`](crate::Error::Malformed) rather than a crash; the file-image constructor is the
 //! entry point for fuzzing.
 
+// The crate's one `Error` enum is large (see `Error::MissingVersion`); boxing it is a
+// crate-wide decision, not this module's.
+#![allow(clippy::result_large_err)]
+
 mod dynamic;
 mod hash;
 mod memory;
@@ -15,8 +19,8 @@ mod segment;
 mod symbol;
 mod version;
 
-pub use object::{LinkMap, Object};
 pub(crate) use object::page_size;
+pub use object::{LinkMap, Object};
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};
 pub use symbol::{Binding, Symbol, SymbolKind};

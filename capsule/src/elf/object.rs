@@ -142,7 +142,12 @@ impl<'a> Object<'a> {
         let dynamic = segments
             .iter()
             .find(|s| s.kind == PT_DYNAMIC)
-            .ok_or_else(|| malformed(name, "program headers (no PT_DYNAMIC: not a dynamic object)"))?
+            .ok_or_else(|| {
+                malformed(
+                    name,
+                    "program headers (no PT_DYNAMIC: not a dynamic object)",
+                )
+            })?
             .address;
         Object::build(name.to_string(), 0, memory, segments, dynamic)
     }
@@ -176,7 +181,9 @@ impl<'a> Object<'a> {
             .or(dynamic.hash.map(HashTable::Sysv));
         let (address, count) = match (dynamic.symtab, hash) {
             (None, _) => (0, 0),
-            (Some(_), None) => return Err(bad("dynamic section (DT_SYMTAB without DT_GNU_HASH or DT_HASH: symbol count unknown)")),
+            (Some(_), None) => return Err(bad(
+                "dynamic section (DT_SYMTAB without DT_GNU_HASH or DT_HASH: symbol count unknown)",
+            )),
             (Some(at), Some(hash)) => {
                 let count = hash
                     .symbol_count(&memory)
@@ -185,11 +192,15 @@ impl<'a> Object<'a> {
             }
         };
         if memory.bytes(address, count as usize * SYM_SIZE).is_none() && count > 0 {
-            return Err(bad(&format!("DT_SYMTAB ({count} symbols reach outside the object)")));
+            return Err(bad(&format!(
+                "DT_SYMTAB ({count} symbols reach outside the object)"
+            )));
         }
         if let Some(versym) = dynamic.versym {
             if memory.bytes(versym, count as usize * 2).is_none() {
-                return Err(bad(&format!("DT_VERSYM ({count} entries reach outside the object)")));
+                return Err(bad(&format!(
+                    "DT_VERSYM ({count} entries reach outside the object)"
+                )));
             }
         }
         let versions = VersionTables {
@@ -385,7 +396,12 @@ impl<'a> Object<'a> {
     fn all_slots(&self) -> Result<Vec<Slot>> {
         let d = &self.dynamic;
         let tables = [
-            (d.jmprel, d.pltrelsz, Some(RELA_SIZE as u64), "DT_JMPREL/DT_PLTRELSZ"),
+            (
+                d.jmprel,
+                d.pltrelsz,
+                Some(RELA_SIZE as u64),
+                "DT_JMPREL/DT_PLTRELSZ",
+            ),
             (d.rela, d.relasz, d.relaent, "DT_RELA/DT_RELASZ/DT_RELAENT"),
         ];
         let mut slots = Vec::new();
@@ -451,7 +467,9 @@ impl<'a> Object<'a> {
 
     fn string(&self, offset: u32, what: &str) -> Result<&'a str> {
         let bytes = self.symbols.string(offset).ok_or_else(|| {
-            self.malformed(&format!("{what} (string offset {offset} outside DT_STRTAB)"))
+            self.malformed(&format!(
+                "{what} (string offset {offset} outside DT_STRTAB)"
+            ))
         })?;
         std::str::from_utf8(bytes)
             .map_err(|_| self.malformed(&format!("{what} (not UTF-8 at string offset {offset})")))
@@ -480,7 +498,10 @@ fn malformed(object: &str, what: &str) -> Error {
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).ok().filter(|s| s.is_power_of_two()).unwrap_or(4096)
+    usize::try_from(size)
+        .ok()
+        .filter(|s| s.is_power_of_two())
+        .unwrap_or(4096)
 }
 
 /// `(e_phoff, e_phnum)` of a 64-bit little-endian x86_64 ELF header.
@@ -506,7 +527,9 @@ fn segments_from_phdrs(phdrs: &[libc::Elf64_Phdr], bias: usize) -> Option<Vec<Se
     for p in phdrs {
         table.extend_from_slice(&p.p_type.to_le_bytes());
         table.extend_from_slice(&p.p_flags.to_le_bytes());
-        for field in [p.p_offset, p.p_vaddr, p.p_paddr, p.p_filesz, p.p_memsz, p.p_align] {
+        for field in [
+            p.p_offset, p.p_vaddr, p.p_paddr, p.p_filesz, p.p_memsz, p.p_align,
+        ] {
             table.extend_from_slice(&field.to_le_bytes());
         }
     }
@@ -524,7 +547,7 @@ unsafe fn find_program_headers(name: &str, bias: usize, dynamic: usize) -> Resul
         return Ok(segments);
     }
     let size = page_size();
-    if bias == 0 || bias % size != 0 {
+    if bias == 0 || bias & (size - 1) != 0 {
         return Err(malformed(
             name,
             "load bias (not page-aligned, and dl_iterate_phdr does not list the object): pass its program headers to Object::from_loaded",
@@ -533,7 +556,8 @@ unsafe fn find_program_headers(name: &str, bias: usize, dynamic: usize) -> Resul
     // SAFETY: the caller guarantees the ELF header is mapped at `bias`; the first page of
     // the mapping is readable as a whole since glibc maps at least that page.
     let page = unsafe { std::slice::from_raw_parts(bias as *const u8, size) };
-    let (phoff, phnum) = check_elf_header(&page[..ELF_HEADER_SIZE]).map_err(|what| malformed(name, what))?;
+    let (phoff, phnum) =
+        check_elf_header(&page[..ELF_HEADER_SIZE]).map_err(|what| malformed(name, what))?;
     let table = usize::try_from(phoff)
         .ok()
         .and_then(|off| page.get(off..))
@@ -550,7 +574,11 @@ struct PhdrSearch {
 }
 
 fn program_headers_from_iteration(bias: usize, dynamic: usize) -> Option<Vec<Segment>> {
-    unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
         // SAFETY: `data` is the PhdrSearch passed below, alive for the whole iteration, and
         // glibc passes a valid `info` whose phdr array has dlpi_phnum entries.
         let (search, info) = unsafe { (&mut *(data as *mut PhdrSearch), &*info) };
@@ -595,7 +623,7 @@ mod tests {
     }
 
     fn push(bytes: &mut Vec<u8>, data: &[u8]) -> usize {
-        while bytes.len() % 8 != 0 {
+        while bytes.len() & 7 != 0 {
             bytes.push(0);
         }
         let at = bytes.len();
@@ -629,7 +657,15 @@ mod tests {
     fn image() -> Image {
         let mut b = vec![0u8; 64 + 2 * PHDR_SIZE];
         let strtab = push(&mut b, b"\0value\0imp\0V1\0lib\0");
-        let symtab = push(&mut b, &[sym(0, 0, 0, 0, 0), sym(1, 0x12, 7, 0x1000, 8), sym(7, 0x12, 0, 0, 0)].concat());
+        let symtab = push(
+            &mut b,
+            &[
+                sym(0, 0, 0, 0, 0),
+                sym(1, 0x12, 7, 0x1000, 8),
+                sym(7, 0x12, 0, 0, 0),
+            ]
+            .concat(),
+        );
         let hash = push(&mut b, &u32s(&[1, 3, 2, 0, 0, 1]));
         let versym = push(&mut b, &u16s(&[0, 2, 1])) as u64;
         // Verdef: base version (ndx 1, VER_FLG_BASE) named "lib", then V1 (ndx 2).
@@ -638,11 +674,35 @@ mod tests {
         verdef.extend(u16s(&[1, 0, 2, 1]));
         verdef.extend(u32s(&[0, 20, 0, 11, 0]));
         let verdef = push(&mut b, &verdef);
-        let rela = push(&mut b, &u64s(&[0x2000, 2 << 32 | 6, 0, 0x2008, 1 << 32 | 1, 16]));
+        let rela = push(
+            &mut b,
+            &u64s(&[0x2000, 2 << 32 | 6, 0, 0x2008, 1 << 32 | 1, 16]),
+        );
         let entries: Vec<u64> = vec![
-            6, symtab as u64, 11, 24, 5, strtab as u64, 10, 18, 4, hash as u64,
-            0x6fff_fff0, versym, 0x6fff_fffc, verdef as u64, 0x6fff_fffd, 2,
-            7, rela as u64, 8, 48, 9, 24, 0, 0,
+            6,
+            symtab as u64,
+            11,
+            24,
+            5,
+            strtab as u64,
+            10,
+            18,
+            4,
+            hash as u64,
+            0x6fff_fff0,
+            versym,
+            0x6fff_fffc,
+            verdef as u64,
+            0x6fff_fffd,
+            2,
+            7,
+            rela as u64,
+            8,
+            48,
+            9,
+            24,
+            0,
+            0,
         ];
         let dynamic = push(&mut b, &u64s(&entries));
         let end = b.len() as u64;
@@ -657,7 +717,14 @@ mod tests {
         let mut phdrs = u32s(&[PT_LOAD, 6]);
         phdrs.extend(u64s(&[0, 0, 0, end, 0x3000, 0x1000]));
         phdrs.extend(u32s(&[PT_DYNAMIC, 6]));
-        phdrs.extend(u64s(&[dynamic as u64, dynamic as u64, 0, 16 * 12, 16 * 12, 8]));
+        phdrs.extend(u64s(&[
+            dynamic as u64,
+            dynamic as u64,
+            0,
+            16 * 12,
+            16 * 12,
+            8,
+        ]));
         b[64..64 + 2 * PHDR_SIZE].copy_from_slice(&phdrs);
         Image {
             bytes: b,
@@ -689,14 +756,27 @@ mod tests {
         let o = Object::from_file_image("test.so", &img.bytes).unwrap();
         assert_eq!(o.symbol_count(), 3);
         let value = o.lookup("value", None).unwrap().expect("value is defined");
-        assert_eq!((value.address, value.size, value.version), (0x1000, 8, Some("V1")));
+        assert_eq!(
+            (value.address, value.size, value.version),
+            (0x1000, 8, Some("V1"))
+        );
         assert_eq!(value.kind, SymbolKind::Function);
-        assert_eq!(o.lookup("value", Some("V1")).unwrap().map(|s| s.index), Some(1));
+        assert_eq!(
+            o.lookup("value", Some("V1")).unwrap().map(|s| s.index),
+            Some(1)
+        );
         assert_eq!(o.lookup("value", Some("V2")).unwrap(), None);
-        assert_eq!(o.lookup("imp", None).unwrap(), None, "imports are not definitions");
+        assert_eq!(
+            o.lookup("imp", None).unwrap(),
+            None,
+            "imports are not definitions"
+        );
         let slots = o.slots("imp", None).unwrap();
         assert_eq!(slots.len(), 1);
-        assert_eq!((slots[0].address, slots[0].kind), (0x2000, super::super::SlotKind::GlobDat));
+        assert_eq!(
+            (slots[0].address, slots[0].kind),
+            (0x2000, super::super::SlotKind::GlobDat)
+        );
         let value_slots = o.slots("value", Some("V1")).unwrap();
         assert_eq!(value_slots[0].value_for(0x10), 0x20);
         assert!(o.slots("value", Some("V9")).unwrap().is_empty());
@@ -765,6 +845,57 @@ mod tests {
                 let mut bytes = img.bytes.clone();
                 bytes[at] = value;
                 exercise(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn random_mutations_of_a_real_object_never_panic() {
+        let mut bytes = std::fs::read("/proc/self/exe").expect("read the test binary");
+        let pristine = Object::from_file_image("self", &bytes).expect("the test binary parses");
+        assert!(pristine.symbol_count() > 1);
+        assert!(!pristine.slots("malloc", None).unwrap().is_empty());
+        let dynamic = pristine
+            .segments()
+            .iter()
+            .find(|s| s.kind == PT_DYNAMIC)
+            .unwrap()
+            .file_offset as usize;
+        drop(pristine);
+        // Mutate the headers and symbol tables at the start and the dynamic section;
+        // xorshift keeps it reproducible without a dependency.
+        let span = bytes.len().min(0x4000);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let edits: Vec<(usize, u8)> = (0..1 + next() % 8)
+                .map(|_| {
+                    let at = (next() as usize) % span;
+                    let at = if at % 2 == 0 {
+                        at
+                    } else {
+                        dynamic + at % 0x200
+                    };
+                    (at.min(bytes.len() - 1), next() as u8)
+                })
+                .collect();
+            let saved: Vec<u8> = edits.iter().map(|&(at, _)| bytes[at]).collect();
+            for &(at, value) in &edits {
+                bytes[at] = value;
+            }
+            if let Ok(o) = Object::from_file_image("fuzz", &bytes) {
+                let _ = o.lookup("malloc", Some("GLIBC_2.2.5"));
+                let _ = o.slots("malloc", None);
+                let _ = o.symbols().count();
+                let _ = o.relative_relocations();
+            }
+            for (&(at, _), &old) in edits.iter().zip(&saved).rev() {
+                bytes[at] = old;
             }
         }
     }

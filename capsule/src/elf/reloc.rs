@@ -91,7 +91,12 @@ impl RelaTable {
 
 /// The addresses a RELR table relocates (each gets the load bias added at load time). An
 /// even entry is an address; an odd one a bitmap of the 63 words after the last address.
-pub(crate) fn relr_addresses(memory: &Memory<'_>, address: usize, size: usize, bias: usize) -> Option<Vec<usize>> {
+pub(crate) fn relr_addresses(
+    memory: &Memory<'_>,
+    address: usize,
+    size: usize,
+    bias: usize,
+) -> Option<Vec<usize>> {
     let table = memory.bytes(address, size)?;
     let mut addresses = Vec::new();
     let mut next = 0usize;

@@ -73,7 +73,11 @@ impl Segment {
 /// Decode a program header table (`count` entries of `PHDR_SIZE` bytes) and add `bias` to
 /// every address. `None` if the table is shorter than `count` entries or an address
 /// overflows.
-pub(crate) fn parse_program_headers(table: &[u8], count: usize, bias: usize) -> Option<Vec<Segment>> {
+pub(crate) fn parse_program_headers(
+    table: &[u8],
+    count: usize,
+    bias: usize,
+) -> Option<Vec<Segment>> {
     let table = table.get(..count.checked_mul(PHDR_SIZE)?)?;
     table
         .chunks_exact(PHDR_SIZE)

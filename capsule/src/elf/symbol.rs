@@ -72,7 +72,11 @@ impl RawSymbol {
 
     /// Whether other objects can bind to it: defined, and global, weak or unique.
     pub fn is_exported(&self) -> bool {
-        self.is_defined() && matches!(self.binding(), Binding::Global | Binding::Weak | Binding::Unique)
+        self.is_defined()
+            && matches!(
+                self.binding(),
+                Binding::Global | Binding::Weak | Binding::Unique
+            )
     }
 }
 

@@ -47,7 +47,11 @@ impl VersionTables {
             return Ok(SymbolVersion::Unversioned);
         };
         let raw = memory
-            .u16(versym.checked_add(index as usize * 2).ok_or("DT_VERSYM entry")?)
+            .u16(
+                versym
+                    .checked_add(index as usize * 2)
+                    .ok_or("DT_VERSYM entry")?,
+            )
             .ok_or("DT_VERSYM entry (outside the object)")?;
         let number = raw & !VERSYM_HIDDEN;
         if number < FIRST_NAMED_INDEX {
@@ -79,18 +83,30 @@ impl VersionTables {
         for _ in 0..count.unwrap_or(MAX_VERSION_ENTRIES) {
             // Elf64_Verdef: vd_version, vd_flags, vd_ndx (u16), vd_cnt (u16), vd_hash,
             // vd_aux, vd_next (u32).
-            let ndx = memory.u16_at(entry, 4).ok_or("DT_VERDEF entry (outside the object)")?;
-            let aux = memory.u32_at(entry, 12).ok_or("DT_VERDEF entry (outside the object)")?;
-            let next = memory.u32_at(entry, 16).ok_or("DT_VERDEF entry (outside the object)")?;
+            let ndx = memory
+                .u16_at(entry, 4)
+                .ok_or("DT_VERDEF entry (outside the object)")?;
+            let aux = memory
+                .u32_at(entry, 12)
+                .ok_or("DT_VERDEF entry (outside the object)")?;
+            let next = memory
+                .u32_at(entry, 16)
+                .ok_or("DT_VERDEF entry (outside the object)")?;
             if ndx == number {
-                let aux = entry.checked_add(aux as usize).ok_or("DT_VERDEF aux offset")?;
-                let name = memory.u32(aux).ok_or("DT_VERDEF aux entry (outside the object)")?;
+                let aux = entry
+                    .checked_add(aux as usize)
+                    .ok_or("DT_VERDEF aux offset")?;
+                let name = memory
+                    .u32(aux)
+                    .ok_or("DT_VERDEF aux entry (outside the object)")?;
                 return string(symbols, name, "DT_VERDEF version name").map(Some);
             }
             if next == 0 {
                 break;
             }
-            entry = entry.checked_add(next as usize).ok_or("DT_VERDEF next offset")?;
+            entry = entry
+                .checked_add(next as usize)
+                .ok_or("DT_VERDEF next offset")?;
         }
         Ok(None)
     }
