@@ -876,7 +876,7 @@ mod tests {
             let edits: Vec<(usize, u8)> = (0..1 + next() % 8)
                 .map(|_| {
                     let at = (next() as usize) % span;
-                    let at = if at % 2 == 0 {
+                    let at = if at & 1 == 0 {
                         at
                     } else {
                         dynamic + at % 0x200
