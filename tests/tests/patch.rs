@@ -222,6 +222,56 @@ fn lookups_agree_with_dlsym_and_dlvsym() {
 }
 
 #[test]
+fn objects_of_a_dlmopen_namespace_are_read_from_their_elf_header() {
+    // dl_iterate_phdr only lists the caller's namespace, so these views take the program
+    // headers from the ELF header at l_addr.
+    let path = private_copy("libcaller.so", "libcaller-namespace.so");
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid path; the fixtures' constructors are trivial.
+    let handle = unsafe { libc::dlmopen(libc::LM_ID_NEWLM, c.as_ptr(), libc::RTLD_NOW) };
+    assert!(
+        !handle.is_null(),
+        "dlmopen {}: {}",
+        path.display(),
+        dl_error()
+    );
+    let caller = Loaded { handle };
+    let mut lm = caller.link_map();
+    let mut seen = Vec::new();
+    while !lm.is_null() {
+        // SAFETY: a live link map of a namespace that is never closed.
+        let object = unsafe { Object::from_link_map(lm) }.expect("view of a namespace object");
+        if let Some(fp) = object.lookup("fp", None).unwrap() {
+            assert_eq!(fp.address, caller.sym("fp"));
+            // fp, skewed (R_X86_64_64) and the GOT slot.
+            assert_eq!(object.slots("value", None).unwrap().len(), 3);
+        }
+        if object.name().ends_with("libcallee.so") {
+            let value = object.lookup("value", None).unwrap().unwrap();
+            // The caller's GOT slot was bound to this namespace's libcallee.
+            let got = object_slot_value(&caller, "value");
+            assert_eq!(got, value.address);
+        }
+        seen.push(object.name().to_string());
+        // SAFETY: as above.
+        lm = unsafe { (*lm).l_next };
+    }
+    assert!(seen.iter().any(|n| n.ends_with("libcallee.so")), "{seen:?}");
+}
+
+/// What the GOT slot of `symbol` in `lib` holds.
+fn object_slot_value(lib: &Loaded, symbol: &str) -> usize {
+    let object = lib.object();
+    let slot = object
+        .slots(symbol, None)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.kind == SlotKind::GlobDat)
+        .expect("a GOT slot");
+    patch::read_slot(&object, slot.address).unwrap()
+}
+
+#[test]
 fn libc_lookups_agree_with_dlvsym() {
     let libc_so = open(Path::new("libc.so.6"), libc::RTLD_NOW | libc::RTLD_NOLOAD);
     let object = libc_so.object();
