@@ -76,9 +76,6 @@ pub(crate) fn read_dynamic(
     address: usize,
     bias: usize,
 ) -> Result<DynamicInfo, &'static str> {
-    let table = memory
-        .bytes_to_end(address)
-        .ok_or("dynamic section (address outside the object's segments)")?;
     let pointer = |value: u64| -> Option<usize> {
         let value = usize::try_from(value).ok()?;
         if memory.contains(value) {
@@ -88,7 +85,15 @@ pub(crate) fn read_dynamic(
         }
     };
     let mut info = DynamicInfo::default();
-    for (index, entry) in table.chunks_exact(DYN_SIZE).enumerate() {
+    // Entry by entry rather than one slice to the segment's end: the GOT usually follows
+    // the dynamic section, and its slots are written while views exist.
+    for index in 0.. {
+        let Some(entry) = address
+            .checked_add(index * DYN_SIZE)
+            .and_then(|at| memory.bytes(at, DYN_SIZE))
+        else {
+            break;
+        };
         let tag = le_u64(&entry[..8]);
         let value = le_u64(&entry[8..]);
         match tag {
@@ -121,6 +126,9 @@ pub(crate) fn read_dynamic(
             DT_FLAGS => info.textrel |= value & DF_TEXTREL != 0,
             _ => {}
         }
+    }
+    if info.entries == 0 && memory.bytes(address, DYN_SIZE).is_none() {
+        return Err("dynamic section (address outside the object's segments)");
     }
     Err("dynamic section (no DT_NULL before the end of its segment)")
 }

@@ -34,9 +34,10 @@ impl<'a> Memory<'a> {
     /// Memory of a loaded object whose segments occupy `ranges` (`(address, length)`).
     ///
     /// # Safety
-    /// Every range must stay mapped and readable for `'a`, and no byte in it may be written
-    /// while a slice returned by [`Memory::bytes`] is alive, except the relocation slots,
-    /// which the views never hand out as slices (they are read with atomic loads).
+    /// Every range must stay mapped and readable for `'a`, and no byte of a slice returned
+    /// by [`Memory::bytes`] may be written while that slice is alive. The views only slice
+    /// tables that glibc finished writing at load time; relocation slots, which patching
+    /// writes, are never sliced (the patcher reads them with atomic loads).
     pub(crate) unsafe fn live(ranges: impl IntoIterator<Item = (usize, usize)>) -> Memory<'a> {
         Memory {
             source: Source::Live(PhantomData),
@@ -110,15 +111,6 @@ impl<'a> Memory<'a> {
                 Some(unsafe { std::slice::from_raw_parts(address as *const u8, len) })
             }
         }
-    }
-
-    /// The bytes from `address` to the end of its range.
-    pub(crate) fn bytes_to_end(&self, address: usize) -> Option<&'a [u8]> {
-        let range = self
-            .ranges
-            .iter()
-            .find(|r| address >= r.start && address < r.start + r.len)?;
-        self.bytes(address, range.start + range.len - address)
     }
 
     pub(crate) fn u16(&self, address: usize) -> Option<u16> {
