@@ -1,1 +1,386 @@
-//! Rewriting relocation slots (JUMP_SLOT, GLOB_DAT, R_X86_64_64) of loaded objects, with page protections restored exactly.
+//! Rewriting relocation slots (JUMP_SLOT, GLOB_DAT, R_X86_64_64) of loaded objects, with
+//! page protections restored exactly.
+//!
+//! Protections come from the object's own program headers: a page in PT_GNU_RELRO is
+//! read-only after relocation, any other page has its PT_LOAD's flags. Only pages that are
+//! not already writable are unprotected, each range once per batch, to read+write (never
+//! executable), and put back before the batch returns. A slot in an executable segment
+//! (text relocations) is refused rather than making code writable.
+//!
+//! Each slot is written with one aligned 8-byte atomic compare-and-exchange, so a thread
+//! calling through it sees the old or the new target, never a torn one, and a value that
+//! changed between the check and the write is noticed.
+//!
+//! Lazily bound JUMP_SLOTs: until its first call, a JUMP_SLOT holds an address inside the
+//! object's own PLT (an executable segment of the same object). [`Expect::Target`] treats
+//! such a slot as expected and rewrites it, which binds it for good. glibc's lazy resolver
+//! writes the slot unconditionally, so a thread that is inside the resolver for that very
+//! slot while it is rewritten may put the real target back: rewrite before other threads
+//! call through the slot, or load the object with `RTLD_NOW`.
+
+// The crate's one `Error` enum is large (see `Error::MissingVersion`); boxing it is a
+// crate-wide decision, not this module's.
+#![allow(clippy::result_large_err)]
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::elf::{Object, Slot};
+use crate::error::{Error, Result};
+
+/// Serialises every unprotect/write/protect window, so two patchers never restore a page's
+/// protection while the other still writes to it.
+static PATCH_LOCK: Mutex<()> = parking_lot::const_mutex(());
+
+/// Which current slot values may be overwritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever the slot holds.
+    Any,
+    /// The slot must resolve to this address (for R_X86_64_64: hold it plus the addend), or
+    /// be a JUMP_SLOT not yet lazily bound (pointing into the object's own executable code).
+    Target(usize),
+}
+
+/// A slot left alone because it held something unexpected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkippedSlot {
+    pub address: usize,
+    /// What it held.
+    pub value: usize,
+}
+
+/// What a rewrite did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatchReport {
+    /// Slots that now hold the new value (those that already held it included).
+    pub rewritten: usize,
+    /// Slots left alone because their value did not match the expectation.
+    pub skipped: Vec<SkippedSlot>,
+}
+
+/// One slot write of a batch.
+struct Write {
+    address: usize,
+    value: usize,
+    /// Whether the slot's current value may be overwritten.
+    accepts: Box<dyn Fn(usize) -> bool>,
+}
+
+/// Rewrite every JUMP_SLOT, GLOB_DAT and R_X86_64_64 slot of `object` that refers to
+/// `symbol` (in `version`, matched as [`Object::slots`] describes) to `replacement` (plus
+/// the addend for R_X86_64_64), leaving alone and reporting slots whose current value
+/// `expect` rejects.
+///
+/// # Safety
+/// `object` must be live, and `replacement` must be a valid target for every caller of the
+/// symbol: a function with the same ABI, or an object of compatible type and size, that
+/// outlives every use through the slots.
+pub unsafe fn rewrite_symbol(
+    object: &Object<'_>,
+    symbol: &str,
+    version: Option<&str>,
+    replacement: usize,
+    expect: Expect,
+) -> Result<PatchReport> {
+    let label = match version {
+        Some(v) => format!("{symbol}@{v}"),
+        None => symbol.to_string(),
+    };
+    let slots = object.slots(symbol, version)?;
+    let writes = slots
+        .iter()
+        .map(|slot| slot_write(object, slot, replacement, expect))
+        .collect::<Vec<_>>();
+    // SAFETY: forwarded from this function's contract.
+    let report = unsafe { write_batch(object, &label, &writes) }?;
+    crate::debug!(
+        Reloc,
+        "{}: {label} -> {} slot(s){}",
+        object.name(),
+        report.rewritten,
+        skipped_note(&report)
+    );
+    Ok(report)
+}
+
+/// Write `value` into the single slot at `address` of `object` if it currently holds
+/// `expected` (or anything, for `None`). Returns whether the slot now holds `value`.
+/// Protections are handled as for [`rewrite_symbol`].
+///
+/// # Safety
+/// `object` must be live, `address` must be a slot that the object's code reads as a
+/// pointer, and `value` a valid target for every use of that slot.
+pub unsafe fn rewrite_slot(
+    object: &Object<'_>,
+    address: usize,
+    value: usize,
+    expected: Option<usize>,
+) -> Result<bool> {
+    let write = Write {
+        address,
+        value,
+        accepts: match expected {
+            Some(e) => Box::new(move |current| current == e),
+            None => Box::new(|_| true),
+        },
+    };
+    let label = format!("slot {address:#x}");
+    // SAFETY: forwarded from this function's contract.
+    let report = unsafe { write_batch(object, &label, std::slice::from_ref(&write)) }?;
+    crate::debug!(
+        Reloc,
+        "{}: {label} -> {value:#x}: {}",
+        object.name(),
+        report.rewritten
+    );
+    Ok(report.rewritten == 1)
+}
+
+/// The current value of the 8-byte slot at `address` of the live `object`.
+pub fn read_slot(object: &Object<'_>, address: usize) -> Result<usize> {
+    check_slot_address(object, address, "read")?;
+    // SAFETY: the address is 8-byte aligned and lies inside a readable PT_LOAD of a live
+    // object, which stays mapped while `object` borrows it; slots are only ever written
+    // atomically, so an atomic load is the right way to read one.
+    Ok(unsafe { &*(address as *const AtomicUsize) }.load(Ordering::Acquire))
+}
+
+fn slot_write(object: &Object<'_>, slot: &Slot, replacement: usize, expect: Expect) -> Write {
+    let accepts: Box<dyn Fn(usize) -> bool> = match expect {
+        Expect::Any => Box::new(|_| true),
+        Expect::Target(target) => {
+            let wanted = slot.value_for(target);
+            let lazy = slot.kind == crate::elf::SlotKind::JumpSlot;
+            let plt = executable_ranges(object);
+            Box::new(move |current| {
+                current == wanted || (lazy && plt.iter().any(|r| r.contains(&current)))
+            })
+        }
+    };
+    Write {
+        address: slot.address,
+        value: slot.value_for(replacement),
+        accepts,
+    }
+}
+
+/// The object's executable PT_LOAD ranges, where an unbound JUMP_SLOT points.
+fn executable_ranges(object: &Object<'_>) -> Vec<Range<usize>> {
+    object
+        .load_segments()
+        .filter(|s| s.flags.execute)
+        .map(|s| s.range())
+        .collect()
+}
+
+fn skipped_note(report: &PatchReport) -> String {
+    if report.skipped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {} skipped (unexpected value, e.g. {:#x} at {:#x})",
+            report.skipped.len(),
+            report.skipped[0].value,
+            report.skipped[0].address
+        )
+    }
+}
+
+fn patch_error(object: &Object<'_>, symbol: &str, reason: String) -> Error {
+    Error::Patch {
+        object: object.name().to_string(),
+        symbol: symbol.to_string(),
+        reason,
+    }
+}
+
+/// Check that `address` is an aligned 8-byte slot in a non-executable segment of a live
+/// object, and return its segment's protection after relocation.
+fn check_slot_address(object: &Object<'_>, address: usize, symbol: &str) -> Result<libc::c_int> {
+    if !object.is_live() {
+        return Err(patch_error(
+            object,
+            symbol,
+            "the object is a file image, not loaded in this process".into(),
+        ));
+    }
+    if address & 7 != 0 {
+        return Err(patch_error(
+            object,
+            symbol,
+            format!("slot {address:#x} is not 8-byte aligned"),
+        ));
+    }
+    let segment = object
+        .load_segment_at(address)
+        .filter(|s| {
+            address
+                .checked_add(8)
+                .is_some_and(|end| end <= s.range().end)
+        })
+        .ok_or_else(|| {
+            patch_error(
+                object,
+                symbol,
+                format!("slot {address:#x} lies outside the object's PT_LOAD segments"),
+            )
+        })?;
+    if segment.flags.execute {
+        return Err(patch_error(
+            object,
+            symbol,
+            format!("slot {address:#x} lies in an executable segment (text relocations); capsule never makes code writable"),
+        ));
+    }
+    if !segment.flags.write {
+        return Err(patch_error(
+            object,
+            symbol,
+            format!("slot {address:#x} lies in a read-only segment that is not RELRO"),
+        ));
+    }
+    if object.in_relro(address) {
+        Ok(libc::PROT_READ)
+    } else {
+        Ok(segment.flags.to_prot())
+    }
+}
+
+/// Page ranges to unprotect for a batch: the pages of non-writable slots, merged where
+/// adjacent (all of them are RELRO pages, restored to read-only).
+fn pages_to_unprotect(addresses: &[usize], page: usize) -> Vec<Range<usize>> {
+    let mut pages: Vec<usize> = addresses.iter().map(|a| a & !(page - 1)).collect();
+    pages.sort_unstable();
+    pages.dedup();
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    for start in pages {
+        match ranges.last_mut() {
+            Some(last) if last.end == start => last.end = start + page,
+            _ => ranges.push(start..start + page),
+        }
+    }
+    ranges
+}
+
+fn mprotect(range: &Range<usize>, prot: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: `range` is page-aligned and covers pages of a live object's RELRO, which the
+    // object keeps mapped; changing their protection affects no Rust-visible invariant
+    // because only atomic slot writes happen while they are writable.
+    let rc = unsafe {
+        libc::mprotect(
+            range.start as *mut libc::c_void,
+            range.end - range.start,
+            prot,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Check every write, unprotect the read-only pages once, write, and restore.
+///
+/// # Safety
+/// As for [`rewrite_symbol`]: every value written must be valid for the slot's users.
+unsafe fn write_batch(object: &Object<'_>, symbol: &str, writes: &[Write]) -> Result<PatchReport> {
+    let mut read_only = Vec::new();
+    for write in writes {
+        if check_slot_address(object, write.address, symbol)? & libc::PROT_WRITE == 0 {
+            read_only.push(write.address);
+        }
+    }
+    let ranges = pages_to_unprotect(&read_only, crate::elf::page_size());
+    let _guard = PATCH_LOCK.lock();
+    let mut opened = Vec::new();
+    for range in &ranges {
+        if let Err(e) = mprotect(range, libc::PROT_READ | libc::PROT_WRITE) {
+            // The mprotect failure is what the caller needs to hear about; a failed restore
+            // of pages opened so far would only repeat the same cause.
+            let _ = restore(&opened);
+            return Err(patch_error(
+                object,
+                symbol,
+                format!("mprotect({:#x}, read+write): {e}", range.start),
+            ));
+        }
+        opened.push(range.clone());
+    }
+    let mut report = PatchReport::default();
+    for write in writes {
+        // SAFETY: checked above: aligned, inside a live object's writable (or now
+        // unprotected RELRO) segment; the slot is a pointer-sized word the object's code
+        // reads, so an atomic access is the right way to change it.
+        let slot = unsafe { &*(write.address as *const AtomicUsize) };
+        match swap_if_accepted(slot, write) {
+            Ok(()) => report.rewritten += 1,
+            Err(value) => report.skipped.push(SkippedSlot {
+                address: write.address,
+                value,
+            }),
+        }
+    }
+    if let Err(e) = restore(&opened) {
+        return Err(patch_error(
+            object,
+            symbol,
+            format!("restoring read-only protection: {e}"),
+        ));
+    }
+    Ok(report)
+}
+
+/// Store the new value if the current one is accepted, retrying if another thread (a lazy
+/// resolver) changed it between the check and the write. `Err` holds the rejected value.
+fn swap_if_accepted(slot: &AtomicUsize, write: &Write) -> std::result::Result<(), usize> {
+    let mut current = slot.load(Ordering::Acquire);
+    loop {
+        if current == write.value {
+            return Ok(());
+        }
+        if !(write.accepts)(current) {
+            return Err(current);
+        }
+        match slot.compare_exchange(current, write.value, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Ok(()),
+            Err(now) => current = now,
+        }
+    }
+}
+
+fn restore(ranges: &[Range<usize>]) -> std::io::Result<()> {
+    let mut result = Ok(());
+    for range in ranges {
+        if let Err(e) = mprotect(range, libc::PROT_READ) {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adjacent_pages_merge_and_duplicates_vanish() {
+        let ranges = pages_to_unprotect(&[0x3008, 0x1010, 0x1ff8, 0x2000, 0x5000], 0x1000);
+        assert_eq!(ranges, vec![0x1000..0x4000, 0x5000..0x6000]);
+    }
+
+    #[test]
+    fn file_images_cannot_be_patched() {
+        let err = read_slot_error();
+        assert!(err.contains("file image"), "{err}");
+    }
+
+    fn read_slot_error() -> String {
+        let image = std::fs::read("/proc/self/exe").expect("read the test binary");
+        let object = Object::from_file_image("self", &image).expect("parse the test binary");
+        read_slot(&object, 0x1000).unwrap_err().to_string()
+    }
+}

@@ -1,1 +1,27 @@
-//! Views of a loaded ELF object (dynamic section, symbols, hashes, versions, relocations, RELRO), bounds-checked over a memory source.
+//! Views of a loaded ELF object (dynamic section, symbols, hashes, versions, relocations,
+//! RELRO), bounds-checked over a memory source.
+//!
+//! An [`Object`] reads either a live object of this process (built from its link map) or an
+//! ELF file image in a byte slice. Both go through the same checked reads, so a malformed
+//! table gives [`Error::Malformed`](crate::Error::Malformed) rather than a crash; the file-image constructor is the
+//! entry point for fuzzing.
+
+// The crate's one `Error` enum is large (see `Error::MissingVersion`); boxing it is a
+// crate-wide decision, not this module's.
+#![allow(clippy::result_large_err)]
+
+mod dynamic;
+mod hash;
+mod memory;
+mod object;
+mod reloc;
+mod segment;
+mod symbol;
+mod version;
+
+pub(crate) use object::page_size;
+pub use object::{LinkMap, Object};
+pub use reloc::{Slot, SlotKind};
+pub use segment::{Segment, SegmentFlags};
+pub use symbol::{Binding, Symbol, SymbolKind};
+pub use version::SymbolVersion;

@@ -1,0 +1,172 @@
+//! The dynamic section: the tags the views need, with their pointer entries turned into
+//! addresses in the view's address space.
+
+use super::memory::{le_u64, Memory};
+
+const DT_NULL: u64 = 0;
+const DT_PLTRELSZ: u64 = 2;
+const DT_HASH: u64 = 4;
+const DT_STRTAB: u64 = 5;
+const DT_SYMTAB: u64 = 6;
+const DT_RELA: u64 = 7;
+const DT_RELASZ: u64 = 8;
+const DT_RELAENT: u64 = 9;
+const DT_STRSZ: u64 = 10;
+const DT_SYMENT: u64 = 11;
+const DT_SONAME: u64 = 14;
+const DT_PLTREL: u64 = 20;
+const DT_TEXTREL: u64 = 22;
+const DT_JMPREL: u64 = 23;
+const DT_FLAGS: u64 = 30;
+const DT_RELRSZ: u64 = 35;
+const DT_RELR: u64 = 36;
+const DT_RELRENT: u64 = 37;
+const DT_GNU_HASH: u64 = 0x6fff_fef5;
+const DT_VERSYM: u64 = 0x6fff_fff0;
+const DT_VERDEF: u64 = 0x6fff_fffc;
+const DT_VERDEFNUM: u64 = 0x6fff_fffd;
+const DT_VERNEED: u64 = 0x6fff_fffe;
+const DT_VERNEEDNUM: u64 = 0x6fff_ffff;
+const DF_TEXTREL: u64 = 4;
+
+/// Size of one `Elf64_Dyn`.
+const DYN_SIZE: usize = 16;
+
+/// What the views use from the dynamic section. Pointer entries are addresses in the
+/// memory source's address space; absent tags are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DynamicInfo {
+    pub entries: usize,
+    pub symtab: Option<usize>,
+    pub syment: Option<u64>,
+    pub strtab: Option<usize>,
+    pub strsz: Option<u64>,
+    pub soname: Option<u64>,
+    pub hash: Option<usize>,
+    pub gnu_hash: Option<usize>,
+    pub versym: Option<usize>,
+    pub verdef: Option<usize>,
+    pub verdefnum: Option<u64>,
+    pub verneed: Option<usize>,
+    pub verneednum: Option<u64>,
+    pub jmprel: Option<usize>,
+    pub pltrelsz: Option<u64>,
+    pub pltrel: Option<u64>,
+    pub rela: Option<usize>,
+    pub relasz: Option<u64>,
+    pub relaent: Option<u64>,
+    pub relr: Option<usize>,
+    pub relrsz: Option<u64>,
+    pub relrent: Option<u64>,
+    pub textrel: bool,
+}
+
+/// The tag DT_PLTREL must name on x86_64.
+pub(crate) const DT_PLTREL_RELA: u64 = DT_RELA;
+
+/// Read the dynamic section at `address` up to its DT_NULL.
+///
+/// glibc rewrites most pointer entries of a loaded object's dynamic section to absolute
+/// addresses (`elf_get_dynamic_info`), but not all of them (DT_VERDEF and DT_VERNEED stay
+/// as link-time addresses) and none at all where the section is read-only (the vDSO). So a
+/// pointer that already lies inside the object is taken as is, and any other one has
+/// `bias` added. A file image has bias 0 and unrelocated entries, which the same rule reads.
+pub(crate) fn read_dynamic(
+    memory: &Memory<'_>,
+    address: usize,
+    bias: usize,
+) -> Result<DynamicInfo, &'static str> {
+    let pointer = |value: u64| -> Option<usize> {
+        let value = usize::try_from(value).ok()?;
+        if memory.contains(value) {
+            Some(value)
+        } else {
+            value.checked_add(bias).or(Some(value))
+        }
+    };
+    let mut info = DynamicInfo::default();
+    // Entry by entry rather than one slice to the segment's end: the GOT usually follows
+    // the dynamic section, and its slots are written while views exist.
+    for index in 0.. {
+        let Some(entry) = address
+            .checked_add(index * DYN_SIZE)
+            .and_then(|at| memory.bytes(at, DYN_SIZE))
+        else {
+            break;
+        };
+        let tag = le_u64(&entry[..8]);
+        let value = le_u64(&entry[8..]);
+        match tag {
+            DT_NULL => {
+                info.entries = index;
+                return Ok(info);
+            }
+            DT_SYMTAB => info.symtab = pointer(value),
+            DT_SYMENT => info.syment = Some(value),
+            DT_STRTAB => info.strtab = pointer(value),
+            DT_STRSZ => info.strsz = Some(value),
+            DT_SONAME => info.soname = Some(value),
+            DT_HASH => info.hash = pointer(value),
+            DT_GNU_HASH => info.gnu_hash = pointer(value),
+            DT_VERSYM => info.versym = pointer(value),
+            DT_VERDEF => info.verdef = pointer(value),
+            DT_VERDEFNUM => info.verdefnum = Some(value),
+            DT_VERNEED => info.verneed = pointer(value),
+            DT_VERNEEDNUM => info.verneednum = Some(value),
+            DT_JMPREL => info.jmprel = pointer(value),
+            DT_PLTRELSZ => info.pltrelsz = Some(value),
+            DT_PLTREL => info.pltrel = Some(value),
+            DT_RELA => info.rela = pointer(value),
+            DT_RELASZ => info.relasz = Some(value),
+            DT_RELAENT => info.relaent = Some(value),
+            DT_RELR => info.relr = pointer(value),
+            DT_RELRSZ => info.relrsz = Some(value),
+            DT_RELRENT => info.relrent = Some(value),
+            DT_TEXTREL => info.textrel = true,
+            DT_FLAGS => info.textrel |= value & DF_TEXTREL != 0,
+            _ => {}
+        }
+    }
+    if info.entries == 0 && memory.bytes(address, DYN_SIZE).is_none() {
+        return Err("dynamic section (address outside the object's segments)");
+    }
+    Err("dynamic section (no DT_NULL before the end of its segment)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dyn_bytes(entries: &[(u64, u64)]) -> Vec<u8> {
+        entries
+            .iter()
+            .flat_map(|(t, v)| t.to_le_bytes().into_iter().chain(v.to_le_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn pointers_inside_the_object_are_kept_others_get_the_bias() {
+        let bytes = dyn_bytes(&[
+            (DT_SYMTAB, 0x10),
+            (DT_STRTAB, 0x5000),
+            (DT_STRSZ, 3),
+            (DT_NULL, 0),
+        ]);
+        let mut memory = Memory::image(&bytes);
+        memory.add_file_segment(0, 0, bytes.len() as u64);
+        let info = read_dynamic(&memory, 0, 0x100).unwrap();
+        assert_eq!(info.symtab, Some(0x10));
+        assert_eq!(info.strtab, Some(0x5100));
+        assert_eq!(info.strsz, Some(3));
+        assert_eq!(info.entries, 3);
+    }
+
+    #[test]
+    fn truncated_dynamic_section_is_an_error() {
+        let bytes = dyn_bytes(&[(DT_SYMTAB, 0x10), (DT_STRSZ, 3)]);
+        let mut memory = Memory::image(&bytes);
+        memory.add_file_segment(0, 0, bytes.len() as u64 - 3);
+        assert!(read_dynamic(&memory, 0, 0).is_err());
+        assert!(read_dynamic(&memory, 0x999, 0).is_err());
+    }
+}

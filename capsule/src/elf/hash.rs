@@ -1,0 +1,188 @@
+//! Symbol hash tables (DT_GNU_HASH, DT_HASH): how many symbols the table holds, and which
+//! indices may carry a given name.
+
+use super::memory::Memory;
+
+/// The hash table an object provides; GNU preferred, as glibc does.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HashTable {
+    Gnu(usize),
+    Sysv(usize),
+}
+
+/// The System V ELF hash.
+pub(crate) fn sysv_hash(name: &[u8]) -> u32 {
+    let mut h: u32 = 0;
+    for &c in name {
+        h = (h << 4).wrapping_add(c as u32);
+        let g = h & 0xf000_0000;
+        if g != 0 {
+            h ^= g >> 24;
+        }
+        h &= !g;
+    }
+    h
+}
+
+/// The GNU hash (Bernstein's djb2 with `h * 33 + c`).
+pub(crate) fn gnu_hash(name: &[u8]) -> u32 {
+    name.iter()
+        .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32))
+}
+
+/// The fixed part of a DT_GNU_HASH table.
+struct GnuHeader {
+    nbuckets: u32,
+    symoffset: u32,
+    buckets: usize,
+    chains: usize,
+}
+
+fn gnu_header(memory: &Memory<'_>, address: usize) -> Option<GnuHeader> {
+    let nbuckets = memory.u32(address)?;
+    let symoffset = memory.u32_at(address, 4)?;
+    let bloom_size = memory.u32(address.checked_add(8)?)? as usize;
+    let buckets = address
+        .checked_add(16)?
+        .checked_add(bloom_size.checked_mul(8)?)?;
+    let chains = buckets.checked_add((nbuckets as usize).checked_mul(4)?)?;
+    Some(GnuHeader {
+        nbuckets,
+        symoffset,
+        buckets,
+        chains,
+    })
+}
+
+impl HashTable {
+    /// Number of entries in the dynamic symbol table. DT_HASH states it (nchain); DT_GNU_HASH
+    /// does not, so find the highest bucket start and follow its chain to its end marker.
+    pub fn symbol_count(&self, memory: &Memory<'_>) -> Option<u32> {
+        match *self {
+            HashTable::Sysv(address) => memory.u32(address.checked_add(4)?),
+            HashTable::Gnu(address) => {
+                let h = gnu_header(memory, address)?;
+                let mut last = 0;
+                for i in 0..h.nbuckets as usize {
+                    last = last.max(memory.u32(h.buckets + i * 4)?);
+                }
+                if last < h.symoffset {
+                    return Some(h.symoffset);
+                }
+                let mut index = last;
+                loop {
+                    let chain = h
+                        .chains
+                        .checked_add(((index - h.symoffset) as usize).checked_mul(4)?)?;
+                    if memory.u32(chain)? & 1 != 0 {
+                        return index.checked_add(1);
+                    }
+                    index = index.checked_add(1)?;
+                }
+            }
+        }
+    }
+
+    /// The symbol indices whose hash matches `name`'s; the caller compares names. `None` if
+    /// the table points outside the object. `count` bounds every walk.
+    pub fn candidates(&self, memory: &Memory<'_>, name: &[u8], count: u32) -> Option<Vec<u32>> {
+        let mut found = Vec::new();
+        match *self {
+            HashTable::Sysv(address) => {
+                let nbucket = memory.u32(address)?;
+                let nchain = memory.u32(address.checked_add(4)?)?;
+                if nbucket == 0 {
+                    return Some(found);
+                }
+                let buckets = address.checked_add(8)?;
+                let chains = buckets.checked_add(nbucket as usize * 4)?;
+                let bucket = sysv_hash(name) % nbucket;
+                let mut index = memory.u32(buckets + bucket as usize * 4)?;
+                let mut steps = 0;
+                while index != 0 {
+                    if index >= nchain || steps > nchain {
+                        return None;
+                    }
+                    found.push(index);
+                    index = memory.u32(chains.checked_add(index as usize * 4)?)?;
+                    steps += 1;
+                }
+            }
+            HashTable::Gnu(address) => {
+                let h = gnu_header(memory, address)?;
+                if h.nbuckets == 0 {
+                    return Some(found);
+                }
+                let hash = gnu_hash(name);
+                let mut index = memory.u32(h.buckets + (hash % h.nbuckets) as usize * 4)?;
+                if index == 0 {
+                    return Some(found);
+                }
+                if index < h.symoffset {
+                    return None;
+                }
+                loop {
+                    if index >= count {
+                        return None;
+                    }
+                    let chain = h.chains.checked_add((index - h.symoffset) as usize * 4)?;
+                    let value = memory.u32(chain)?;
+                    if value | 1 == hash | 1 {
+                        found.push(index);
+                    }
+                    if value & 1 != 0 {
+                        break;
+                    }
+                    index += 1;
+                }
+            }
+        }
+        Some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_match_the_abi_reference_values() {
+        assert_eq!(gnu_hash(b""), 0x0000_1505);
+        assert_eq!(gnu_hash(b"printf"), 0x156b_2bb8);
+        assert_eq!(sysv_hash(b"printf"), 0x0779_05a6);
+    }
+
+    fn words(w: &[u32]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn gnu_bucket_pointing_outside_is_an_error_not_a_panic() {
+        // nbuckets 1, symoffset 1, bloom 0 words, shift 0, bucket[0] = 1000, chain[0].
+        let bytes = words(&[1, 1, 0, 0, 1000, 0]);
+        let mut memory = Memory::image(&bytes);
+        memory.add_file_segment(0, 0, bytes.len() as u64);
+        let table = HashTable::Gnu(0);
+        assert_eq!(table.symbol_count(&memory), None);
+        assert_eq!(table.candidates(&memory, b"x", 2), None);
+    }
+
+    #[test]
+    fn gnu_count_follows_the_last_chain() {
+        // Two buckets starting at 1 and 2; chain 2 runs on to 3 (end bit on index 3).
+        let bytes = words(&[2, 1, 0, 0, 1, 2, 0x11, 0x20, 0x31]);
+        let mut memory = Memory::image(&bytes);
+        memory.add_file_segment(0, 0, bytes.len() as u64);
+        assert_eq!(HashTable::Gnu(0).symbol_count(&memory), Some(4));
+    }
+
+    #[test]
+    fn sysv_chain_loop_is_an_error() {
+        // nbucket 1, nchain 3, bucket[0] = 1, chain: [0, 2, 1] (1 -> 2 -> 1 ...).
+        let bytes = words(&[1, 3, 1, 0, 2, 1]);
+        let mut memory = Memory::image(&bytes);
+        memory.add_file_segment(0, 0, bytes.len() as u64);
+        assert_eq!(HashTable::Sysv(0).candidates(&memory, b"", 3), None);
+        assert_eq!(HashTable::Sysv(0).symbol_count(&memory), Some(3));
+    }
+}

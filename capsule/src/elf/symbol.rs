@@ -1,0 +1,134 @@
+//! Dynamic symbols: the raw `Elf64_Sym` records and the public description of a defined one.
+
+use super::memory::{le_u32, le_u64, Memory};
+
+/// Size of one `Elf64_Sym`.
+pub(crate) const SYM_SIZE: usize = 24;
+pub(crate) const SHN_UNDEF: u16 = 0;
+pub(crate) const SHN_ABS: u16 = 0xfff1;
+
+/// What a symbol names (`ELF64_ST_TYPE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymbolKind {
+    NoType,
+    Object,
+    Function,
+    /// A thread-local variable: the address is an offset in the object's TLS block, not a
+    /// process address.
+    Tls,
+    Common,
+    /// `STT_GNU_IFUNC`: the address is the *resolver*; call it to get the implementation.
+    Ifunc,
+    Other(u8),
+}
+
+/// How a symbol binds (`ELF64_ST_BIND`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    Local,
+    Global,
+    Weak,
+    /// `STB_GNU_UNIQUE`: one definition per process, whatever the namespace rules say.
+    Unique,
+    Other(u8),
+}
+
+/// One `Elf64_Sym`, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RawSymbol {
+    pub name: u32,
+    pub info: u8,
+    pub section: u16,
+    pub value: u64,
+    pub size: u64,
+}
+
+impl RawSymbol {
+    pub fn kind(&self) -> SymbolKind {
+        match self.info & 0xf {
+            0 => SymbolKind::NoType,
+            1 => SymbolKind::Object,
+            2 => SymbolKind::Function,
+            5 => SymbolKind::Common,
+            6 => SymbolKind::Tls,
+            10 => SymbolKind::Ifunc,
+            other => SymbolKind::Other(other),
+        }
+    }
+
+    pub fn binding(&self) -> Binding {
+        match self.info >> 4 {
+            0 => Binding::Local,
+            1 => Binding::Global,
+            2 => Binding::Weak,
+            10 => Binding::Unique,
+            other => Binding::Other(other),
+        }
+    }
+
+    pub fn is_defined(&self) -> bool {
+        self.section != SHN_UNDEF
+    }
+
+    /// Whether other objects can bind to it: defined, and global, weak or unique.
+    pub fn is_exported(&self) -> bool {
+        self.is_defined()
+            && matches!(
+                self.binding(),
+                Binding::Global | Binding::Weak | Binding::Unique
+            )
+    }
+}
+
+/// A defined, exported dynamic symbol of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Symbol<'a> {
+    pub name: &'a str,
+    /// The version it is defined in; `None` for an unversioned definition.
+    pub version: Option<&'a str>,
+    /// `name@VERSION` (true) rather than `name@@VERSION`: a non-default version, which
+    /// only a versioned reference (or `dlvsym`) can bind to.
+    pub hidden: bool,
+    pub kind: SymbolKind,
+    pub binding: Binding,
+    /// Load bias plus `st_value`; `st_value` itself for an absolute symbol (`SHN_ABS`), and
+    /// for [`SymbolKind::Tls`] the offset in the TLS block. For [`SymbolKind::Ifunc`] this
+    /// is the resolver, not the function.
+    pub address: usize,
+    pub size: u64,
+    /// Defined with `SHN_ABS` (e.g. the version-name symbols GNU ld emits).
+    pub absolute: bool,
+    /// Index in the dynamic symbol table.
+    pub index: u32,
+}
+
+/// The dynamic symbol table and its string table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SymbolTable<'a> {
+    pub address: usize,
+    pub count: u32,
+    pub strings: &'a [u8],
+}
+
+impl<'a> SymbolTable<'a> {
+    /// The symbol at `index`, or `None` if it lies outside the table or the memory.
+    pub fn get(&self, memory: &Memory<'a>, index: u32) -> Option<RawSymbol> {
+        if index >= self.count {
+            return None;
+        }
+        let address = self.address.checked_add(index as usize * SYM_SIZE)?;
+        let b = memory.bytes(address, SYM_SIZE)?;
+        Some(RawSymbol {
+            name: le_u32(&b[0..]),
+            info: b[4],
+            section: u16::from_le_bytes([b[6], b[7]]),
+            value: le_u64(&b[8..]),
+            size: le_u64(&b[16..]),
+        })
+    }
+
+    /// A string of the string table, or `None` if it does not end inside the table.
+    pub fn string(&self, offset: u32) -> Option<&'a [u8]> {
+        super::memory::c_str_at(self.strings, offset as usize)
+    }
+}
