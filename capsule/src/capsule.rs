@@ -4,14 +4,21 @@ use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
-use crate::error::Result;
+use std::ffi::CString;
+
+use crate::error::{Error, Result};
+use crate::namespace::{self, Handle, Namespace};
 
 /// A host library and its dependency closure, loaded into a private link-map namespace.
 /// Capsules loaded from the same prefix share one namespace.
+///
+/// A capsule is never unloaded: its namespace lives until the process ends (see the
+/// `namespace` module for why).
 pub struct Capsule {
     soname: String,
     path: PathBuf,
-    lmid: i64,
+    namespace: &'static Namespace,
+    handle: Handle,
 }
 
 /// One object of a namespace, as its link map lists it.
@@ -27,8 +34,31 @@ impl Capsule {
     /// Load `library` (a soname, or a path inside the prefix) and its closure from the host
     /// tree at `prefix` into a capsule.
     pub fn load(library: &str, prefix: &Path) -> Result<Capsule> {
-        let _ = (library, prefix);
-        unimplemented!("namespace loader")
+        let namespace = namespace::for_prefix(prefix)?;
+        let closure = namespace.prefix.resolve_closure(library)?;
+        let handles = namespace.load_closure(&closure, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+        let (Some(object), Some(&handle)) = (closure.objects.last(), handles.last()) else {
+            return Err(Error::NotFound {
+                library: library.into(),
+                prefix: prefix.to_path_buf(),
+                needed_by: None,
+                searched: Vec::new(),
+            });
+        };
+        // The capsule's library is what a program would have linked: global inside.
+        namespace.add_global(handle);
+        crate::debug!(
+            Libs,
+            "{library}: loaded {} object(s) into namespace {}",
+            handles.len(),
+            namespace.lmid
+        );
+        Ok(Capsule {
+            soname: object.soname.clone(),
+            path: object.path.clone(),
+            namespace,
+            handle,
+        })
     }
 
     /// Load `soname` with the prefix the environment names for it:
@@ -37,26 +67,37 @@ impl Capsule {
         Capsule::load(soname, &crate::config::prefix_for(soname))
     }
 
-    /// The address of `name` as `dlsym` on the library's handle finds it.
+    /// The address of `name` as `dlsym` on the library's handle finds it (the library,
+    /// then its dependencies). The allocator and dl functions are the routed ones that
+    /// the whole namespace uses.
     pub fn symbol(&self, name: &str) -> Result<NonNull<c_void>> {
-        let _ = name;
-        unimplemented!("namespace loader")
+        let cname = self.c_name(name)?;
+        if let Some(own) = self.namespace.interposer.own_symbol(&cname) {
+            return NonNull::new(own).ok_or_else(|| self.not_found(name, None));
+        }
+        self.handle
+            .symbol(&cname)
+            .ok_or_else(|| self.not_found(name, None))
     }
 
     /// The address of `name` in exactly `version`, as `dlvsym` finds it.
     pub fn symbol_versioned(&self, name: &str, version: &str) -> Result<NonNull<c_void>> {
-        let _ = (name, version);
-        unimplemented!("namespace loader")
+        let cname = self.c_name(name)?;
+        let cversion = self.c_name(version)?;
+        self.handle
+            .symbol_versioned(&cname, &cversion)
+            .ok_or_else(|| self.not_found(name, Some(version)))
     }
 
-    /// Every object in the capsule's namespace, in link-map order.
+    /// Every object in the capsule's namespace, in link-map order (the interposer that
+    /// heads every capsule namespace first).
     pub fn objects(&self) -> Vec<LoadedObject> {
-        unimplemented!("namespace loader")
+        self.namespace.objects()
     }
 
     /// The glibc namespace id (`Lmid_t`); never 0 (the program's own namespace).
     pub fn namespace_id(&self) -> i64 {
-        self.lmid
+        self.namespace.lmid
     }
 
     /// The library's soname.
@@ -67,5 +108,29 @@ impl Capsule {
     /// Where the library was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The host prefix the capsule was loaded from.
+    pub fn prefix(&self) -> &Path {
+        self.namespace.prefix.root()
+    }
+
+    /// Allocator routing statistics of the capsule's namespace; they count only while
+    /// `CAPSULE_DEBUG` includes `alloc`.
+    pub fn alloc_stats(&self) -> crate::alloc::Stats {
+        crate::alloc::stats(self.namespace.interposer.table())
+    }
+
+    fn c_name(&self, s: &str) -> Result<CString> {
+        CString::new(s).map_err(|_| self.not_found(s, None))
+    }
+
+    fn not_found(&self, name: &str, version: Option<&str>) -> Error {
+        Error::SymbolNotFound {
+            symbol: name.into(),
+            version: version.map(Into::into),
+            library: self.soname.clone(),
+            namespace: self.namespace.lmid,
+        }
     }
 }

@@ -10,9 +10,12 @@
 //! allocator to the program's, `dl` keeps dlopen inside the capsule, and [`shim`] is what
 //! generated proxy libraries call.
 
+pub mod alloc;
 mod capsule;
 pub mod config;
+mod dl;
 pub mod error;
+mod interposer;
 pub mod prefix;
 
 pub use capsule::{Capsule, LoadedObject};

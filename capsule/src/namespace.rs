@@ -1,1 +1,377 @@
-//! Loading a closure into a private link-map namespace with dlmopen, and walking its link map.
+//! Loading a closure into a private link-map namespace with `dlmopen`, and walking its
+//! link map.
+//!
+//! Every namespace starts with the interposer (see `interpose/interpose.c`): glibc makes
+//! the first object of a namespace its global scope, so the interposer's `malloc` and
+//! `dlopen` families win every lookup in the namespace, libc's own included. The runtime
+//! fills the interposer's table before anything else is loaded, so no allocation of the
+//! namespace ever reaches its private allocator.
+//!
+//! Namespaces are never torn down: glibc cannot reclaim most of one (libLLVM is
+//! NODELETE, the second libc stays mapped), and a fresh one costs ~70-80 MB. They are
+//! shared by every capsule of the same prefix, since glibc has at most 15 to give.
+
+use std::collections::HashSet;
+use std::ffi::{c_void, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::prefix::{Closure, Origin, Prefix};
+use crate::{alloc, dl, interposer};
+
+/// glibc's `Lmid_t`.
+pub(crate) type Lmid = libc::Lmid_t;
+
+/// glibc's DL_NNS: the base namespace plus 15.
+const MAX_NAMESPACES: usize = 16;
+
+/// One capsule namespace: a prefix, the interposer heading it, and what was loaded.
+pub(crate) struct Namespace {
+    pub lmid: Lmid,
+    pub prefix: Prefix,
+    /// The canonical prefix path, the key under which capsules share this namespace.
+    key: PathBuf,
+    pub interposer: interposer::Interposer,
+    pub state: Mutex<State>,
+}
+
+/// What the runtime knows of a namespace's contents beyond its link map.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Sonames (and glibc names) of every object loaded through the runtime.
+    pub sonames: HashSet<String>,
+    /// Handles searched by `dlsym(RTLD_DEFAULT)` inside the capsule, in load order: the
+    /// capsules' libraries, then what the capsule dlopened with RTLD_GLOBAL (with a count,
+    /// since each RTLD_GLOBAL dlopen is undone by one dlclose).
+    pub global: Vec<(usize, usize)>,
+}
+
+// SAFETY: the raw pointers inside (interposer table, handles) refer to objects that are
+// never unloaded, and every mutable part is behind the `state` mutex or written only
+// while the namespace is being set up, before it is published.
+unsafe impl Send for Namespace {}
+// SAFETY: as above.
+unsafe impl Sync for Namespace {}
+
+/// Namespaces by prefix; creation is serialized by this lock.
+static NAMESPACES: Mutex<Vec<&'static Namespace>> = Mutex::new(Vec::new());
+
+/// Namespaces by lmid, read without a lock by the dl emulation's entry points.
+static BY_LMID: [AtomicPtr<Namespace>; MAX_NAMESPACES] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_NAMESPACES];
+
+/// The namespace a dl-emulation call came from, by the lmid the interposer passes.
+pub(crate) fn by_lmid(lmid: Lmid) -> Option<&'static Namespace> {
+    let slot = BY_LMID.get(usize::try_from(lmid).ok()?)?;
+    // SAFETY: slots only ever hold pointers to leaked (`&'static`) namespaces.
+    unsafe { slot.load(Ordering::Acquire).as_ref() }
+}
+
+/// The namespace for `prefix`, created on first use.
+pub(crate) fn for_prefix(prefix: &Path) -> Result<&'static Namespace> {
+    let key = canonical_prefix(prefix)?;
+    let mut all = NAMESPACES.lock();
+    if let Some(ns) = all.iter().find(|ns| ns.key == key) {
+        return Ok(ns);
+    }
+    let prefix = Prefix::open(&key)?;
+    let ns: &'static Namespace = Box::leak(Box::new(create(prefix, key)?));
+    if let Some(slot) = usize::try_from(ns.lmid).ok().and_then(|i| BY_LMID.get(i)) {
+        slot.store(ns as *const Namespace as *mut Namespace, Ordering::Release);
+    }
+    all.push(ns);
+    Ok(ns)
+}
+
+fn canonical_prefix(prefix: &Path) -> Result<PathBuf> {
+    let bad = |reason: String| Error::BadPrefix {
+        prefix: prefix.to_path_buf(),
+        reason,
+    };
+    let key = std::fs::canonicalize(prefix).map_err(|e| bad(e.to_string()))?;
+    if !key.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    Ok(key)
+}
+
+/// Create a namespace: the interposer first, its table filled, then the running libc.
+fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
+    let interposer = interposer::Interposer::load_into_new_namespace(&key)?;
+    let lmid = interposer.lmid();
+    alloc::route_to_program(&interposer)?;
+    dl::route_to_runtime(&interposer, lmid);
+    let ns = Namespace {
+        lmid,
+        prefix,
+        key,
+        interposer,
+        state: Mutex::new(State::default()),
+    };
+    ns.load_libc()?;
+    crate::debug!(
+        Libs,
+        "namespace {lmid} created for prefix {}",
+        ns.key.display()
+    );
+    Ok(ns)
+}
+
+impl Namespace {
+    /// Load the running system's libc (it must match the running ld.so) and finish the
+    /// interposer's setup that needs it.
+    fn load_libc(&self) -> Result<()> {
+        let path = running_libc_path()?;
+        let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
+        self.state.lock().sonames.insert("libc.so.6".into());
+        self.interposer.attach_libc(handle)
+    }
+
+    /// Load every object of `closure` that the namespace lacks, dependencies first, and
+    /// return a handle per object (in closure order; `None` for ld.so, which every
+    /// namespace shares). The handles are owned by the caller.
+    pub fn load_closure(&self, closure: &Closure, mode: libc::c_int) -> Result<Vec<Handle>> {
+        let mut handles = Vec::with_capacity(closure.objects.len());
+        for object in &closure.objects {
+            if object.origin == Origin::System && object.soname.starts_with("ld-linux") {
+                continue;
+            }
+            let handle = self.open(&object.path, mode, &object.soname)?;
+            self.state.lock().sonames.insert(object.soname.clone());
+            handles.push(handle);
+        }
+        Ok(handles)
+    }
+
+    /// `dlmopen` one file into this namespace, mapping glibc's errors to ours.
+    pub fn open(&self, path: &Path, mode: libc::c_int, name: &str) -> Result<Handle> {
+        let cpath = path_cstring(path)?;
+        // SAFETY: cpath is NUL-terminated; self.lmid is a live namespace; the mode never
+        // holds RTLD_GLOBAL, which glibc rejects for namespaces other than the base.
+        let raw = unsafe {
+            libc::dlmopen(
+                self.lmid,
+                cpath.as_ptr(),
+                mode & !(libc::RTLD_GLOBAL | libc::RTLD_DEEPBIND),
+            )
+        };
+        match NonNull::new(raw) {
+            Some(handle) => Ok(Handle(handle)),
+            None => Err(load_error(name, path, &last_dl_error())),
+        }
+    }
+
+    /// Every object in the namespace, in link-map order.
+    pub fn objects(&self) -> Vec<crate::LoadedObject> {
+        let mut out = Vec::new();
+        let mut map = self.interposer.link_map();
+        // SAFETY: link maps of a live namespace form a valid doubly linked list, and
+        // objects are never unloaded while we walk (the caller holds no lock that
+        // dlclose needs, but the interposer heading the list is never closed; a
+        // concurrent dlclose of another object is the accepted race of every link-map
+        // walker, e.g. gdb's).
+        unsafe {
+            while !map.is_null() {
+                let name = CStr::from_ptr((*map).l_name);
+                out.push(crate::LoadedObject {
+                    path: PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())),
+                    base: (*map).l_addr as usize,
+                });
+                map = (*map).l_next;
+            }
+        }
+        out
+    }
+
+    /// Add `handle` to the scope `dlsym(RTLD_DEFAULT)` searches inside the capsule.
+    pub fn add_global(&self, handle: Handle) {
+        let mut state = self.state.lock();
+        let key = handle.as_usize();
+        match state.global.iter_mut().find(|(h, _)| *h == key) {
+            Some((_, count)) => *count += 1,
+            None => state.global.push((key, 1)),
+        }
+    }
+
+    /// Undo one `add_global`; returns whether the handle was global.
+    pub fn remove_global(&self, handle: usize) -> bool {
+        let mut state = self.state.lock();
+        let Some(index) = state.global.iter().position(|(h, _)| *h == handle) else {
+            return false;
+        };
+        state.global[index].1 -= 1;
+        if state.global[index].1 == 0 {
+            state.global.remove(index);
+        }
+        true
+    }
+
+    /// The handles `dlsym(RTLD_DEFAULT)` searches, in order.
+    pub fn global_handles(&self) -> Vec<usize> {
+        self.state.lock().global.iter().map(|(h, _)| *h).collect()
+    }
+}
+
+/// A `dlopen` handle (glibc's is the object's link map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Handle(pub NonNull<c_void>);
+
+// SAFETY: a dlopen handle is an opaque token that glibc accepts from any thread.
+unsafe impl Send for Handle {}
+// SAFETY: as above.
+unsafe impl Sync for Handle {}
+
+impl Handle {
+    pub fn as_ptr(self) -> *mut c_void {
+        self.0.as_ptr()
+    }
+
+    pub fn as_usize(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// `dlsym` on this handle.
+    pub fn symbol(self, name: &CStr) -> Option<NonNull<c_void>> {
+        // SAFETY: the handle came from dlmopen and its object is never unloaded while a
+        // Capsule refers to it; name is NUL-terminated.
+        NonNull::new(unsafe { libc::dlsym(self.as_ptr(), name.as_ptr()) })
+    }
+
+    /// `dlvsym` on this handle.
+    pub fn symbol_versioned(self, name: &CStr, version: &CStr) -> Option<NonNull<c_void>> {
+        // SAFETY: as in `symbol`.
+        NonNull::new(unsafe { libc::dlvsym(self.as_ptr(), name.as_ptr(), version.as_ptr()) })
+    }
+}
+
+/// The public prefix of glibc's `struct link_map`.
+#[repr(C)]
+pub(crate) struct LinkMap {
+    pub l_addr: libc::uintptr_t,
+    pub l_name: *const libc::c_char,
+    pub l_ld: *const c_void,
+    pub l_next: *mut LinkMap,
+    pub l_prev: *mut LinkMap,
+}
+
+/// The link map of `handle`, rewound to the head of its namespace's list.
+pub(crate) fn namespace_head(handle: Handle) -> Result<*mut LinkMap> {
+    let mut map: *mut LinkMap = std::ptr::null_mut();
+    // SAFETY: RTLD_DI_LINKMAP writes one pointer to `map`; handle is live.
+    let rc = unsafe {
+        libc::dlinfo(
+            handle.as_ptr(),
+            libc::RTLD_DI_LINKMAP,
+            &mut map as *mut _ as *mut c_void,
+        )
+    };
+    if rc != 0 || map.is_null() {
+        return Err(Error::Dl {
+            operation: "dlinfo(RTLD_DI_LINKMAP) of",
+            target: format!("{handle:?}"),
+            message: last_dl_error(),
+        });
+    }
+    // SAFETY: l_prev links of a live namespace are valid until the head (NULL l_prev).
+    unsafe {
+        while !(*map).l_prev.is_null() {
+            map = (*map).l_prev;
+        }
+    }
+    Ok(map)
+}
+
+/// The namespace id of `handle`.
+pub(crate) fn lmid_of(handle: Handle) -> Result<Lmid> {
+    let mut lmid: Lmid = 0;
+    // SAFETY: RTLD_DI_LMID writes one Lmid_t; handle is live.
+    let rc = unsafe {
+        libc::dlinfo(
+            handle.as_ptr(),
+            libc::RTLD_DI_LMID,
+            &mut lmid as *mut _ as *mut c_void,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::Dl {
+            operation: "dlinfo(RTLD_DI_LMID) of",
+            target: format!("{handle:?}"),
+            message: last_dl_error(),
+        });
+    }
+    Ok(lmid)
+}
+
+/// The message of the calling thread's last failed dl call in the program's libc.
+///
+/// dlerror's state is per thread and per libc: this reads the program's libc, which is
+/// where the runtime's own dlmopen/dlsym calls report.
+pub(crate) fn last_dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until the next dl
+    // call on this thread; we copy it at once.
+    let msg = unsafe { libc::dlerror() };
+    if msg.is_null() {
+        "unknown error".into()
+    } else {
+        // SAFETY: see above.
+        unsafe { CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Turn a failed dlmopen's message into the error a user can act on.
+pub(crate) fn load_error(library: &str, path: &Path, message: &str) -> Error {
+    if message.contains("no more namespaces available") {
+        Error::NamespacesExhausted {
+            library: library.into(),
+            message: message.into(),
+        }
+    } else if message.contains("static TLS") {
+        Error::StaticTlsExhausted {
+            library: library.into(),
+            message: message.into(),
+        }
+    } else {
+        Error::Dl {
+            operation: "dlmopen",
+            target: format!("{library} ({})", path.display()),
+            message: message.into(),
+        }
+    }
+}
+
+pub(crate) fn path_cstring(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::BadPath {
+        path: path.to_path_buf(),
+        prefix: PathBuf::from("/"),
+        reason: "the path contains a NUL byte".into(),
+    })
+}
+
+/// The file of the libc mapped in this process: a namespace must get exactly the libc
+/// that matches the running ld.so.
+fn running_libc_path() -> Result<PathBuf> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr fills `info` for an address inside a loaded object; `getpid` is
+    // defined by the program's libc.
+    let rc = unsafe { libc::dladdr(libc::getpid as *const c_void, info.as_mut_ptr()) };
+    // SAFETY: dladdr returned non-zero, so dli_fname is set.
+    let fname = (rc != 0).then(|| unsafe { info.assume_init() }.dli_fname);
+    match fname.filter(|f| !f.is_null()) {
+        // SAFETY: dli_fname is the object's NUL-terminated l_name.
+        Some(f) => Ok(PathBuf::from(std::ffi::OsStr::from_bytes(
+            unsafe { CStr::from_ptr(f) }.to_bytes(),
+        ))),
+        None => Err(Error::Dl {
+            operation: "dladdr",
+            target: "the running libc".into(),
+            message: last_dl_error(),
+        }),
+    }
+}

@@ -173,4 +173,33 @@ pub fn nm_exports(lib: &Path) -> std::collections::BTreeSet<String> {
             Some(format!("{class} {name}"))
         })
         .collect()
+/// Re-run the current test binary with only test `name`, with `envs` set, and return its
+/// output: for tests that need a fresh process (tunables, preloads, namespace limits).
+pub fn rerun_self(name: &str, envs: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("current test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("CAPSULE_TEST_CHILD", name);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("re-run the test binary")
+}
+
+/// Whether this process is the child that `rerun_self(name, ..)` started.
+pub fn is_child(name: &str) -> bool {
+    std::env::var("CAPSULE_TEST_CHILD").as_deref() == Ok(name)
+}
+
+/// Look up `name` in `capsule` as a function pointer of type `F`.
+///
+/// # Safety
+/// `F` must be an `extern "C" fn` type matching the symbol's real C signature.
+pub unsafe fn func<F: Copy>(capsule: &capsule::Capsule, name: &str) -> F {
+    let p = capsule
+        .symbol(name)
+        .unwrap_or_else(|e| panic!("look up {name}: {e}"));
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
+    // SAFETY: the caller promises F is the right function-pointer type.
+    unsafe { std::mem::transmute_copy(&p.as_ptr()) }
 }

@@ -7,15 +7,43 @@
 //! DT_RUNPATH of O, the prefix's `etc/ld.so.cache` (else the directories of its
 //! `etc/ld.so.conf`), then the default directories. glibc's own libraries are taken from
 //! the running system, never from the prefix.
+//!
+//! Every path of the search is a path of the host tree: `$ORIGIN` is the directory an
+//! object was found in *inside the prefix*, and symlinks are followed inside it ([`fs`]).
+//! `$LIB` is `lib/x86_64-linux-gnu` and `$PLATFORM` `x86_64`, as Debian's ld.so expands
+//! them. Relative RPATH/RUNPATH entries (relative to the program's working directory for
+//! ld.so) and `glibc-hwcaps` subdirectories are not searched.
 
+pub mod cache;
+pub mod conf;
+mod elffile;
+pub mod fs;
+pub mod glibc;
+mod search;
+
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+pub use search::{expand_dst, DEFAULT_DIRS, DST_LIB, DST_PLATFORM};
 
 /// A host tree, opened once: its root, and its cache or conf directories.
 #[derive(Debug)]
 pub struct Prefix {
     root: PathBuf,
+    config: LinkerConfig,
+}
+
+/// What the prefix tells ld.so beyond RPATH/RUNPATH.
+#[derive(Debug)]
+enum LinkerConfig {
+    /// `etc/ld.so.cache` (its path on this machine, and its entries).
+    Cache { path: PathBuf, cache: cache::Cache },
+    /// No cache: the directories of `etc/ld.so.conf` and its includes.
+    Conf(Vec<PathBuf>),
+    /// Neither: only the default directories.
+    Nothing,
 }
 
 /// Why a library was taken from where it was.
@@ -35,6 +63,27 @@ pub enum Origin {
     Default,
     /// A glibc library, taken from the running system so that it matches the running ld.so.
     System,
+}
+
+impl Origin {
+    /// The word debug lines and `capsule-gen deps` print for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Explicit => "explicit",
+            Origin::Rpath => "rpath",
+            Origin::Runpath => "runpath",
+            Origin::Cache => "cache",
+            Origin::Conf => "conf",
+            Origin::Default => "default",
+            Origin::System => "system",
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One object of a closure.
@@ -61,13 +110,19 @@ pub struct Closure {
 
 impl Prefix {
     /// Open a host tree: check it is a readable directory and read its linker configuration.
+    ///
+    /// A present but corrupt or truncated `etc/ld.so.cache` is `Error::BadConfig`, not
+    /// silently skipped: falling back to other directories could pick other libraries
+    /// than the host uses, and the fix (`ldconfig -r PREFIX`) is one command. Without a
+    /// cache, `etc/ld.so.conf` (if any) is read with its includes; an include loop is
+    /// `Error::BadConfig` too.
     pub fn open(root: &Path) -> Result<Prefix> {
-        Ok(Prefix {
-            root: root.to_path_buf(),
-        })
+        let root = check_root(root)?;
+        let config = read_config(&root)?;
+        Ok(Prefix { root, config })
     }
 
-    /// The prefix's root directory.
+    /// The prefix's root directory (absolute, symlinks of the path to it resolved).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -80,13 +135,51 @@ impl Prefix {
     /// Resolve `library` as `requester` (a path on this machine of an object already in
     /// the namespace) would by dlopen: its RUNPATH/RPATH and `$ORIGIN` apply. Objects whose
     /// soname `is_loaded` accepts are not resolved again, nor their dependencies.
+    ///
+    /// Only the requester's own RPATH is known here, not those of the objects that loaded
+    /// it. Before returning, every symbol version the closure needs is checked against
+    /// its provider (`Error::MissingVersion`), so nothing gets mapped in vain.
     pub fn resolve_closure_from(
         &self,
         library: &str,
         requester: Option<&Path>,
         is_loaded: &dyn Fn(&str) -> bool,
     ) -> Result<Closure> {
-        let _ = (library, requester, is_loaded);
-        unimplemented!("prefix resolution")
+        search::closure(self, library, requester, is_loaded)
     }
+}
+
+fn check_root(root: &Path) -> Result<PathBuf> {
+    let bad = |reason: String| Error::BadPrefix {
+        prefix: root.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(root).map_err(|e| bad(format!("cannot access it: {e}")))?;
+    if !meta.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    std::fs::read_dir(root).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    // The path *to* the prefix is this machine's business: resolving it normally is right.
+    std::fs::canonicalize(root).map_err(|e| bad(format!("cannot resolve it: {e}")))
+}
+
+fn read_config(root: &Path) -> Result<LinkerConfig> {
+    if let Some(inside) = fs::resolve(root, Path::new("/etc/ld.so.cache"))? {
+        let path = fs::host_path(root, &inside);
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let cache = cache::parse(&bytes).map_err(|e| Error::BadConfig {
+            path: path.clone(),
+            reason: format!("corrupt ld.so.cache: {e}"),
+        })?;
+        return Ok(LinkerConfig::Cache { path, cache });
+    }
+    let dirs = conf::read_dirs(root, Path::new("/etc/ld.so.conf"))?;
+    Ok(if dirs.is_empty() {
+        LinkerConfig::Nothing
+    } else {
+        LinkerConfig::Conf(dirs)
+    })
 }

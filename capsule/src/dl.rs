@@ -1,0 +1,412 @@
+//! The dlopen family inside a capsule.
+//!
+//! Code in the namespace calls the interposer's `dlopen`, `dlsym`, ... which land here
+//! with the namespace id and the caller's address. Names are resolved inside the prefix
+//! with the same rules as the capsule's own closure; objects land in the same namespace,
+//! where the interposer already routes their allocator before their constructors run.
+//!
+//! `RTLD_GLOBAL` cannot be passed on (glibc rejects it for dlmopen namespaces, and crashes
+//! when code inside one asks for it: sourceware bug 18684), so it is emulated: the object
+//! joins the list that `dlsym(RTLD_DEFAULT)` searches inside the capsule.
+//! `RTLD_DEEPBIND` is dropped: the namespace's global scope holds only the interposer, so
+//! the only symbols whose lookup order DEEPBIND would change are the allocator and dl
+//! functions, which must stay routed.
+//!
+//! `dlopen(NULL)` inside a capsule returns a handle for the capsule's global scope: `dlsym`
+//! on it searches what `dlsym(RTLD_DEFAULT)` searches (like `dlopen(NULL)` in a program).
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::interposer::Interposer;
+use crate::namespace::{self, Handle, LinkMap, Lmid, Namespace};
+
+/// dladdr1 flag: also return the link map (dlfcn.h; the libc crate lacks it).
+const RTLD_DL_LINKMAP: c_int = 2;
+
+/// The handle `dlopen(NULL)` returns inside a capsule.
+static GLOBAL_SCOPE: u8 = 0;
+
+fn global_scope_handle() -> *mut c_void {
+    &GLOBAL_SCOPE as *const u8 as *mut c_void
+}
+
+/// Point the interposer's dl entries at this module.
+pub(crate) fn route_to_runtime(interposer: &Interposer, _lmid: Lmid) {
+    interposer.with_table(|t| {
+        t.dlopen = Some(capsule_dlopen);
+        t.dlmopen = Some(capsule_dlmopen);
+        t.dlsym = Some(capsule_dlsym);
+        t.dlvsym = Some(capsule_dlvsym);
+        t.dlclose = Some(capsule_dlclose);
+        t.dlerror = Some(capsule_dlerror);
+    });
+}
+
+thread_local! {
+    /// The error the next `dlerror` inside a capsule reports, and the string it returned
+    /// last (kept alive until the next call, as glibc's is).
+    static ERROR: RefCell<(Option<CString>, Option<CString>)> = const { RefCell::new((None, None)) };
+}
+
+fn set_error(message: String) {
+    crate::debug!(Dlopen, "{message}");
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    ERROR.with(|e| e.borrow_mut().0 = Some(message));
+}
+
+fn clear_error() {
+    ERROR.with(|e| e.borrow_mut().0 = None);
+}
+
+extern "C" fn capsule_dlerror(_lmid: c_long) -> *mut c_char {
+    ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        e.1 = e.0.take();
+        e.1.as_ref()
+            .map_or(std::ptr::null_mut(), |s| s.as_ptr() as *mut c_char)
+    })
+}
+
+extern "C" fn capsule_dlopen(
+    lmid: c_long,
+    file: *const c_char,
+    mode: c_int,
+    caller: *const c_void,
+) -> *mut c_void {
+    let Some(ns) = namespace::by_lmid(lmid) else {
+        set_error(format!("capsule: dlopen from unknown namespace {lmid}"));
+        return std::ptr::null_mut();
+    };
+    if file.is_null() {
+        clear_error();
+        crate::debug!(
+            Dlopen,
+            "dlopen(NULL) in namespace {lmid}: the capsule's global scope"
+        );
+        return global_scope_handle();
+    }
+    // SAFETY: a non-NULL `file` from dlopen's caller is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(file) }
+        .to_string_lossy()
+        .into_owned();
+    match open_in_capsule(ns, &name, mode, caller) {
+        Ok(handle) => {
+            clear_error();
+            handle.as_ptr()
+        }
+        Err(message) => {
+            set_error(message);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+extern "C" fn capsule_dlmopen(
+    lmid: c_long,
+    target: c_long,
+    file: *const c_char,
+    mode: c_int,
+    caller: *const c_void,
+) -> *mut c_void {
+    // Inside a capsule, its own namespace plays the base namespace's part.
+    if target == libc::LM_ID_BASE || target == lmid {
+        return capsule_dlopen(lmid, file, mode, caller);
+    }
+    set_error(format!(
+        "capsule: dlmopen into namespace {target} from inside capsule namespace {lmid} is not supported; use dlopen"
+    ));
+    std::ptr::null_mut()
+}
+
+/// dlopen `name` for code at `caller` in namespace `ns`.
+fn open_in_capsule(
+    ns: &'static Namespace,
+    name: &str,
+    mode: c_int,
+    caller: *const c_void,
+) -> Result<Handle, String> {
+    let requester = caller_object(caller);
+    let flags = describe_mode(mode);
+    let from = requester
+        .as_ref()
+        .map_or("?".into(), |p| p.display().to_string());
+    let handle = if mode & libc::RTLD_NOLOAD != 0 {
+        open_noload(ns, name, mode)?
+    } else if name.contains('/') && !name.starts_with('/') {
+        // ld.so takes a relative path with a slash relative to the working directory.
+        ns.open(Path::new(name), mode, name)
+            .map_err(|e| e.to_string())?
+    } else {
+        open_resolved(ns, name, requester.as_deref(), mode)?
+    };
+    if mode & libc::RTLD_GLOBAL != 0 {
+        ns.add_global(handle);
+    }
+    crate::debug!(
+        Dlopen,
+        "dlopen(\"{name}\", {flags}) from {from} -> namespace {}{}",
+        ns.lmid,
+        if mode & libc::RTLD_GLOBAL != 0 {
+            " (RTLD_GLOBAL emulated: visible to dlsym(RTLD_DEFAULT) in the capsule)"
+        } else {
+            ""
+        }
+    );
+    Ok(handle)
+}
+
+/// Resolve `name` inside the prefix, load what the namespace lacks, and return the handle
+/// of the object itself holding exactly one reference, as a plain dlopen would.
+fn open_resolved(
+    ns: &'static Namespace,
+    name: &str,
+    requester: Option<&Path>,
+    mode: c_int,
+) -> Result<Handle, String> {
+    let loaded = ns.state.lock().sonames.clone();
+    let closure = match ns
+        .prefix
+        .resolve_closure_from(name, requester, &|soname| loaded.contains(soname))
+    {
+        Ok(closure) => closure,
+        // An absolute path the host tree lacks: take the program's file, as documented.
+        Err(Error::NotFound { .. }) if name.starts_with('/') && Path::new(name).exists() => {
+            crate::debug!(
+                Dlopen,
+                "{name} is not in prefix {}: taking the program's file",
+                ns.prefix.root().display()
+            );
+            return ns
+                .open(Path::new(name), mode, name)
+                .map_err(|e| e.to_string());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let Some(target) = closure.objects.last() else {
+        // Already loaded: take another reference.
+        return open_noload(ns, name, mode);
+    };
+    if loaded.contains(&target.soname) {
+        return ns
+            .open(&target.path, mode, &target.soname)
+            .map_err(|e| e.to_string());
+    }
+    let deps_mode = (mode & !libc::RTLD_NODELETE) | libc::RTLD_LOCAL;
+    let mut deps = Vec::new();
+    for object in &closure.objects[..closure.objects.len() - 1] {
+        if object.soname.starts_with("ld-linux") {
+            continue;
+        }
+        match ns.open(&object.path, deps_mode, &object.soname) {
+            Ok(h) => {
+                ns.state.lock().sonames.insert(object.soname.clone());
+                deps.push(h);
+            }
+            Err(e) => {
+                close_all(&deps);
+                return Err(e.to_string());
+            }
+        }
+    }
+    let result = ns.open(&target.path, mode, &target.soname);
+    if result.is_ok() {
+        ns.state.lock().sonames.insert(target.soname.clone());
+    }
+    // The object now holds its dependencies; drop the references taken to load them first.
+    close_all(&deps);
+    result.map_err(|e| e.to_string())
+}
+
+fn open_noload(ns: &'static Namespace, name: &str, mode: c_int) -> Result<Handle, String> {
+    let path = if name.starts_with('/') {
+        ns.prefix.root().join(name.trim_start_matches('/'))
+    } else {
+        PathBuf::from(name)
+    };
+    ns.open(&path, mode | libc::RTLD_NOLOAD, name)
+        .map_err(|e| e.to_string())
+}
+
+fn close_all(handles: &[Handle]) {
+    for h in handles {
+        // SAFETY: each handle came from our own dlmopen and is closed exactly once.
+        unsafe { libc::dlclose(h.as_ptr()) };
+    }
+}
+
+extern "C" fn capsule_dlsym(
+    lmid: c_long,
+    handle: *mut c_void,
+    name: *const c_char,
+    caller: *const c_void,
+) -> *mut c_void {
+    lookup(lmid, handle, name, None, caller)
+}
+
+extern "C" fn capsule_dlvsym(
+    lmid: c_long,
+    handle: *mut c_void,
+    name: *const c_char,
+    version: *const c_char,
+    caller: *const c_void,
+) -> *mut c_void {
+    if version.is_null() {
+        set_error("capsule: dlvsym with a NULL version".into());
+        return std::ptr::null_mut();
+    }
+    // SAFETY: a non-NULL version from dlvsym's caller is a NUL-terminated string.
+    lookup(
+        lmid,
+        handle,
+        name,
+        Some(unsafe { CStr::from_ptr(version) }),
+        caller,
+    )
+}
+
+fn lookup(
+    lmid: c_long,
+    handle: *mut c_void,
+    name: *const c_char,
+    version: Option<&CStr>,
+    caller: *const c_void,
+) -> *mut c_void {
+    let Some(ns) = namespace::by_lmid(lmid) else {
+        set_error(format!("capsule: dlsym from unknown namespace {lmid}"));
+        return std::ptr::null_mut();
+    };
+    if name.is_null() {
+        set_error("capsule: dlsym with a NULL name".into());
+        return std::ptr::null_mut();
+    }
+    // SAFETY: a non-NULL name from dlsym's caller is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) };
+    // The allocator and dl functions stay routed whichever object is asked for them.
+    if let Some(own) = ns.interposer.own_symbol(name) {
+        clear_error();
+        return own;
+    }
+    let find = |h: *mut c_void| find_in(h, name, version);
+    let found = if handle.is_null() || handle == global_scope_handle() {
+        ns.global_handles()
+            .into_iter()
+            .find_map(|h| find(h as *mut c_void))
+    } else if handle == libc::RTLD_NEXT {
+        next_after(caller).into_iter().find_map(find)
+    } else {
+        find(handle)
+    };
+    match found {
+        Some(p) => {
+            clear_error();
+            p
+        }
+        None => {
+            let version = version.map_or(String::new(), |v| format!("@{}", v.to_string_lossy()));
+            set_error(format!(
+                "capsule: undefined symbol {}{version} in capsule namespace {lmid}",
+                name.to_string_lossy()
+            ));
+            std::ptr::null_mut()
+        }
+    }
+}
+
+fn find_in(handle: *mut c_void, name: &CStr, version: Option<&CStr>) -> Option<*mut c_void> {
+    // SAFETY: handle is a live dlopen handle (a link map of the namespace) and the
+    // strings are NUL-terminated. A NULL result just means "not here".
+    let p = unsafe {
+        match version {
+            Some(v) => libc::dlvsym(handle, name.as_ptr(), v.as_ptr()),
+            None => libc::dlsym(handle, name.as_ptr()),
+        }
+    };
+    (!p.is_null()).then_some(p)
+}
+
+/// The objects after the caller's in its namespace's link map (what RTLD_NEXT searches).
+fn next_after(caller: *const c_void) -> Vec<*mut c_void> {
+    let Some(map) = caller_link_map(caller) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // SAFETY: the caller's link map is live (the caller is running code in it), and the
+    // l_next chain of a live namespace is valid.
+    unsafe {
+        let mut next = (*map).l_next;
+        while !next.is_null() {
+            out.push(next as *mut c_void);
+            next = (*next).l_next;
+        }
+    }
+    out
+}
+
+extern "C" fn capsule_dlclose(_lmid: c_long, handle: *mut c_void) -> c_int {
+    if handle == global_scope_handle() {
+        clear_error();
+        return 0;
+    }
+    let Some(ns) = namespace::by_lmid(_lmid) else {
+        set_error(format!("capsule: dlclose from unknown namespace {_lmid}"));
+        return -1;
+    };
+    ns.remove_global(handle as usize);
+    // SAFETY: the handle came from the capsule's dlopen (glibc checks it is valid).
+    let rc = unsafe { libc::dlclose(handle) };
+    if rc != 0 {
+        set_error(namespace::last_dl_error());
+    } else {
+        clear_error();
+    }
+    rc
+}
+
+/// The link map of the object that contains `addr`.
+fn caller_link_map(addr: *const c_void) -> Option<*mut LinkMap> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    let mut map: *mut LinkMap = std::ptr::null_mut();
+    // SAFETY: dladdr1 with RTLD_DL_LINKMAP writes a Dl_info and one link-map pointer; it
+    // accepts any address and returns 0 when no object contains it.
+    let rc = unsafe {
+        libc::dladdr1(
+            addr,
+            info.as_mut_ptr(),
+            &mut map as *mut *mut LinkMap as *mut *mut c_void,
+            RTLD_DL_LINKMAP,
+        )
+    };
+    (rc != 0 && !map.is_null()).then_some(map)
+}
+
+/// The file of the object that contains `addr`, for its RUNPATH, RPATH and `$ORIGIN`.
+fn caller_object(addr: *const c_void) -> Option<PathBuf> {
+    let map = caller_link_map(addr)?;
+    // SAFETY: l_name of a live link map is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr((*map).l_name) };
+    use std::os::unix::ffi::OsStrExt;
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    path.is_absolute().then_some(path)
+}
+
+fn describe_mode(mode: c_int) -> String {
+    let mut words = vec![if mode & libc::RTLD_NOW != 0 {
+        "RTLD_NOW"
+    } else {
+        "RTLD_LAZY"
+    }];
+    for (bit, word) in [
+        (libc::RTLD_GLOBAL, "RTLD_GLOBAL"),
+        (libc::RTLD_NOLOAD, "RTLD_NOLOAD"),
+        (libc::RTLD_NODELETE, "RTLD_NODELETE"),
+        (libc::RTLD_DEEPBIND, "RTLD_DEEPBIND (dropped)"),
+    ] {
+        if mode & bit != 0 {
+            words.push(word);
+        }
+    }
+    words.join("|")
+}

@@ -1,0 +1,214 @@
+//! The namespace's first object (`interpose/interpose.c`, embedded at build time) and its
+//! table, which routes the namespace's malloc and dl families.
+
+use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::namespace::{self, Handle, LinkMap, Lmid};
+
+/// The interposer's bytes, built by build.rs from `interpose/interpose.c`.
+static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose.so"));
+
+const TABLE_MAGIC: u64 = 0x3156_534c_5553_5043;
+
+type Size = libc::size_t;
+
+/// Mirror of `struct capsule_table` in interpose.c; the C side checks nothing, so the
+/// runtime checks magic and size before writing.
+#[repr(C)]
+pub(crate) struct Table {
+    magic: u64,
+    size: u64,
+    pub lmid: c_long,
+    pub malloc: Option<unsafe extern "C" fn(Size) -> *mut c_void>,
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+    pub calloc: Option<unsafe extern "C" fn(Size, Size) -> *mut c_void>,
+    pub realloc: Option<unsafe extern "C" fn(*mut c_void, Size) -> *mut c_void>,
+    pub posix_memalign: Option<unsafe extern "C" fn(*mut *mut c_void, Size, Size) -> c_int>,
+    pub memalign: Option<unsafe extern "C" fn(Size, Size) -> *mut c_void>,
+    pub aligned_alloc: Option<unsafe extern "C" fn(Size, Size) -> *mut c_void>,
+    pub valloc: Option<unsafe extern "C" fn(Size) -> *mut c_void>,
+    pub pvalloc: Option<unsafe extern "C" fn(Size) -> *mut c_void>,
+    pub malloc_usable_size: Option<unsafe extern "C" fn(*mut c_void) -> Size>,
+    pub dlopen: Option<extern "C" fn(c_long, *const c_char, c_int, *const c_void) -> *mut c_void>,
+    pub dlmopen:
+        Option<extern "C" fn(c_long, c_long, *const c_char, c_int, *const c_void) -> *mut c_void>,
+    pub dlsym:
+        Option<extern "C" fn(c_long, *mut c_void, *const c_char, *const c_void) -> *mut c_void>,
+    pub dlvsym: Option<
+        extern "C" fn(
+            c_long,
+            *mut c_void,
+            *const c_char,
+            *const c_char,
+            *const c_void,
+        ) -> *mut c_void,
+    >,
+    pub dlclose: Option<extern "C" fn(c_long, *mut c_void) -> c_int>,
+    pub dlerror: Option<extern "C" fn(c_long) -> *mut c_char>,
+    pub ctype_init: Option<unsafe extern "C" fn()>,
+    pub errno_location: Option<unsafe extern "C" fn() -> *mut c_int>,
+    pub count: u64,
+    pub mallocs: u64,
+    pub frees: u64,
+    pub reallocs: u64,
+    pub aligned: u64,
+}
+
+/// The interposer loaded at the head of a namespace.
+pub(crate) struct Interposer {
+    handle: Handle,
+    table: *mut Table,
+    lmid: Lmid,
+}
+
+impl Interposer {
+    /// Create a new namespace whose first object is the interposer.
+    pub fn load_into_new_namespace(prefix: &Path) -> Result<Interposer> {
+        let file = image_file()?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let cpath = namespace::path_cstring(&path)?;
+        // SAFETY: cpath is NUL-terminated. The interposer has no dependencies and no
+        // constructors, so nothing runs before we fill its table.
+        let raw = unsafe { libc::dlmopen(libc::LM_ID_NEWLM, cpath.as_ptr(), libc::RTLD_NOW) };
+        let Some(handle) = std::ptr::NonNull::new(raw).map(Handle) else {
+            let message = namespace::last_dl_error();
+            return Err(namespace::load_error(
+                &format!("a capsule for prefix {}", prefix.display()),
+                &path,
+                &message,
+            ));
+        };
+        // The mapping outlives the descriptor.
+        drop(file);
+        let table = handle
+            .symbol(c"capsule_table")
+            .ok_or_else(|| Error::Malformed {
+                object: "capsule interposer".into(),
+                what: "symbol table: capsule_table is missing".into(),
+            })?
+            .as_ptr() as *mut Table;
+        // SAFETY: capsule_table is a data object of the interposer, at least 16 bytes
+        // (magic and size come first in every version of the struct).
+        let (magic, size) = unsafe { ((*table).magic, (*table).size) };
+        if magic != TABLE_MAGIC || size as usize != std::mem::size_of::<Table>() {
+            return Err(Error::Malformed {
+                object: "capsule interposer".into(),
+                what: format!("table (magic {magic:#x}, size {size}): built from another version of interpose.c"),
+            });
+        }
+        let lmid = namespace::lmid_of(handle)?;
+        // SAFETY: the table was checked above; nothing reads it concurrently yet, since
+        // the namespace is not published.
+        unsafe { (*table).lmid = lmid };
+        Ok(Interposer {
+            handle,
+            table,
+            lmid,
+        })
+    }
+
+    pub fn lmid(&self) -> Lmid {
+        self.lmid
+    }
+
+    /// Fill the table. Only called while the namespace is being set up, before any
+    /// other object is loaded into it, so no thread reads the table meanwhile.
+    pub fn with_table(&self, fill: impl FnOnce(&mut Table)) {
+        // SAFETY: see above; table points at the interposer's checked capsule_table.
+        fill(unsafe { &mut *self.table })
+    }
+
+    /// Raw access to the table, for statistics.
+    pub fn table(&self) -> *mut Table {
+        self.table
+    }
+
+    /// Finish the setup that needs the namespace's libc: per-thread ctype setup, errno,
+    /// and the multi-threaded flag.
+    pub fn attach_libc(&self, libc_handle: Handle) -> Result<()> {
+        let ctype = libc_handle.symbol(c"__ctype_init");
+        let errno = libc_handle.symbol(c"__errno_location");
+        // SAFETY: the libc handle is live; these symbols have these C signatures in
+        // every glibc since 2.3 (`__ctype_init` is GLIBC_PRIVATE but exported).
+        unsafe {
+            let table = &mut *self.table;
+            table.ctype_init = ctype
+                .map(|p| std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(p.as_ptr()));
+            table.errno_location = errno.map(|p| {
+                std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_int>(p.as_ptr())
+            });
+        }
+        // The namespace's libc believes it is single-threaded (it never saw the program's
+        // pthread_create), and its libstdc++ would then skip atomic reference counts.
+        if let Some(flag) = libc_handle.symbol(c"__libc_single_threaded") {
+            // SAFETY: `__libc_single_threaded` is a `char` data object of libc.
+            unsafe { (flag.as_ptr() as *mut u8).write_volatile(0) };
+        }
+        Ok(())
+    }
+
+    /// The head of the namespace's link-map list (the interposer itself).
+    pub fn link_map(&self) -> *mut LinkMap {
+        namespace::namespace_head(self.handle).unwrap_or(std::ptr::null_mut())
+    }
+
+    /// The interposer's own definition of `name`, if it interposes it.
+    pub fn own_symbol(&self, name: &CStr) -> Option<*mut c_void> {
+        if !INTERPOSED.contains(&name.to_bytes()) {
+            return None;
+        }
+        self.handle.symbol(name).map(|p| p.as_ptr())
+    }
+}
+
+/// Every name the interposer defines for the namespace (besides its table).
+pub(crate) const INTERPOSED: &[&[u8]] = &[
+    b"malloc",
+    b"free",
+    b"calloc",
+    b"realloc",
+    b"posix_memalign",
+    b"memalign",
+    b"aligned_alloc",
+    b"valloc",
+    b"pvalloc",
+    b"malloc_usable_size",
+    b"reallocarray",
+    b"__libc_malloc",
+    b"__libc_free",
+    b"__libc_calloc",
+    b"__libc_realloc",
+    b"__libc_memalign",
+    b"__libc_valloc",
+    b"__libc_pvalloc",
+    b"dlopen",
+    b"dlmopen",
+    b"dlsym",
+    b"dlvsym",
+    b"dlclose",
+    b"dlerror",
+];
+
+/// The interposer image in a memfd, so it loads without touching the filesystem.
+fn image_file() -> Result<OwnedFd> {
+    // SAFETY: the name is NUL-terminated; MFD_CLOEXEC keeps it out of child processes.
+    let fd = unsafe { libc::memfd_create(c"capsule-interpose".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::Io {
+            path: "memfd:capsule-interpose".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(IMAGE).map_err(|source| Error::Io {
+        path: "memfd:capsule-interpose".into(),
+        source,
+    })?;
+    Ok(OwnedFd::from(file))
+}

@@ -1,0 +1,178 @@
+//! glibc's own libraries, which a capsule takes from the running system, and the check
+//! that every symbol version the closure needs is defined by whoever provides it.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+use super::elffile::ElfFile;
+use crate::error::{Error, Result};
+
+/// Sonames built from glibc's source. They share GLIBC_PRIVATE interfaces with the
+/// dynamic linker of the same build, so a copy from another tree would not work with the
+/// running ld.so: they are always taken from the running system.
+pub const GLIBC_SONAMES: &[&str] = &[
+    "ld-linux-x86-64.so.2",
+    "libc.so.6",
+    "libm.so.6",
+    "libmvec.so.1",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libresolv.so.2",
+    "libutil.so.1",
+    "libanl.so.1",
+    "libBrokenLocale.so.1",
+    "libnsl.so.1",
+    "libthread_db.so.1",
+    "libc_malloc_debug.so.0",
+    "libmemusage.so",
+    "libpcprofile.so",
+    "libnss_files.so.2",
+    "libnss_dns.so.2",
+    "libnss_compat.so.2",
+    "libnss_hesiod.so.2",
+];
+
+/// Whether `soname` is one of glibc's own libraries.
+pub fn is_glibc(soname: &str) -> bool {
+    GLIBC_SONAMES.contains(&soname)
+}
+
+/// The version of the running glibc, e.g. `2.36`.
+pub fn running_version() -> String {
+    // SAFETY: gnu_get_libc_version takes no arguments and returns a pointer to a static
+    // NUL-terminated string inside libc.
+    let version = unsafe { CStr::from_ptr(gnu_get_libc_version()) };
+    version.to_string_lossy().into_owned()
+}
+
+/// The file of the libc.so.6 mapped in this process, so that the capsule's libc is the
+/// very build the running ld.so belongs to (several may be installed).
+pub fn running_libc_path() -> Option<PathBuf> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: gnu_get_libc_version is a function of libc.so.6 (not interposable by an
+    // allocator or the program, unlike malloc), and `info` is a valid out-pointer.
+    let found = unsafe { libc::dladdr(gnu_get_libc_version as *const libc::c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr succeeded, so dli_fname points to the object's NUL-terminated name,
+    // which lives as long as the object stays loaded (libc always does).
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    let path = PathBuf::from(std::ffi::OsStr::new(&*name.to_string_lossy()));
+    path.is_absolute().then_some(path)
+}
+
+extern "C" {
+    fn gnu_get_libc_version() -> *const libc::c_char;
+}
+
+/// What the version check needs of one closure object.
+pub struct Versioned<'a> {
+    pub soname: &'a str,
+    pub path: &'a Path,
+    pub system: bool,
+    pub file: &'a ElfFile,
+}
+
+/// Check, before anything is mapped, every version each object needs against the
+/// DT_VERDEF of the object providing it, as ld.so's `_dl_check_map_versions` will.
+/// A provider outside `objects` (already loaded, or not needed) is not checked here.
+pub fn check_versions(objects: &[Versioned<'_>]) -> Result<()> {
+    for user in objects {
+        for (provider_name, versions) in &user.file.verneed {
+            let Some(provider) = objects.iter().find(|o| o.soname == provider_name) else {
+                continue;
+            };
+            if let Some(missing) = versions
+                .iter()
+                .find(|v| !v.weak && !provider.file.verdef.contains(&v.name))
+            {
+                return Err(Error::MissingVersion {
+                    library: user.soname.to_string(),
+                    path: user.path.to_path_buf(),
+                    version: missing.name.clone(),
+                    provider: provider_name.clone(),
+                    provider_path: provider.path.to_path_buf(),
+                    provider_kind: if provider.system {
+                        "glibc"
+                    } else {
+                        "host library"
+                    },
+                    running_glibc: running_version(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prefix::elffile::NeededVersion;
+
+    #[test]
+    fn running_glibc_is_known() {
+        assert!(running_version().starts_with("2."));
+        let libc = running_libc_path().expect("libc.so.6 mapped in a test process");
+        assert!(libc.to_string_lossy().contains("libc.so.6"), "{libc:?}");
+    }
+
+    #[test]
+    fn missing_version_names_both_sides() {
+        let provider = ElfFile {
+            verdef: vec!["libc.so.6".into(), "GLIBC_2.2.5".into()],
+            ..ElfFile::default()
+        };
+        let user = ElfFile {
+            verneed: vec![(
+                "libc.so.6".into(),
+                vec![
+                    NeededVersion {
+                        name: "GLIBC_2.2.5".into(),
+                        weak: false,
+                    },
+                    NeededVersion {
+                        name: "GLIBC_2.98".into(),
+                        weak: true,
+                    },
+                    NeededVersion {
+                        name: "GLIBC_2.99".into(),
+                        weak: false,
+                    },
+                ],
+            )],
+            ..ElfFile::default()
+        };
+        let objects = [
+            Versioned {
+                soname: "libc.so.6",
+                path: Path::new("/lib/libc.so.6"),
+                system: true,
+                file: &provider,
+            },
+            Versioned {
+                soname: "libfoo.so.1",
+                path: Path::new("/p/libfoo.so.1"),
+                system: false,
+                file: &user,
+            },
+        ];
+        let err = check_versions(&objects).unwrap_err().to_string();
+        assert!(
+            err.contains("GLIBC_2.99") && !err.contains("GLIBC_2.98"),
+            "{err}"
+        );
+        assert!(
+            err.contains("libfoo.so.1") && err.contains("/lib/libc.so.6"),
+            "{err}"
+        );
+        assert!(err.contains("glibc"), "{err}");
+    }
+}

@@ -1,0 +1,96 @@
+//! The core case: the program and the capsule each reach their own copy of a library
+//! with the same soname, in the same process.
+
+use capsule::Capsule;
+use capsule_tests::{build_lib, func, Lib, Tree};
+use std::ffi::{c_int, c_void};
+
+const DEP: &str = r#"
+int dep_version(void) { return VERSION; }
+"#;
+
+const TARGET: &str = r#"
+int dep_version(void);
+int target_dep_version(void) { return dep_version(); }
+"#;
+
+#[test]
+fn capsule_and_program_each_get_their_own_copy() {
+    // The program's tree: libdep.so.1, version 1.
+    let program = Tree::new();
+    let dep1 = program.path("lib/libdep.so.1");
+    build_lib(
+        &Lib {
+            source: DEP,
+            soname: Some("libdep.so.1"),
+            args: &["-DVERSION=1"],
+        },
+        &dep1,
+    );
+    // The host prefix: libtarget.so.1 needing libdep.so.1, version 2.
+    let host = Tree::new();
+    let dep2 = host.path("usr/lib/x86_64-linux-gnu/libdep.so.1");
+    build_lib(
+        &Lib {
+            source: DEP,
+            soname: Some("libdep.so.1"),
+            args: &["-DVERSION=2"],
+        },
+        &dep2,
+    );
+    let libdir = format!("-L{}", dep2.parent().unwrap().display());
+    build_lib(
+        &Lib {
+            source: TARGET,
+            soname: Some("libtarget.so.1"),
+            args: &[&libdir, "-l:libdep.so.1"],
+        },
+        &host.path("usr/lib/x86_64-linux-gnu/libtarget.so.1"),
+    );
+
+    // The program loads its own copy first, globally, as if it had linked it.
+    let program_dep = unsafe {
+        libloading::os::unix::Library::open(
+            Some(&dep1),
+            libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL,
+        )
+    }
+    .expect("load the program's libdep");
+    let program_version: libloading::os::unix::Symbol<extern "C" fn() -> c_int> =
+        unsafe { program_dep.get(b"dep_version") }.unwrap();
+    assert_eq!(program_version(), 1);
+
+    let capsule = Capsule::load("libtarget.so.1", host.root()).expect("load the capsule");
+    assert_ne!(capsule.namespace_id(), 0);
+    let target_version: extern "C" fn() -> c_int = unsafe { func(&capsule, "target_dep_version") };
+    assert_eq!(
+        target_version(),
+        2,
+        "the capsule must reach the prefix's libdep"
+    );
+    assert_eq!(
+        program_version(),
+        1,
+        "the program must still reach its own libdep"
+    );
+
+    // The capsule's namespace lists the prefix's copy, not the program's.
+    let objects = capsule.objects();
+    let paths: Vec<_> = objects.iter().map(|o| o.path.clone()).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with(host.root()) && p.ends_with("libdep.so.1")),
+        "namespace objects: {paths:?}"
+    );
+    assert!(!paths.contains(&dep1), "namespace objects: {paths:?}");
+    assert_eq!(
+        capsule.path(),
+        host.root().join("usr/lib/x86_64-linux-gnu/libtarget.so.1")
+    );
+
+    // And dlsym in the program's namespace still finds the program's copy.
+    let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"dep_version".as_ptr()) };
+    let capsule_dep = capsule.symbol("dep_version").unwrap();
+    assert_ne!(global, capsule_dep.as_ptr() as *mut c_void);
+}
