@@ -173,6 +173,8 @@ pub fn nm_exports(lib: &Path) -> std::collections::BTreeSet<String> {
             Some(format!("{class} {name}"))
         })
         .collect()
+}
+
 /// Re-run the current test binary with only test `name`, with `envs` set, and return its
 /// output: for tests that need a fresh process (tunables, preloads, namespace limits).
 pub fn rerun_self(name: &str, envs: &[(&str, &str)]) -> Output {
