@@ -1,22 +1,13 @@
-//! Finding the library a shim is generated from.
-//!
-//! A name with a `/` is a path on this machine. A soname is looked up in the prefix's
-//! default library directories. This stands in for `capsule::prefix::Prefix`'s resolver
-//! (ld.so.cache, ld.so.conf) until that lands: swap the body of [`find_library`] for
-//! `Prefix::open(prefix)?.resolve_closure(name)?.objects.last()` then.
+//! Finding the library a shim is generated from: a name with a `/` is a path on this
+//! machine; a soname is resolved inside the prefix exactly as the runtime will resolve it
+//! when the shim loads (`capsule::prefix`), so the shim is made from the library it will
+//! forward to.
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use capsule::prefix::Prefix;
 
-const DEFAULT_DIRS: &[&str] = &[
-    "lib/x86_64-linux-gnu",
-    "usr/lib/x86_64-linux-gnu",
-    "lib64",
-    "usr/lib64",
-    "lib",
-    "usr/lib",
-];
+use crate::error::{Error, Result};
 
 /// The file that `name` (a soname or a path) denotes inside `prefix`.
 pub fn find_library(name: &str, prefix: &Path) -> Result<PathBuf> {
@@ -32,21 +23,14 @@ pub fn find_library(name: &str, prefix: &Path) -> Result<PathBuf> {
             })
         };
     }
-    let candidates: Vec<PathBuf> = DEFAULT_DIRS
-        .iter()
-        .map(|dir| prefix.join(dir).join(name))
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
+    let closure = Prefix::open(prefix)?.resolve_closure(name)?;
+    closure
+        .objects
+        .last()
+        .map(|object| object.path.clone())
         .ok_or_else(|| Error::NotFound {
             library: name.into(),
             prefix: prefix.into(),
-            searched: DEFAULT_DIRS
-                .iter()
-                .map(|d| prefix.join(d).display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            searched: "the prefix's library search path".into(),
         })
 }
