@@ -381,12 +381,20 @@ fn asm_line(out: &mut String, line: &str) {
 }
 
 fn asm_trampolines(out: &mut String, functions: &[&Export]) {
-    out.push_str("    // Trampolines: each forwards registers, stack and variadic state untouched.\n");
-    asm_line(out, ".pushsection .text.capsule_trampolines,\"ax\",@progbits");
+    out.push_str(
+        "    // Trampolines: each forwards registers, stack and variadic state untouched.\n",
+    );
+    asm_line(
+        out,
+        ".pushsection .text.capsule_trampolines,\"ax\",@progbits",
+    );
     for (i, s) in functions.iter().enumerate() {
         let (label, symver) = label_for(s, format!("__capsule_fn_{i}"));
         asm_line(out, ".p2align 3");
-        asm_line(out, &format!("{} {label}", if s.weak { ".weak" } else { ".globl" }));
+        asm_line(
+            out,
+            &format!("{} {label}", if s.weak { ".weak" } else { ".globl" }),
+        );
         asm_line(out, &format!(".type {label}, @function"));
         asm_line(out, &format!("{label}:"));
         asm_line(out, &format!("jmp qword ptr [rip + {{slots}} + {}]", 8 * i));
@@ -417,12 +425,17 @@ fn asm_objects(out: &mut String, objects: &[&Export]) {
     if objects.is_empty() {
         return;
     }
-    out.push_str("    // Variables: placeholders of the real size, filled from the real library at load.\n");
+    out.push_str(
+        "    // Variables: placeholders of the real size, filled from the real library at load.\n",
+    );
     asm_line(out, ".pushsection .bss.capsule_objects,\"aw\",@nobits");
     for (i, s) in objects.iter().enumerate() {
         let (label, symver) = label_for(s, format!("__capsule_obj_{i}"));
         asm_line(out, ".p2align 4");
-        asm_line(out, &format!("{} {label}", if s.weak { ".weak" } else { ".globl" }));
+        asm_line(
+            out,
+            &format!("{} {label}", if s.weak { ".weak" } else { ".globl" }),
+        );
         asm_line(out, &format!(".type {label}, @object"));
         asm_line(out, &format!("{label}:"));
         asm_line(out, &format!(".skip {}", s.size));

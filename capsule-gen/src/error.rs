@@ -36,9 +36,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The runtime's resolver failed.
+    /// The runtime's resolver failed (boxed: the runtime's error is large).
     #[error(transparent)]
-    Runtime(#[from] capsule::Error),
+    Runtime(Box<capsule::Error>),
+}
+
+impl From<capsule::Error> for Error {
+    fn from(err: capsule::Error) -> Error {
+        Error::Runtime(Box::new(err))
+    }
 }
 
 impl Error {

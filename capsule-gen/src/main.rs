@@ -128,7 +128,10 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(FILE_NAME);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::BadManifest {
         path: path.clone(),
-        reason: format!("cannot read it ({e}); is {} a shim crate made by capsule-gen?", dir.display()),
+        reason: format!(
+            "cannot read it ({e}); is {} a shim crate made by capsule-gen?",
+            dir.display()
+        ),
     })?;
     Manifest::parse(&text, &path)
 }
@@ -165,8 +168,14 @@ fn check(dir: &Path, prefix: &Path) -> Result<bool> {
             println!("{what} {item}");
         }
     };
-    report("+ version", new_versions.difference(&old_versions).copied().collect());
-    report("- version", old_versions.difference(&new_versions).copied().collect());
+    report(
+        "+ version",
+        new_versions.difference(&old_versions).copied().collect(),
+    );
+    report(
+        "- version",
+        old_versions.difference(&new_versions).copied().collect(),
+    );
     report("+", new.difference(&old).map(String::as_str).collect());
     report("-", old.difference(&new).map(String::as_str).collect());
     if same {
@@ -198,7 +207,10 @@ fn runtime_dir(given: Option<&Path>) -> Result<PathBuf> {
         path: dir.clone(),
         reason: format!("cannot read {} ({e})", manifest.display()),
     })?;
-    if !text.lines().any(|l| l.trim().replace(' ', "") == "name=\"capsule\"") {
+    if !text
+        .lines()
+        .any(|l| l.trim().replace(' ', "") == "name=\"capsule\"")
+    {
         return Err(Error::BadRuntime {
             path: dir,
             reason: "its Cargo.toml is not the `capsule` package".into(),
@@ -236,6 +248,9 @@ mod tests {
             relative_path(Path::new("/r/shims/libz.so.1"), Path::new("/r/capsule")),
             PathBuf::from("../../capsule")
         );
-        assert_eq!(relative_path(Path::new("/a"), Path::new("/a/b")), PathBuf::from("b"));
+        assert_eq!(
+            relative_path(Path::new("/a"), Path::new("/a/b")),
+            PathBuf::from("b")
+        );
     }
 }

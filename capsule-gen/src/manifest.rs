@@ -170,11 +170,18 @@ impl Manifest {
             .iter()
             .map(|s| {
                 let s = s.as_table("symbols")?;
-                let version = s.opt("version").map(|v| v.as_string("version")).transpose()?;
+                let version = s
+                    .opt("version")
+                    .map(|v| v.as_string("version"))
+                    .transpose()?;
                 let kind = s.string("kind")?;
                 Ok(Export {
                     name: s.string("name")?,
-                    default: if version.is_some() { s.bool("default")? } else { false },
+                    default: if version.is_some() {
+                        s.bool("default")?
+                    } else {
+                        false
+                    },
                     version,
                     kind: Kind::parse(&kind).ok_or_else(|| format!("unknown kind {kind:?}"))?,
                     weak: s.bool("weak")?,
@@ -286,7 +293,10 @@ type Parsed<T> = std::result::Result<T, String>;
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Parser<'a> {
-        Parser { rest: text, line: 1 }
+        Parser {
+            rest: text,
+            line: 1,
+        }
     }
 
     fn err<T>(&self, what: &str) -> Parsed<T> {
@@ -303,7 +313,10 @@ impl<'a> Parser<'a> {
                 self.rest = &trimmed[end..];
             } else if newlines && (trimmed.starts_with('\n') || trimmed.starts_with("\r\n")) {
                 self.line += 1;
-                self.rest = trimmed.trim_start_matches('\r').strip_prefix('\n').unwrap_or("");
+                self.rest = trimmed
+                    .trim_start_matches('\r')
+                    .strip_prefix('\n')
+                    .unwrap_or("");
             } else {
                 return;
             }
@@ -327,16 +340,19 @@ impl<'a> Parser<'a> {
             if self.rest.is_empty() {
                 return Ok(table);
             }
-            let (key, value) = self.key_value(true)?;
+            let (key, value) = self.key_value()?;
             table.0.push((key, value));
             self.skip(false);
-            if !(self.rest.is_empty() || self.rest.starts_with('\n') || self.rest.starts_with("\r\n")) {
+            if !(self.rest.is_empty()
+                || self.rest.starts_with('\n')
+                || self.rest.starts_with("\r\n"))
+            {
                 return self.err("expected the end of the line");
             }
         }
     }
 
-    fn key_value(&mut self, newlines: bool) -> Parsed<(String, Value)> {
+    fn key_value(&mut self) -> Parsed<(String, Value)> {
         let end = self
             .rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
@@ -351,11 +367,11 @@ impl<'a> Parser<'a> {
             return self.err(&format!("expected '=' after {key}"));
         }
         self.skip(false);
-        let value = self.value(newlines)?;
+        let value = self.value()?;
         Ok((key, value))
     }
 
-    fn value(&mut self, newlines: bool) -> Parsed<Value> {
+    fn value(&mut self) -> Parsed<Value> {
         if self.eat('"') {
             return self.string().map(Value::Str);
         }
@@ -366,7 +382,7 @@ impl<'a> Parser<'a> {
                 if self.eat(']') {
                     return Ok(Value::Array(items));
                 }
-                items.push(self.value(newlines)?);
+                items.push(self.value()?);
                 self.skip(true);
                 if !self.eat(',') {
                     self.skip(true);
@@ -385,7 +401,7 @@ impl<'a> Parser<'a> {
             }
             loop {
                 self.skip(false);
-                table.0.push(self.key_value(false)?);
+                table.0.push(self.key_value()?);
                 self.skip(false);
                 if self.eat('}') {
                     return Ok(Value::Table(table));
@@ -507,7 +523,9 @@ mod tests {
     #[test]
     fn missing_key_is_reported() {
         let text = sample().to_toml().replace("soname = \"libfoo.so.1\"\n", "");
-        let msg = Manifest::parse(&text, Path::new("m")).unwrap_err().to_string();
+        let msg = Manifest::parse(&text, Path::new("m"))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("soname"), "{msg}");
     }
 }

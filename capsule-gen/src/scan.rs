@@ -143,7 +143,9 @@ fn version_definitions(elf: &Elf<'_>) -> std::result::Result<Versions, String> {
                 elf.dynstrtab
                     .get_at(aux.vda_name)
                     .map(str::to_string)
-                    .ok_or_else(|| format!("version definition {} has a bad name offset", def.vd_ndx))
+                    .ok_or_else(|| {
+                        format!("version definition {} has a bad name offset", def.vd_ndx)
+                    })
             })
             .collect::<std::result::Result<_, _>>()?;
         let Some((name, parents)) = names.split_first() else {
@@ -171,13 +173,19 @@ mod tests {
     fn rejects_non_elf_with_the_path() {
         let err = scan_bytes(b"not an elf", Path::new("/x/libnope.so")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/x/libnope.so") && msg.contains("not a readable ELF"), "{msg}");
+        assert!(
+            msg.contains("/x/libnope.so") && msg.contains("not a readable ELF"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn reads_the_system_zlib() {
         let path = Path::new("/usr/lib/x86_64-linux-gnu/libz.so.1");
-        assert!(path.exists(), "this test needs zlib (apt-get install zlib1g)");
+        assert!(
+            path.exists(),
+            "this test needs zlib (apt-get install zlib1g)"
+        );
         let s = scan(path).unwrap();
         assert_eq!(s.soname, "libz.so.1");
         let crc = s.symbols.iter().find(|e| e.name == "crc32").unwrap();

@@ -15,7 +15,10 @@ fn shim_target_dir() -> PathBuf {
 }
 
 fn capsule_gen(args: &[&str]) -> Output {
-    Command::new(GEN).args(args).output().expect("run capsule-gen")
+    Command::new(GEN)
+        .args(args)
+        .output()
+        .expect("run capsule-gen")
 }
 
 fn stderr(out: &Output) -> String {
@@ -23,7 +26,12 @@ fn stderr(out: &Output) -> String {
 }
 
 fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "capsule-gen failed: {}\n{}", out.status, stderr(out));
+    assert!(
+        out.status.success(),
+        "capsule-gen failed: {}\n{}",
+        out.status,
+        stderr(out)
+    );
 }
 
 /// A library with every kind of export a shim must reproduce: one name in two versions
@@ -87,7 +95,10 @@ fn fixture_shim_exports_what_the_library_exports() {
         err.contains("tls_value@@FOO_2 left out of the shim") && err.contains("thread-local"),
         "no warning about the TLS symbol:\n{err}"
     );
-    assert!(err.contains("capsule-gen: libgenfix.so.1 -> "), "no progress line:\n{err}");
+    assert!(
+        err.contains("capsule-gen: libgenfix.so.1 -> "),
+        "no progress line:\n{err}"
+    );
 
     let started = std::time::Instant::now();
     let shim = build_shim(&out_dir.join("libgenfix.so.1"), &shim_target_dir());
@@ -110,7 +121,10 @@ fn fixture_shim_exports_what_the_library_exports() {
         "abs FOO_1",
         "abs FOO_2",
     ] {
-        assert!(expected.contains(line), "fixture lacks {line}: {expected:?}");
+        assert!(
+            expected.contains(line),
+            "fixture lacks {line}: {expected:?}"
+        );
     }
     assert_eq!(nm_exports(&shim), expected);
     assert_eq!(object_sizes(&shim), object_sizes(&real));
@@ -123,19 +137,33 @@ fn object_sizes(lib: &Path) -> BTreeMap<String, u64> {
     elf.dynsyms
         .iter()
         .filter(|s| s.st_type() == goblin::elf::sym::STT_OBJECT && s.st_shndx != 0 && s.st_size > 0)
-        .map(|s| (elf.dynstrtab.get_at(s.st_name).unwrap().to_string(), s.st_size))
+        .map(|s| {
+            (
+                elf.dynstrtab.get_at(s.st_name).unwrap().to_string(),
+                s.st_size,
+            )
+        })
         .collect()
 }
 
 #[test]
 fn system_zlib_and_libxml2_shims_export_the_same_symbols() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = capsule_gen(&["--out", tmp.path().to_str().unwrap(), "libz.so.1", "libxml2.so.2"]);
+    let out = capsule_gen(&[
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "libz.so.1",
+        "libxml2.so.2",
+    ]);
     assert_ok(&out);
     let err = stderr(&out);
     for soname in ["libz.so.1", "libxml2.so.2"] {
-        assert!(err.contains(&format!("capsule-gen: {soname} -> ")), "no progress line for {soname}:\n{err}");
-        let manifest = std::fs::read_to_string(tmp.path().join(soname).join("capsule-shim.toml")).unwrap();
+        assert!(
+            err.contains(&format!("capsule-gen: {soname} -> ")),
+            "no progress line for {soname}:\n{err}"
+        );
+        let manifest =
+            std::fs::read_to_string(tmp.path().join(soname).join("capsule-shim.toml")).unwrap();
         let source = manifest
             .lines()
             .find_map(|l| l.strip_prefix("source = \"")?.strip_suffix('"'))
@@ -149,7 +177,10 @@ fn system_zlib_and_libxml2_shims_export_the_same_symbols() {
         let shim_exports = nm_exports(&shim);
         let missing: Vec<_> = expected.difference(&shim_exports).collect();
         let extra: Vec<_> = shim_exports.difference(&expected).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{soname}: missing {missing:?}, extra {extra:?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{soname}: missing {missing:?}, extra {extra:?}"
+        );
     }
 }
 
@@ -165,7 +196,10 @@ fn tree_contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                     stack.push(path);
                 }
             } else {
-                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+                files.insert(
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -179,11 +213,24 @@ fn generation_is_deterministic_and_regenerates_from_the_manifest() {
     let prefix = tree.root().to_str().unwrap();
     let (a, b) = (tree.path("a"), tree.path("b"));
     for out in [&a, &b] {
-        assert_ok(&capsule_gen(&["--prefix", prefix, "--out", out.to_str().unwrap(), "libgendet.so.1"]));
+        assert_ok(&capsule_gen(&[
+            "--prefix",
+            prefix,
+            "--out",
+            out.to_str().unwrap(),
+            "libgendet.so.1",
+        ]));
     }
     let first = tree_contents(&a.join("libgendet.so.1"));
-    assert!(first.contains_key(Path::new("src/lib.rs")) && first.contains_key(Path::new("capsule-shim.toml")));
-    assert_eq!(first, tree_contents(&b.join("libgendet.so.1")), "two generations differ");
+    assert!(
+        first.contains_key(Path::new("src/lib.rs"))
+            && first.contains_key(Path::new("capsule-shim.toml"))
+    );
+    assert_eq!(
+        first,
+        tree_contents(&b.join("libgendet.so.1")),
+        "two generations differ"
+    );
 
     // Regenerating needs nothing but the manifest: not even the library.
     let crate_dir = a.join("libgendet.so.1");
@@ -203,16 +250,32 @@ fn generation_is_deterministic_and_regenerates_from_the_manifest() {
 #[test]
 fn workspace_members_have_no_workspace_table_and_a_relative_runtime() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = capsule_gen(&["--out", tmp.path().to_str().unwrap(), "--workspace-member", "libz.so.1"]);
+    let out = capsule_gen(&[
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--workspace-member",
+        "libz.so.1",
+    ]);
     assert_ok(&out);
     let cargo = std::fs::read_to_string(tmp.path().join("libz.so.1/Cargo.toml")).unwrap();
     assert!(!cargo.contains("[workspace]"), "{cargo}");
-    let dep = cargo.lines().find(|l| l.starts_with("capsule = ")).expect("capsule dependency");
-    assert!(dep.contains("path = \"../"), "runtime path is not relative: {dep}");
-    let runtime = tmp.path().join("libz.so.1").join(
-        dep.trim_start_matches("capsule = { path = \"").trim_end_matches("\" }"),
+    let dep = cargo
+        .lines()
+        .find(|l| l.starts_with("capsule = "))
+        .expect("capsule dependency");
+    assert!(
+        dep.contains("path = \"../"),
+        "runtime path is not relative: {dep}"
     );
-    assert!(runtime.join("src/shim.rs").is_file(), "{} is not the runtime", runtime.display());
+    let runtime = tmp.path().join("libz.so.1").join(
+        dep.trim_start_matches("capsule = { path = \"")
+            .trim_end_matches("\" }"),
+    );
+    assert!(
+        runtime.join("src/shim.rs").is_file(),
+        "{} is not the runtime",
+        runtime.display()
+    );
 }
 
 #[test]
@@ -221,7 +284,13 @@ fn check_reports_added_and_removed_symbols() {
     versioned_fixture(&tree, "libgenchk.so.1", "", VERSIONED_SCRIPT);
     let prefix = tree.root().to_str().unwrap();
     let shims = tree.path("shims");
-    assert_ok(&capsule_gen(&["--prefix", prefix, "--out", shims.to_str().unwrap(), "libgenchk.so.1"]));
+    assert_ok(&capsule_gen(&[
+        "--prefix",
+        prefix,
+        "--out",
+        shims.to_str().unwrap(),
+        "libgenchk.so.1",
+    ]));
     let crate_dir = shims.join("libgenchk.so.1");
     let crate_dir = crate_dir.to_str().unwrap();
 
@@ -239,9 +308,19 @@ fn check_reports_added_and_removed_symbols() {
     );
     let differs = capsule_gen(&["--prefix", prefix, "--check", crate_dir]);
     assert_eq!(differs.status.code(), Some(1), "{}", stderr(&differs));
-    let report: BTreeSet<String> = String::from_utf8_lossy(&differs.stdout).lines().map(String::from).collect();
-    for line in ["+ version FOO_3", "+ qux@@FOO_3 (function)", "- baz@@FOO_2 (function)"] {
-        assert!(report.contains(line), "check output lacks {line:?}: {report:?}");
+    let report: BTreeSet<String> = String::from_utf8_lossy(&differs.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    for line in [
+        "+ version FOO_3",
+        "+ qux@@FOO_3 (function)",
+        "- baz@@FOO_2 (function)",
+    ] {
+        assert!(
+            report.contains(line),
+            "check output lacks {line:?}: {report:?}"
+        );
     }
     assert_eq!(report.len(), 3, "unexpected differences: {report:?}");
 }
@@ -253,18 +332,29 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
 
     let missing = capsule_gen(&["--out", out_dir, "libdoesnotexist.so.7"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("libdoesnotexist.so.7 not found"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("libdoesnotexist.so.7 not found"),
+        "{}",
+        stderr(&missing)
+    );
 
     let text = tmp.path().join("libtext.so.1");
     std::fs::write(&text, "not a library").unwrap();
     let not_elf = capsule_gen(&["--out", out_dir, text.to_str().unwrap()]);
     assert_eq!(not_elf.status.code(), Some(2));
     let err = stderr(&not_elf);
-    assert!(err.contains("libtext.so.1") && err.contains("not a readable ELF"), "{err}");
+    assert!(
+        err.contains("libtext.so.1") && err.contains("not a readable ELF"),
+        "{err}"
+    );
 
     let no_manifest = capsule_gen(&["--regenerate", out_dir]);
     assert_eq!(no_manifest.status.code(), Some(2));
-    assert!(stderr(&no_manifest).contains("capsule-shim.toml"), "{}", stderr(&no_manifest));
+    assert!(
+        stderr(&no_manifest).contains("capsule-shim.toml"),
+        "{}",
+        stderr(&no_manifest)
+    );
 
     let usage = capsule_gen(&[]);
     assert_eq!(usage.status.code(), Some(2));

@@ -271,7 +271,12 @@ unsafe fn write_maybe_relro(dest: *mut u8, src: *const u8, len: usize) -> Result
             // SAFETY: [first, last) covers whole pages of a mapped RELRO region; it is made
             // writable (never executable) only for the copy and read-only again after.
             unsafe {
-                if libc::mprotect(first as *mut c_void, last - first, libc::PROT_READ | libc::PROT_WRITE) != 0 {
+                if libc::mprotect(
+                    first as *mut c_void,
+                    last - first,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                ) != 0
+                {
                     return Err(format!("mprotect: {}", std::io::Error::last_os_error()));
                 }
                 std::ptr::copy_nonoverlapping(src, dest, len);

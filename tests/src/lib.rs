@@ -112,7 +112,13 @@ pub fn capsule_gen() -> PathBuf {
         run_ok(
             Command::new(env!("CARGO"))
                 .current_dir(&workspace)
-                .args(["build", "--quiet", "-p", "capsule-gen", "--message-format=short"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "capsule-gen",
+                    "--message-format=short",
+                ])
                 .args(["--bin", "capsule-gen"]),
             "build capsule-gen",
         );
@@ -120,7 +126,11 @@ pub fn capsule_gen() -> PathBuf {
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target"));
         let bin = target.join("debug/capsule-gen");
-        assert!(bin.is_file(), "capsule-gen was built but {} is missing", bin.display());
+        assert!(
+            bin.is_file(),
+            "capsule-gen was built but {} is missing",
+            bin.display()
+        );
         bin
     })
     .clone()
@@ -133,7 +143,8 @@ pub fn capsule_gen() -> PathBuf {
 pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
     let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
     if !crate_dir.join("Cargo.lock").exists() {
-        std::fs::copy(&lock, crate_dir.join("Cargo.lock")).expect("copy the workspace's Cargo.lock");
+        std::fs::copy(&lock, crate_dir.join("Cargo.lock"))
+            .expect("copy the workspace's Cargo.lock");
     }
     run_ok(
         Command::new(env!("CARGO"))
@@ -142,7 +153,8 @@ pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
             .args(["build", "--release", "--offline", "--quiet"]),
         "build generated shim crate",
     );
-    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("read shim Cargo.toml");
+    let manifest =
+        std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("read shim Cargo.toml");
     let lib = manifest
         .lines()
         .skip_while(|l| l.trim() != "[lib]")
@@ -157,7 +169,9 @@ pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
 /// and the real library, the kind of thing may not.
 pub fn nm_exports(lib: &Path) -> std::collections::BTreeSet<String> {
     let out = run_ok(
-        Command::new("nm").args(["-D", "--defined-only", "--with-symbol-versions"]).arg(lib),
+        Command::new("nm")
+            .args(["-D", "--defined-only", "--with-symbol-versions"])
+            .arg(lib),
         "list dynamic symbols (needs binutils' nm)",
     );
     String::from_utf8_lossy(&out.stdout)

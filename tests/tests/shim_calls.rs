@@ -35,7 +35,8 @@ const char greeting[32] = "greetings from the host";
 
 const NEWER: &str = "int newer_only(void) { return 99; }\n";
 
-const CALLS_SCRIPT: &str = "CALLS_1 { global: foo; twice; mix12; vsum; counter; greeting; local: *; };\n\
+const CALLS_SCRIPT: &str =
+    "CALLS_1 { global: foo; twice; mix12; vsum; counter; greeting; local: *; };\n\
                             CALLS_2 { global: foo; newer_only; } CALLS_1;\n";
 
 const PROGRAM: &str = r#"
@@ -128,7 +129,11 @@ fn program_linked_against_the_shim_calls_the_host_library() {
     );
     build_program(PROGRAM, &program, &[&l_arg, &rpath, "-lcalls", "-ldl"]);
 
-    let out = run_program(&program, &[("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root())], &[]);
+    let out = run_program(
+        &program,
+        &[("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root())],
+        &[],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -145,12 +150,20 @@ fn program_linked_against_the_shim_calls_the_host_library() {
     );
 
     // newer_only is in the shim (generated from the newer build), not in the host's library.
-    let out = run_program(&program, &[("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root())], &["missing"]);
+    let out = run_program(
+        &program,
+        &[("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root())],
+        &["missing"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "calling a missing function did not abort");
     assert!(
-        stderr.contains("libcalls.so.1: newer_only@@CALLS_2 was called, but the host's libcalls.so.1 (")
-            && stderr.contains("does not define it"),
+        !out.status.success(),
+        "calling a missing function did not abort"
+    );
+    assert!(
+        stderr.contains(
+            "libcalls.so.1: newer_only@@CALLS_2 was called, but the host's libcalls.so.1 ("
+        ) && stderr.contains("does not define it"),
         "{stderr}"
     );
 }
@@ -238,5 +251,8 @@ fn zlib_through_a_generated_shim() {
         "{stdout}"
     );
     // The program's libz.so.1 is the shim, and the shim forwarded to the system's zlib.
-    assert!(stderr.contains("shim libz.so.1: forwarding to "), "{stderr}");
+    assert!(
+        stderr.contains("shim libz.so.1: forwarding to "),
+        "{stderr}"
+    );
 }
