@@ -284,6 +284,10 @@ fn lib_rs(m: &Manifest, functions: &[&Export], objects: &[&Export]) -> String {
          //!\n//! {HEADER}\n",
         m.soname
     );
+    if lib_name(&m.soname).is_ok_and(|name| name.chars().any(|c| c.is_ascii_uppercase())) {
+        // The crate is named after the soname (libGL.so.1 -> GL) so that `-lGL` links it.
+        out.push_str("#![allow(non_snake_case)]\n\n");
+    }
     out.push_str("use capsule::shim::{Library, Symbol};\n\n");
     let _ = writeln!(out, "const FUNCTIONS: usize = {};\n", functions.len());
     let _ = writeln!(

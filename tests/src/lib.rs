@@ -146,12 +146,18 @@ pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
         std::fs::copy(&lock, crate_dir.join("Cargo.lock"))
             .expect("copy the workspace's Cargo.lock");
     }
-    run_ok(
+    let out = run_ok(
         Command::new(env!("CARGO"))
             .current_dir(crate_dir)
             .env("CARGO_TARGET_DIR", target_dir)
             .args(["build", "--release", "--offline", "--quiet"]),
         "build generated shim crate",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("warning"),
+        "the generated crate in {} builds with warnings:\n{stderr}",
+        crate_dir.display()
     );
     let manifest =
         std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("read shim Cargo.toml");
