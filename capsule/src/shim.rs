@@ -1,1 +1,388 @@
 //! The API that generated proxy libraries ("shims") call when they load.
+//!
+//! A shim made by `capsule-gen` exports the real library's symbols. Each function is a
+//! trampoline that jumps through a slot; each variable is an object of the real size. The
+//! shim's constructor calls [`init`], which loads the real library into a capsule, points
+//! every slot at the real function, and copies every variable's current bytes into the copy
+//! the program sees.
+//!
+//! Failure policy: a shim whose library cannot be loaded can do nothing useful, and the
+//! program linked against it would crash at its first call anyway. So [`init`] prints the
+//! error (which names the library, the prefix and what to do) and aborts the process.
+//! A function the host's library lacks (the shim was generated from a newer version) is not
+//! an error at load: its slot points to a stub that aborts, naming the symbol, only if the
+//! program actually calls it.
+
+use std::ffi::{c_void, CStr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::capsule::Capsule;
+
+/// Distance between two missing-symbol stubs in a generated shim's stub table.
+pub const MISSING_STUB_STRIDE: usize = 16;
+
+/// What kind of thing an exported symbol is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Code (including GNU indirect functions): forwarded by a trampoline.
+    Function,
+    /// A variable of `size` bytes: the shim holds a copy that programs relocate against.
+    Object,
+}
+
+/// One exported symbol of the real library, as the generated code lists it.
+#[derive(Debug)]
+pub struct Symbol {
+    pub name: &'static CStr,
+    /// The symbol version, or `None` for an unversioned symbol.
+    pub version: Option<&'static CStr>,
+    /// `name@@VERSION` (the version new programs link to) rather than `name@VERSION`.
+    pub default: bool,
+    pub kind: Kind,
+    /// Size in bytes of an object; 0 for functions.
+    pub size: usize,
+}
+
+/// The real library a shim stands for.
+///
+/// `symbols` lists functions first: function `i` owns slot `i` of the shim's slot table and
+/// missing-symbol stub `i`.
+#[derive(Debug)]
+pub struct Library {
+    soname: &'static str,
+    symbols: &'static [Symbol],
+    functions: usize,
+    /// Where the capsule took the library from, for the missing-symbol message.
+    host_path: OnceLock<PathBuf>,
+}
+
+impl Symbol {
+    /// A function exported as `name` (`name@version` or `name@@version`).
+    pub const fn function(
+        name: &'static CStr,
+        version: Option<&'static CStr>,
+        default: bool,
+    ) -> Symbol {
+        Symbol {
+            name,
+            version,
+            default,
+            kind: Kind::Function,
+            size: 0,
+        }
+    }
+
+    /// A variable of `size` bytes.
+    pub const fn object(
+        name: &'static CStr,
+        version: Option<&'static CStr>,
+        default: bool,
+        size: usize,
+    ) -> Symbol {
+        Symbol {
+            name,
+            version,
+            default,
+            kind: Kind::Object,
+            size,
+        }
+    }
+
+    /// `name`, `name@VER` or `name@@VER`, as `nm` writes it.
+    pub fn display_name(&self) -> String {
+        let name = self.name.to_string_lossy();
+        match self.version {
+            None => name.into_owned(),
+            Some(v) if self.default => format!("{name}@@{}", v.to_string_lossy()),
+            Some(v) => format!("{name}@{}", v.to_string_lossy()),
+        }
+    }
+}
+
+impl Library {
+    /// Describe a shim's library. `symbols[..functions]` are the functions, in slot order.
+    pub const fn new(
+        soname: &'static str,
+        symbols: &'static [Symbol],
+        functions: usize,
+    ) -> Library {
+        Library {
+            soname,
+            symbols,
+            functions,
+            host_path: OnceLock::new(),
+        }
+    }
+
+    pub fn soname(&self) -> &'static str {
+        self.soname
+    }
+
+    pub fn symbols(&self) -> &'static [Symbol] {
+        self.symbols
+    }
+
+    fn functions(&self) -> &'static [Symbol] {
+        &self.symbols[..self.functions.min(self.symbols.len())]
+    }
+
+    fn objects(&self) -> &'static [Symbol] {
+        &self.symbols[self.functions.min(self.symbols.len())..]
+    }
+}
+
+/// Load `lib`'s real library into a capsule and wire the shim up to it. Called once, from
+/// the shim's `.init_array` constructor. Prints the error and aborts if the library cannot
+/// be loaded (see the module documentation).
+///
+/// # Safety
+/// `slots` must point to `lib`'s slot table: one writable, aligned `usize` per function of
+/// `lib`, which nothing but the shim's trampolines reads. `missing_stubs` must point to the
+/// shim's stub table: for each function `i`, code at `missing_stubs + i * MISSING_STUB_STRIDE`
+/// that calls [`missing_called`] with `i` and never returns.
+pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *const u8) {
+    let capsule = match Capsule::load_from_env(lib.soname) {
+        Ok(capsule) => capsule,
+        Err(err) => {
+            eprintln!(
+                "{err}\ncapsule: the proxy library {} cannot work without it; aborting",
+                lib.soname
+            );
+            std::process::abort();
+        }
+    };
+    // The trampolines use the capsule for the rest of the process: never unload it.
+    let capsule: &'static Capsule = Box::leak(Box::new(capsule));
+    let _ = lib.host_path.set(capsule.path().to_path_buf());
+    crate::debug!(
+        Libs,
+        "shim {}: forwarding to {}",
+        lib.soname,
+        capsule.path().display()
+    );
+
+    for (i, sym) in lib.functions().iter().enumerate() {
+        let target = match lookup(capsule, sym) {
+            Some(addr) => addr as usize,
+            None => missing_stubs as usize + i * MISSING_STUB_STRIDE,
+        };
+        // SAFETY: the caller guarantees `slots` has one aligned usize per function; an
+        // atomic store keeps a trampoline running on another thread (a shim dlopen'ed late)
+        // from reading a torn pointer.
+        unsafe { AtomicUsize::from_ptr(slots.add(i)) }.store(target, Ordering::Release);
+    }
+    // Integration point for caller redirection: once `patch` can rewrite the program's
+    // JUMP_SLOT/GLOB_DAT slots, point every slot that resolved to a trampoline of this shim
+    // straight at the real function (the slot table above holds the targets), and the real
+    // library's GLOB_DAT slots for each object below at the program's copy.
+
+    for sym in lib.objects() {
+        copy_object(lib, capsule, sym);
+    }
+}
+
+/// The real address of `sym` in the capsule, or `None` when the host's library lacks it.
+fn lookup(capsule: &Capsule, sym: &Symbol) -> Option<*mut c_void> {
+    let name = sym.name.to_str().ok()?;
+    let found = match sym.version.map(CStr::to_str) {
+        Some(Ok(version)) => capsule.symbol_versioned(name, version),
+        Some(Err(_)) => return None,
+        None => capsule.symbol(name),
+    };
+    match found {
+        Ok(addr) => Some(addr.as_ptr()),
+        Err(err) => {
+            crate::debug!(Libs, "shim {}: {err}", capsule.soname());
+            None
+        }
+    }
+}
+
+/// Copy the real variable's current bytes into the copy the program sees: its copy
+/// relocation (if it has one) took the shim's placeholder bytes, not the real library's.
+fn copy_object(lib: &Library, capsule: &Capsule, sym: &Symbol) {
+    let Some(real) = lookup(capsule, sym) else {
+        eprintln!(
+            "capsule: {}: variable {} is not defined by the host's {} ({}); the program sees zeros in its place",
+            lib.soname,
+            sym.display_name(),
+            lib.soname,
+            capsule.path().display()
+        );
+        return;
+    };
+    let Some(visible) = program_visible(sym) else {
+        return;
+    };
+    if visible == real || sym.size == 0 {
+        return;
+    }
+    // SAFETY: `real` is the start of the real library's object and `visible` the start of
+    // the program's (or the shim's own) copy; both are `size` bytes (the shim was generated
+    // with the real object's size, and the program's copy relocation has the shim's size).
+    // They live in different objects, so they do not overlap.
+    let copied = unsafe { write_maybe_relro(visible.cast(), real.cast::<u8>(), sym.size) };
+    if let Err(reason) = copied {
+        eprintln!(
+            "capsule: {}: cannot copy variable {} into the program: {reason}",
+            lib.soname,
+            sym.display_name()
+        );
+    }
+}
+
+/// The address that `name` (in `version`) has for the program: its copy-relocated copy, or
+/// the shim's own object when the program has none.
+fn program_visible(sym: &Symbol) -> Option<*mut c_void> {
+    // SAFETY: both names are NUL-terminated; RTLD_DEFAULT searches the program's global
+    // scope, which is where the program's own references were bound.
+    let addr = unsafe {
+        match sym.version {
+            Some(version) => libc::dlvsym(libc::RTLD_DEFAULT, sym.name.as_ptr(), version.as_ptr()),
+            None => libc::dlsym(libc::RTLD_DEFAULT, sym.name.as_ptr()),
+        }
+    };
+    (!addr.is_null()).then_some(addr)
+}
+
+/// Copy `len` bytes to `dest`, which may lie in an object's RELRO region (copy relocations
+/// of `const` variables land there and are read-only by the time constructors run).
+///
+/// # Safety
+/// `src` must be readable and `dest` part of a loaded object's data for `len` bytes, and
+/// the two must not overlap.
+unsafe fn write_maybe_relro(dest: *mut u8, src: *const u8, len: usize) -> Result<(), String> {
+    match relro_range_containing(dest as usize) {
+        None => {
+            // SAFETY: outside RELRO, the object's data segment is writable; the caller
+            // vouches for the bounds.
+            unsafe { std::ptr::copy_nonoverlapping(src, dest, len) };
+            Ok(())
+        }
+        Some((start, end)) => {
+            let page = page_size();
+            let first = (dest as usize) & !(page - 1);
+            let last = (dest as usize + len).div_ceil(page) * page;
+            if dest as usize + len > end || (dest as usize) < start {
+                return Err("it straddles the end of the RELRO region".into());
+            }
+            // SAFETY: [first, last) covers whole pages of a mapped RELRO region; it is made
+            // writable (never executable) only for the copy and read-only again after.
+            unsafe {
+                if libc::mprotect(
+                    first as *mut c_void,
+                    last - first,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                ) != 0
+                {
+                    return Err(format!("mprotect: {}", std::io::Error::last_os_error()));
+                }
+                std::ptr::copy_nonoverlapping(src, dest, len);
+                if libc::mprotect(first as *mut c_void, last - first, libc::PROT_READ) != 0 {
+                    return Err(format!(
+                        "restoring read-only protection: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+/// The PT_GNU_RELRO range, as loaded, of the object in the program's namespace that
+/// contains `addr`, if `addr` lies in one. Taken from the object's own program headers.
+fn relro_range_containing(addr: usize) -> Option<(usize, usize)> {
+    struct Search {
+        addr: usize,
+        found: Option<(usize, usize)>,
+    }
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info record, and `data` is the Search
+        // passed below, borrowed only for the duration of the iteration.
+        let (info, search) = unsafe { (&*info, &mut *data.cast::<Search>()) };
+        if info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: dlpi_phdr points to dlpi_phnum program headers of a loaded object.
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        for ph in phdrs.iter().filter(|ph| ph.p_type == libc::PT_GNU_RELRO) {
+            let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+            let end = start + ph.p_memsz as usize;
+            if (start..end).contains(&search.addr) {
+                search.found = Some((start, end));
+                return 1;
+            }
+        }
+        0
+    }
+    let mut search = Search { addr, found: None };
+    // SAFETY: `visit` matches the callback type and only touches `search`, which outlives
+    // the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut search).cast()) };
+    search.found
+}
+
+/// Called (through the shim's stub `index`) when the program calls a function the host's
+/// library does not define. Prints which one and aborts.
+pub fn missing_called(lib: &Library, index: usize) -> ! {
+    let symbol = lib
+        .functions()
+        .get(index)
+        .map_or_else(|| format!("function #{index}"), Symbol::display_name);
+    let path = lib
+        .host_path
+        .get()
+        .map_or_else(|| "not loaded yet".to_string(), |p| p.display().to_string());
+    eprintln!(
+        "capsule: {soname}: {symbol} was called, but the host's {soname} ({path}) does not define it; \
+         the proxy library was generated from a newer {soname}: regenerate it with capsule-gen from the host's version, \
+         or use a host tree whose {soname} provides {symbol}",
+        soname = lib.soname,
+    );
+    std::process::abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SYMBOLS: [Symbol; 3] = [
+        Symbol::function(c"foo", Some(c"FOO_1"), false),
+        Symbol::function(c"foo", Some(c"FOO_2"), true),
+        Symbol::object(c"counter", None, true, 4),
+    ];
+
+    #[test]
+    fn library_splits_functions_and_objects() {
+        let lib = Library::new("libfoo.so.1", &SYMBOLS, 2);
+        assert_eq!(lib.functions().len(), 2);
+        assert_eq!(lib.objects().len(), 1);
+        assert_eq!(lib.objects()[0].kind, Kind::Object);
+    }
+
+    #[test]
+    fn display_names_follow_nm() {
+        assert_eq!(SYMBOLS[0].display_name(), "foo@FOO_1");
+        assert_eq!(SYMBOLS[1].display_name(), "foo@@FOO_2");
+        assert_eq!(SYMBOLS[2].display_name(), "counter");
+    }
+
+    #[test]
+    fn relro_lookup_misses_writable_data() {
+        static mut WRITABLE: u64 = 0;
+        assert_eq!(relro_range_containing((&raw mut WRITABLE) as usize), None);
+    }
+}

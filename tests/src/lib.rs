@@ -104,6 +104,97 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
     out
 }
 
+/// The `capsule-gen` binary of this workspace, built (once per test process) with cargo.
+pub fn capsule_gen() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        run_ok(
+            Command::new(env!("CARGO"))
+                .current_dir(&workspace)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "capsule-gen",
+                    "--message-format=short",
+                ])
+                .args(["--bin", "capsule-gen"]),
+            "build capsule-gen",
+        );
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        let bin = target.join("debug/capsule-gen");
+        assert!(
+            bin.is_file(),
+            "capsule-gen was built but {} is missing",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
+}
+
+/// Build the generated shim crate in `crate_dir` with `cargo build --release`, sharing
+/// `target_dir` between shims so the runtime is compiled once, and return the built
+/// library (`target_dir/release/lib<NAME>.so`). Uses this workspace's Cargo.lock, offline,
+/// so the shim gets the dependency versions the workspace was tested with.
+pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    if !crate_dir.join("Cargo.lock").exists() {
+        std::fs::copy(&lock, crate_dir.join("Cargo.lock"))
+            .expect("copy the workspace's Cargo.lock");
+    }
+    let out = run_ok(
+        Command::new(env!("CARGO"))
+            .current_dir(crate_dir)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .args(["build", "--release", "--offline", "--quiet"]),
+        "build generated shim crate",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("warning"),
+        "the generated crate in {} builds with warnings:\n{stderr}",
+        crate_dir.display()
+    );
+    let manifest =
+        std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("read shim Cargo.toml");
+    let lib = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[lib]")
+        .find_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
+        .expect("the shim's Cargo.toml has a [lib] name");
+    target_dir.join(format!("release/lib{lib}.so"))
+}
+
+/// The defined dynamic symbols of `lib` as `nm -D --defined-only --with-symbol-versions`
+/// lists them, reduced to `CLASS name[@[@]VERSION]` with CLASS `code`, `data`, `tls` or
+/// `abs`: addresses and the exact type letter (T vs i, D vs B) may differ between a shim
+/// and the real library, the kind of thing may not.
+pub fn nm_exports(lib: &Path) -> std::collections::BTreeSet<String> {
+    let out = run_ok(
+        Command::new("nm")
+            .args(["-D", "--defined-only", "--with-symbol-versions"])
+            .arg(lib),
+        "list dynamic symbols (needs binutils' nm)",
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_addr, letter, name) = (fields.next()?, fields.next()?, fields.next()?);
+            let class = match letter {
+                "T" | "t" | "i" | "W" | "w" => "code",
+                "A" => "abs",
+                _ => "data",
+            };
+            Some(format!("{class} {name}"))
+        })
+        .collect()
+}
+
 /// Re-run the current test binary with only test `name`, with `envs` set, and return its
 /// output: for tests that need a fresh process (tunables, preloads, namespace limits).
 pub fn rerun_self(name: &str, envs: &[(&str, &str)]) -> Output {

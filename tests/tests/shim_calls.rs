@@ -1,0 +1,258 @@
+//! Programs linked against generated shims (plain `-lfoo`, no capsule API) get the host
+//! library's implementation: versioned functions, many-argument and variadic calls,
+//! variables, function pointers; a function the host lacks aborts naming it; zlib end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use capsule_tests::{build_lib, build_program, build_shim, capsule_gen, run_ok, Lib, Tree};
+
+fn shim_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("shim-target")
+}
+
+/// The host library. The shim is generated from a newer build of it (with `NEWER`).
+const CALLS_SOURCE: &str = r#"
+#include <stdarg.h>
+int foo_v1(void) { return 1; }
+int foo_v2(void) { return 2; }
+__asm__(".symver foo_v1, foo@CALLS_1");
+__asm__(".symver foo_v2, foo@@CALLS_2");
+int twice(int x) { return 2 * x + HOST_MARK; }
+double mix12(int a, double b, int c, double d, double e, double f, double g,
+             double h, double i, double j, double k, int l) {
+    return a + b * 2 + c * 3 + d * 4 + e * 5 + f * 6 + g * 7 + h * 8 + i * 9
+         + j * 10 + k * 11 + l * 12;
+}
+double vsum(int n, ...) {
+    va_list ap; double s = 0; va_start(ap, n);
+    for (int x = 0; x < n; x++) s += (x % 2) ? va_arg(ap, double) : va_arg(ap, int);
+    va_end(ap); return s;
+}
+int counter = 41;
+const char greeting[32] = "greetings from the host";
+"#;
+
+const NEWER: &str = "int newer_only(void) { return 99; }\n";
+
+const CALLS_SCRIPT: &str =
+    "CALLS_1 { global: foo; twice; mix12; vsum; counter; greeting; local: *; };\n\
+                            CALLS_2 { global: foo; newer_only; } CALLS_1;\n";
+
+const PROGRAM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+int foo(void);
+int twice(int);
+double mix12(int, double, int, double, double, double, double, double, double, double, double, int);
+double vsum(int, ...);
+int newer_only(void);
+extern int counter;
+extern const char greeting[32];
+int main(int argc, char **argv) {
+    if (argc > 1) return newer_only();
+    int (*foo1)(void) = (int (*)(void))dlvsym(RTLD_DEFAULT, "foo", "CALLS_1");
+    int (*ptr)(int) = &twice;
+    int (*found)(int) = (int (*)(int))dlsym(RTLD_DEFAULT, "twice");
+    printf("foo=%d foo@CALLS_1=%d twice=%d ptr=%d dlsym=%d\n",
+           foo(), foo1 ? foo1() : -1, twice(5), ptr(6), found ? found(7) : -1);
+    printf("mix12=%g vsum=%g\n", mix12(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12),
+           vsum(6, 1, 2.5, 3, 4.25, 5, 6.125));
+    printf("counter=%d greeting=%s\n", counter, greeting);
+    return 0;
+}
+"#;
+
+/// Build `libcalls.so.1` with `-DHOST_MARK=mark` and `extra` source into `tree`'s usr/lib.
+fn calls_library(tree: &Tree, mark: i32, extra: &str) {
+    let map = tree.write("src/calls.map", CALLS_SCRIPT);
+    let source = format!("{CALLS_SOURCE}{extra}");
+    let (map_arg, mark_arg) = (
+        format!("-Wl,--version-script={}", map.display()),
+        format!("-DHOST_MARK={mark}"),
+    );
+    build_lib(
+        &Lib {
+            source: &source,
+            soname: Some("libcalls.so.1"),
+            args: &[&map_arg, &mark_arg],
+        },
+        &tree.path("usr/lib/x86_64-linux-gnu/libcalls.so.1"),
+    );
+}
+
+/// Generate the shim of `library` from `prefix` and build it.
+fn generate_and_build(library: &str, prefix: &Path, work: &Tree) -> PathBuf {
+    let out = work.path("shims");
+    run_ok(
+        Command::new(capsule_gen())
+            .arg("--prefix")
+            .arg(prefix)
+            .arg("--out")
+            .arg(&out)
+            .arg(library),
+        "generate shim",
+    );
+    build_shim(&out.join(library), &shim_target_dir())
+}
+
+/// Copy the built shim into `lib_dir` under its link name and its soname.
+fn install(shim: &Path, soname: &str, lib_dir: &Path) {
+    std::fs::create_dir_all(lib_dir).unwrap();
+    std::fs::copy(shim, lib_dir.join(shim.file_name().unwrap())).unwrap();
+    std::fs::copy(shim, lib_dir.join(soname)).unwrap();
+}
+
+fn run_program(program: &Path, envs: &[(&str, &Path)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_remove("CAPSULE_PREFIX");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run the program")
+}
+
+#[test]
+fn program_linked_against_the_shim_calls_the_host_library() {
+    let (build, host, work) = (Tree::new(), Tree::new(), Tree::new());
+    calls_library(&build, 0, NEWER);
+    calls_library(&host, 1000, "");
+    let shim = generate_and_build("libcalls.so.1", build.root(), &work);
+    let lib_dir = work.path("lib");
+    install(&shim, "libcalls.so.1", &lib_dir);
+
+    let program = work.path("bin/calls");
+    let (l_arg, rpath) = (
+        format!("-L{}", lib_dir.display()),
+        format!("-Wl,-rpath,{}", lib_dir.display()),
+    );
+    build_program(PROGRAM, &program, &[&l_arg, &rpath, "-lcalls", "-ldl"]);
+
+    let out = run_program(
+        &program,
+        &[("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root())],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "program failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // HOST_MARK = 1000 shows the host's build answered, not the one the shim came from.
+    assert_eq!(
+        stdout,
+        "foo=2 foo@CALLS_1=1 twice=1010 ptr=1012 dlsym=1014\n\
+         mix12=650 vsum=21.875\n\
+         counter=41 greeting=greetings from the host\n"
+    );
+
+    // newer_only is in the shim (generated from the newer build), not in the host's library.
+    let out = run_program(
+        &program,
+        &[("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root())],
+        &["missing"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "calling a missing function did not abort"
+    );
+    assert!(
+        stderr.contains(
+            "libcalls.so.1: newer_only@@CALLS_2 was called, but the host's libcalls.so.1 ("
+        ) && stderr.contains("does not define it"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn shim_without_its_library_aborts_at_load_with_the_reason() {
+    // Its own soname: shims share a target directory, so each test builds a different one.
+    let (build, empty, work) = (Tree::new(), Tree::new(), Tree::new());
+    build_lib(
+        &Lib {
+            source: "int twice(int x) { return 2 * x; }",
+            soname: Some("libloadfail.so.1"),
+            args: &[],
+        },
+        &build.path("usr/lib/x86_64-linux-gnu/libloadfail.so.1"),
+    );
+    let shim = generate_and_build("libloadfail.so.1", build.root(), &work);
+    let lib_dir = work.path("lib");
+    install(&shim, "libloadfail.so.1", &lib_dir);
+    let program = work.path("bin/loadfail");
+    let (l_arg, rpath) = (
+        format!("-L{}", lib_dir.display()),
+        format!("-Wl,-rpath,{}", lib_dir.display()),
+    );
+    build_program(
+        "int twice(int); int main(void) { return twice(1); }",
+        &program,
+        &[&l_arg, &rpath, "-lloadfail"],
+    );
+    std::fs::create_dir_all(empty.path("usr/lib")).unwrap();
+    let out = run_program(
+        &program,
+        &[("CAPSULE_LIBLOADFAIL_SO_1_PREFIX", empty.root())],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("libloadfail.so.1 not found in prefix")
+            && stderr.contains("cannot work without it"),
+        "{stderr}"
+    );
+}
+
+const ZLIB_PROGRAM: &str = r#"
+#include <stdio.h>
+#include <string.h>
+unsigned long crc32(unsigned long, const unsigned char *, unsigned);
+int compress(unsigned char *, unsigned long *, const unsigned char *, unsigned long);
+int uncompress(unsigned char *, unsigned long *, const unsigned char *, unsigned long);
+const char *zlibVersion(void);
+int main(void) {
+    static unsigned char in[65536], packed[70000], out[65536];
+    for (unsigned i = 0; i < sizeof in; i++) in[i] = i % 251;
+    unsigned long plen = sizeof packed, olen = sizeof out;
+    if (compress(packed, &plen, in, sizeof in) != 0) return 10;
+    if (uncompress(out, &olen, packed, plen) != 0) return 11;
+    if (olen != sizeof in || memcmp(in, out, olen) != 0) return 12;
+    printf("crc=%lx packed_smaller=%d version=%s\n", crc32(0, (const unsigned char *)"hello", 5),
+           plen < sizeof in / 4, zlibVersion());
+    return 0;
+}
+"#;
+
+#[test]
+fn zlib_through_a_generated_shim() {
+    let work = Tree::new();
+    let shim = generate_and_build("libz.so.1", Path::new("/"), &work);
+    let lib_dir = work.path("lib");
+    install(&shim, "libz.so.1", &lib_dir);
+    let program = work.path("bin/zlib");
+    let (l_arg, rpath) = (
+        format!("-L{}", lib_dir.display()),
+        format!("-Wl,-rpath,{}", lib_dir.display()),
+    );
+    build_program(ZLIB_PROGRAM, &program, &[&l_arg, &rpath, "-lz"]);
+    let out = run_program(&program, &[("CAPSULE_DEBUG", Path::new("libs"))], &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        stdout.starts_with("crc=3610a686 packed_smaller=1 version=1."),
+        "{stdout}"
+    );
+    // The program's libz.so.1 is the shim, and the shim forwarded to the system's zlib.
+    assert!(
+        stderr.contains("shim libz.so.1: forwarding to "),
+        "{stderr}"
+    );
+}
