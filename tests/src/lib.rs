@@ -103,3 +103,25 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
     );
     out
 }
+
+/// Overwrite bytes of a built file at `offset` (to make a fixture ELF of another class or
+/// machine, or otherwise damaged).
+pub fn patch_bytes(path: &Path, offset: usize, bytes: &[u8]) {
+    let mut contents = std::fs::read(path).expect("read file to patch");
+    assert!(
+        offset + bytes.len() <= contents.len(),
+        "patch past the end of {}",
+        path.display()
+    );
+    contents[offset..offset + bytes.len()].copy_from_slice(bytes);
+    std::fs::write(path, contents).expect("write patched file");
+}
+
+impl Tree {
+    /// A symlink at `root/link` pointing at `target` (written as given, not joined).
+    pub fn symlink(&self, link: &str, target: &str) -> PathBuf {
+        let path = self.path(link);
+        std::os::unix::fs::symlink(target, &path).expect("create fixture symlink");
+        path
+    }
+}
