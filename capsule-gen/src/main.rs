@@ -1,5 +1,6 @@
 //! capsule-gen: generate proxy shim crates for host libraries.
 
+mod deps;
 mod emit;
 mod error;
 mod locate;
@@ -10,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, FILE_NAME};
@@ -28,8 +29,11 @@ use crate::manifest::{Manifest, FILE_NAME};
 ///
 /// Exit status: 0 success, 1 generation failed or --check found differences, 2 bad input.
 #[derive(Debug, Parser)]
-#[command(name = "capsule-gen", version)]
+#[command(name = "capsule-gen", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Host tree to look sonames up in.
     #[arg(long, default_value = "/", value_name = "DIR")]
     prefix: PathBuf,
@@ -56,12 +60,21 @@ struct Cli {
     check: Option<PathBuf>,
 
     /// Libraries to make shims for: sonames (libGL.so.1) or paths.
-    #[arg(value_name = "LIBRARY", required_unless_present_any = ["regenerate", "check"])]
+    #[arg(value_name = "LIBRARY", required_unless_present_any = ["regenerate", "check"], required = false)]
     libraries: Vec<String>,
+}
+
+/// Subcommands beside generation.
+#[derive(Debug, Subcommand)]
+enum Command {
+    Deps(deps::DepsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Deps(args)) = &cli.command {
+        return deps::run(args);
+    }
     let result = if let Some(dir) = &cli.regenerate {
         regenerate(dir).map(|()| true)
     } else if let Some(dir) = &cli.check {

@@ -225,3 +225,25 @@ pub unsafe fn func<F: Copy>(capsule: &capsule::Capsule, name: &str) -> F {
     // SAFETY: the caller promises F is the right function-pointer type.
     unsafe { std::mem::transmute_copy(&p.as_ptr()) }
 }
+
+/// Overwrite bytes of a built file at `offset` (to make a fixture ELF of another class or
+/// machine, or otherwise damaged).
+pub fn patch_bytes(path: &Path, offset: usize, bytes: &[u8]) {
+    let mut contents = std::fs::read(path).expect("read file to patch");
+    assert!(
+        offset + bytes.len() <= contents.len(),
+        "patch past the end of {}",
+        path.display()
+    );
+    contents[offset..offset + bytes.len()].copy_from_slice(bytes);
+    std::fs::write(path, contents).expect("write patched file");
+}
+
+impl Tree {
+    /// A symlink at `root/link` pointing at `target` (written as given, not joined).
+    pub fn symlink(&self, link: &str, target: &str) -> PathBuf {
+        let path = self.path(link);
+        std::os::unix::fs::symlink(target, &path).expect("create fixture symlink");
+        path
+    }
+}

@@ -282,9 +282,7 @@ mod tests {
         // ldconfig's compat layout: the new part starts at the first 8-byte boundary
         // after the old entries; the strings follow the new entries.
         let mut bytes = old_header();
-        while bytes.len() % NEW_ALIGN != 0 {
-            bytes.push(0);
-        }
+        bytes.resize(bytes.len().next_multiple_of(NEW_ALIGN), 0);
         bytes.extend(new_cache(&[(
             FLAGS_X86_64,
             "liba.so.1",

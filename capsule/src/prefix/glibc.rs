@@ -2,6 +2,7 @@
 //! that every symbol version the closure needs is defined by whoever provides it.
 
 use std::ffi::CStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::elffile::ElfFile;
@@ -64,7 +65,7 @@ pub fn running_libc_path() -> Option<PathBuf> {
     // SAFETY: dladdr succeeded, so dli_fname points to the object's NUL-terminated name,
     // which lives as long as the object stays loaded (libc always does).
     let name = unsafe { CStr::from_ptr(info.dli_fname) };
-    let path = PathBuf::from(std::ffi::OsStr::new(&*name.to_string_lossy()));
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
     path.is_absolute().then_some(path)
 }
 

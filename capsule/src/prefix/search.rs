@@ -368,7 +368,13 @@ fn find_standard(
 /// as ld.so would (cache, then default directories).
 fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>> {
     if name == "libc.so.6" {
-        if let Some(path) = glibc::running_libc_path() {
+        let mapped = glibc::running_libc_path();
+        // dladdr gives the name ld.so opened, which may run through symlinks (/lib -> usr/lib).
+        let mapped = match mapped {
+            Some(path) => resolve(Path::new("/"), &path)?,
+            None => None,
+        };
+        if let Some(path) = mapped {
             match elffile::read(&path) {
                 Ok(file) => {
                     return Ok(Some(Found {
