@@ -31,20 +31,19 @@ pub(crate) fn route_to_program(interposer: &Interposer) -> Result<()> {
     let aligned_alloc = program_symbol(c"aligned_alloc");
     let valloc = program_symbol(c"valloc");
     let pvalloc = program_symbol(c"pvalloc");
-    // SAFETY: each pointer is the program's definition of the function of that name,
-    // whose C signature is fixed by POSIX/glibc and matches the table's field type.
-    interposer.with_table(|t| unsafe {
-        use std::mem::transmute as cast;
-        t.malloc = Some(cast(malloc));
-        t.free = Some(cast(free));
-        t.calloc = Some(cast(calloc));
-        t.realloc = Some(cast(realloc));
-        t.posix_memalign = Some(cast(posix_memalign));
-        t.malloc_usable_size = Some(cast(usable));
-        t.memalign = Some(memalign.map_or(fallback_memalign as _, |p| cast(p)));
-        t.aligned_alloc = Some(aligned_alloc.map_or(fallback_memalign as _, |p| cast(p)));
-        t.valloc = Some(valloc.map_or(fallback_valloc as _, |p| cast(p)));
-        t.pvalloc = Some(pvalloc.map_or(fallback_pvalloc as _, |p| cast(p)));
+    // Each address is the program's definition of the function of that name, whose C
+    // signature is fixed by POSIX/glibc and matches the field of the C table.
+    interposer.with_table(|t| {
+        t.malloc = malloc;
+        t.free = free;
+        t.calloc = calloc;
+        t.realloc = realloc;
+        t.posix_memalign = posix_memalign;
+        t.malloc_usable_size = usable;
+        t.memalign = memalign.unwrap_or(fallback_memalign as *mut c_void);
+        t.aligned_alloc = aligned_alloc.unwrap_or(fallback_memalign as *mut c_void);
+        t.valloc = valloc.unwrap_or(fallback_valloc as *mut c_void);
+        t.pvalloc = pvalloc.unwrap_or(fallback_pvalloc as *mut c_void);
         if crate::config::debug_enabled(crate::config::Topic::Alloc) {
             t.count = 1;
         }

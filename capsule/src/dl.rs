@@ -366,16 +366,16 @@ extern "C" fn capsule_dlclose(_lmid: c_long, handle: *mut c_void) -> c_int {
 }
 
 /// The link map of the object that contains `addr`.
-fn caller_link_map(addr: *const c_void) -> Option<*mut LinkMap> {
+fn caller_link_map(addr: *const c_void) -> Option<*const LinkMap> {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    let mut map: *mut LinkMap = std::ptr::null_mut();
+    let mut map: *const LinkMap = std::ptr::null();
     // SAFETY: dladdr1 with RTLD_DL_LINKMAP writes a Dl_info and one link-map pointer; it
     // accepts any address and returns 0 when no object contains it.
     let rc = unsafe {
         libc::dladdr1(
             addr,
             info.as_mut_ptr(),
-            &mut map as *mut *mut LinkMap as *mut *mut c_void,
+            &mut map as *mut *const LinkMap as *mut *mut c_void,
             RTLD_DL_LINKMAP,
         )
     };

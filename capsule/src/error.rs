@@ -39,15 +39,13 @@ pub enum Error {
 
     /// A library needs a symbol version that the object providing it lacks (typically a
     /// host library built against a newer glibc than the one running).
-    #[error("capsule: {library} ({path}) needs version {version} of {provider}, which {provider_path} does not define; the host library is newer than this {provider_kind}: use a host tree built for glibc {running_glibc} or older, or run on a newer system")]
+    #[error("capsule: {library} ({path}) needs version {version} of {}, which {} does not define; the host library is newer than this {}: use a host tree built for glibc {} or older, or run on a newer system", .provider.name, .provider.path.display(), .provider.kind, .provider.running_glibc)]
     MissingVersion {
         library: String,
         path: PathBuf,
         version: String,
-        provider: String,
-        provider_path: PathBuf,
-        provider_kind: &'static str,
-        running_glibc: String,
+        /// Who should have defined it (boxed: rarely built, and it keeps `Error` small).
+        provider: Box<VersionProvider>,
     },
 
     /// glibc has no link-map namespace left for `dlmopen(LM_ID_NEWLM)`.
@@ -94,6 +92,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The object a required symbol version was looked for in.
+#[derive(Debug)]
+pub struct VersionProvider {
+    /// Its soname, e.g. `libc.so.6`.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// "glibc" (taken from the running system) or "host library".
+    pub kind: &'static str,
+    /// The running glibc's version, e.g. `2.36`.
+    pub running_glibc: String,
 }
 
 /// The runtime's result type.

@@ -14,8 +14,6 @@ static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose.so"));
 
 const TABLE_MAGIC: u64 = 0x3156_534c_5553_5043;
 
-type Size = libc::size_t;
-
 /// Mirror of `struct capsule_table` in interpose.c; the C side checks nothing, so the
 /// runtime checks magic and size before writing.
 #[repr(C)]
@@ -23,16 +21,18 @@ pub(crate) struct Table {
     magic: u64,
     size: u64,
     pub lmid: c_long,
-    pub malloc: Option<unsafe extern "C" fn(Size) -> *mut c_void>,
-    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
-    pub calloc: Option<unsafe extern "C" fn(Size, Size) -> *mut c_void>,
-    pub realloc: Option<unsafe extern "C" fn(*mut c_void, Size) -> *mut c_void>,
-    pub posix_memalign: Option<unsafe extern "C" fn(*mut *mut c_void, Size, Size) -> c_int>,
-    pub memalign: Option<unsafe extern "C" fn(Size, Size) -> *mut c_void>,
-    pub aligned_alloc: Option<unsafe extern "C" fn(Size, Size) -> *mut c_void>,
-    pub valloc: Option<unsafe extern "C" fn(Size) -> *mut c_void>,
-    pub pvalloc: Option<unsafe extern "C" fn(Size) -> *mut c_void>,
-    pub malloc_usable_size: Option<unsafe extern "C" fn(*mut c_void) -> Size>,
+    // The program's allocator: only the C side calls these, so the runtime stores them as
+    // plain addresses (a function pointer has the same size and representation).
+    pub malloc: *mut c_void,
+    pub free: *mut c_void,
+    pub calloc: *mut c_void,
+    pub realloc: *mut c_void,
+    pub posix_memalign: *mut c_void,
+    pub memalign: *mut c_void,
+    pub aligned_alloc: *mut c_void,
+    pub valloc: *mut c_void,
+    pub pvalloc: *mut c_void,
+    pub malloc_usable_size: *mut c_void,
     pub dlopen: Option<extern "C" fn(c_long, *const c_char, c_int, *const c_void) -> *mut c_void>,
     pub dlmopen:
         Option<extern "C" fn(c_long, c_long, *const c_char, c_int, *const c_void) -> *mut c_void>,
@@ -152,7 +152,7 @@ impl Interposer {
     }
 
     /// The head of the namespace's link-map list (the interposer itself).
-    pub fn link_map(&self) -> *mut LinkMap {
+    pub fn link_map(&self) -> *const LinkMap {
         namespace::namespace_head(self.handle).unwrap_or(std::ptr::null_mut())
     }
 

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use parking_lot::Mutex;
 
+pub(crate) use crate::elf::LinkMap;
 use crate::error::{Error, Result};
 use crate::prefix::{Closure, Origin, Prefix};
 use crate::{alloc, dl, interposer};
@@ -180,7 +181,7 @@ impl Namespace {
                 let name = CStr::from_ptr((*map).l_name);
                 out.push(crate::LoadedObject {
                     path: PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())),
-                    base: (*map).l_addr as usize,
+                    base: (*map).l_addr,
                 });
                 map = (*map).l_next;
             }
@@ -249,19 +250,9 @@ impl Handle {
     }
 }
 
-/// The public prefix of glibc's `struct link_map`.
-#[repr(C)]
-pub(crate) struct LinkMap {
-    pub l_addr: libc::uintptr_t,
-    pub l_name: *const libc::c_char,
-    pub l_ld: *const c_void,
-    pub l_next: *mut LinkMap,
-    pub l_prev: *mut LinkMap,
-}
-
 /// The link map of `handle`, rewound to the head of its namespace's list.
-pub(crate) fn namespace_head(handle: Handle) -> Result<*mut LinkMap> {
-    let mut map: *mut LinkMap = std::ptr::null_mut();
+pub(crate) fn namespace_head(handle: Handle) -> Result<*const LinkMap> {
+    let mut map: *const LinkMap = std::ptr::null();
     // SAFETY: RTLD_DI_LINKMAP writes one pointer to `map`; handle is live.
     let rc = unsafe {
         libc::dlinfo(

@@ -18,10 +18,6 @@
 //! slot while it is rewritten may put the real target back: rewrite before other threads
 //! call through the slot, or load the object with `RTLD_NOW`.
 
-// The crate's one `Error` enum is large (see `Error::MissingVersion`); boxing it is a
-// crate-wide decision, not this module's.
-#![allow(clippy::result_large_err)]
-
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -401,13 +401,12 @@ fn missing_glibc_version_is_caught_before_loading() {
         library,
         version,
         provider,
-        provider_path,
-        provider_kind,
         ..
     } = &err
     else {
         panic!("expected MissingVersion, got {err}");
     };
+    let (provider, provider_path, provider_kind) = (&provider.name, &provider.path, &provider.kind);
     assert_eq!(library, "libfuture.so.1");
     assert_eq!(version, "GLIBC_2.99");
     assert_eq!(provider, "libc.so.6");

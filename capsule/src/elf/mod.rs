@@ -6,10 +6,6 @@
 //! table gives [`Error::Malformed`](crate::Error::Malformed) rather than a crash; the file-image constructor is the
 //! entry point for fuzzing.
 
-// The crate's one `Error` enum is large (see `Error::MissingVersion`); boxing it is a
-// crate-wide decision, not this module's.
-#![allow(clippy::result_large_err)]
-
 mod dynamic;
 mod hash;
 mod memory;

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::elffile::ElfFile;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VersionProvider};
 
 /// Sonames built from glibc's source. They share GLIBC_PRIVATE interfaces with the
 /// dynamic linker of the same build, so a copy from another tree would not work with the
@@ -98,14 +98,16 @@ pub fn check_versions(objects: &[Versioned<'_>]) -> Result<()> {
                     library: user.soname.to_string(),
                     path: user.path.to_path_buf(),
                     version: missing.name.clone(),
-                    provider: provider_name.clone(),
-                    provider_path: provider.path.to_path_buf(),
-                    provider_kind: if provider.system {
-                        "glibc"
-                    } else {
-                        "host library"
-                    },
-                    running_glibc: running_version(),
+                    provider: Box::new(VersionProvider {
+                        name: provider_name.clone(),
+                        path: provider.path.to_path_buf(),
+                        kind: if provider.system {
+                            "glibc"
+                        } else {
+                            "host library"
+                        },
+                        running_glibc: running_version(),
+                    }),
                 });
             }
         }

@@ -14,10 +14,6 @@
 //! them. Relative RPATH/RUNPATH entries (relative to the program's working directory for
 //! ld.so) and `glibc-hwcaps` subdirectories are not searched.
 
-// `Error` is the crate's one large enum (MissingVersion alone is ~200 bytes); boxing it
-// is the lead's call for the whole crate, not this module's.
-#![allow(clippy::result_large_err)]
-
 pub mod cache;
 pub mod conf;
 mod elffile;
