@@ -51,23 +51,29 @@ thread_local! {
     static ERROR: RefCell<(Option<CString>, Option<CString>)> = const { RefCell::new((None, None)) };
 }
 
+// Libraries' destructors call dlclose and dlerror from `exit`, after this thread's
+// thread-locals are gone: then there is no error state to keep, and `dlerror` has nothing
+// to report. A panic here would abort the process (these are `extern "C"` functions).
+
 fn set_error(message: String) {
-    crate::debug!(Dlopen, "{message}");
+    crate::debug!(Dlopen, "{}", message.trim_start_matches("capsule: "));
     let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    ERROR.with(|e| e.borrow_mut().0 = Some(message));
+    let _ = ERROR.try_with(|e| e.borrow_mut().0 = Some(message));
 }
 
 fn clear_error() {
-    ERROR.with(|e| e.borrow_mut().0 = None);
+    let _ = ERROR.try_with(|e| e.borrow_mut().0 = None);
 }
 
 extern "C" fn capsule_dlerror(_lmid: c_long) -> *mut c_char {
-    ERROR.with(|e| {
-        let mut e = e.borrow_mut();
-        e.1 = e.0.take();
-        e.1.as_ref()
-            .map_or(std::ptr::null_mut(), |s| s.as_ptr() as *mut c_char)
-    })
+    ERROR
+        .try_with(|e| {
+            let mut e = e.borrow_mut();
+            e.1 = e.0.take();
+            e.1.as_ref()
+                .map_or(std::ptr::null_mut(), |s| s.as_ptr() as *mut c_char)
+        })
+        .unwrap_or(std::ptr::null_mut())
 }
 
 extern "C" fn capsule_dlopen(

@@ -186,6 +186,13 @@ impl Interposer {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_int>(p.as_ptr())
             });
         }
+        if let Some(init) = ctype {
+            // SAFETY: `__ctype_init` takes nothing and returns nothing.
+            let init = unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(init.as_ptr())
+            };
+            crate::threads::prepare(libc_handle, init);
+        }
         // The namespace's libc believes it is single-threaded (it never saw the program's
         // pthread_create), and its libstdc++ would then skip atomic reference counts.
         if let Some(flag) = libc_handle.symbol(c"__libc_single_threaded") {

@@ -24,3 +24,4 @@ pub mod elf;
 mod namespace;
 pub mod patch;
 pub mod shim;
+mod threads;

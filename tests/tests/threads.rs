@@ -1,0 +1,87 @@
+//! Threads created by the program (before or after the capsule was loaded) can call into
+//! the capsule and use locale, ctype and NSS functions there, although the namespace's
+//! libc never ran its per-thread setup on them.
+
+use capsule::Capsule;
+use capsule_tests::{build_lib, func, Lib, Tree};
+use std::ffi::{c_char, c_int, CStr};
+use std::sync::mpsc;
+
+const TEXT: &str = r#"
+#include <ctype.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* ctype straight away, before anything on this thread could have allocated. */
+int text_upper(int c) { return toupper(c); }
+int text_is_alpha(int c) { return isalpha(c) != 0; }
+long text_strtol(const char *s) { return strtol(s, 0, 10); }
+/* NSS, which parses /etc/passwd with ctype inside libc. */
+int text_user_name(char *out, int len) {
+    struct passwd pw, *result = 0;
+    char buf[4096];
+    if (getpwuid_r(0, &pw, buf, sizeof buf, &result) != 0 || !result) return -1;
+    strncpy(out, pw.pw_name, len - 1);
+    out[len - 1] = 0;
+    return 0;
+}
+"#;
+
+struct Text {
+    upper: extern "C" fn(c_int) -> c_int,
+    is_alpha: extern "C" fn(c_int) -> c_int,
+    strtol: extern "C" fn(*const c_char) -> libc::c_long,
+    user_name: extern "C" fn(*mut c_char, c_int) -> c_int,
+}
+
+impl Text {
+    fn exercise(&self) {
+        assert_eq!((self.upper)(b'q' as c_int), b'Q' as c_int);
+        assert_eq!((self.is_alpha)(b'7' as c_int), 0);
+        assert_eq!((self.is_alpha)(b'x' as c_int), 1);
+        assert_eq!((self.strtol)(c"  \t 1234".as_ptr()), 1234);
+        let mut name = [0 as c_char; 64];
+        assert_eq!((self.user_name)(name.as_mut_ptr(), 64), 0);
+        assert_eq!(
+            unsafe { CStr::from_ptr(name.as_ptr()) }.to_str().unwrap(),
+            "root"
+        );
+    }
+}
+
+#[test]
+fn program_threads_before_and_after_load_use_ctype_and_nss_inside() {
+    // A thread that exists before the capsule does.
+    let (go, wait) = mpsc::channel::<Text>();
+    let early = std::thread::spawn(move || wait.recv().unwrap().exercise());
+
+    let host = Tree::new();
+    build_lib(
+        &Lib {
+            source: TEXT,
+            soname: Some("libtext.so.1"),
+            args: &[],
+        },
+        &host.path("usr/lib/libtext.so.1"),
+    );
+    let capsule = Capsule::load("libtext.so.1", host.root()).expect("load libtext");
+    let text = || unsafe {
+        Text {
+            upper: func(&capsule, "text_upper"),
+            is_alpha: func(&capsule, "text_is_alpha"),
+            strtol: func(&capsule, "text_strtol"),
+            user_name: func(&capsule, "text_user_name"),
+        }
+    };
+    go.send(text()).unwrap();
+    early.join().expect("a thread created before the load");
+
+    // A thread created after.
+    let t = text();
+    std::thread::spawn(move || t.exercise())
+        .join()
+        .expect("a thread created after the load");
+    // And the thread that loaded it.
+    text().exercise();
+}
