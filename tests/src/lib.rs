@@ -247,3 +247,31 @@ impl Tree {
         path
     }
 }
+
+/// Generate the shim of `library` (a soname looked up in `prefix`) into `out/<library>`
+/// with capsule-gen, build it in `target_dir` and return the built `.so`.
+pub fn generate_and_build_shim(
+    library: &str,
+    prefix: &Path,
+    out: &Path,
+    target_dir: &Path,
+) -> PathBuf {
+    run_ok(
+        Command::new(capsule_gen())
+            .arg("--prefix")
+            .arg(prefix)
+            .arg("--out")
+            .arg(out)
+            .arg(library),
+        "generate shim",
+    );
+    build_shim(&out.join(library), target_dir)
+}
+
+/// Copy a built shim into `lib_dir` under its link name (`libfoo.so`) and its soname.
+pub fn install_shim(shim: &Path, soname: &str, lib_dir: &Path) {
+    std::fs::create_dir_all(lib_dir).expect("create the shim's lib directory");
+    let name = shim.file_name().expect("the shim has a file name");
+    std::fs::copy(shim, lib_dir.join(name)).expect("install the shim (link name)");
+    std::fs::copy(shim, lib_dir.join(soname)).expect("install the shim (soname)");
+}
