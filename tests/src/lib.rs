@@ -275,3 +275,27 @@ pub fn install_shim(shim: &Path, soname: &str, lib_dir: &Path) {
     std::fs::copy(shim, lib_dir.join(name)).expect("install the shim (link name)");
     std::fs::copy(shim, lib_dir.join(soname)).expect("install the shim (soname)");
 }
+
+/// Every file under `dir` (but `target/`), relative to it, with its bytes.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
+        for entry in entries {
+            let path = entry.expect("read a directory entry").path();
+            if path.is_dir() {
+                if path.file_name() != Some("target".as_ref()) {
+                    stack.push(path);
+                }
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                let relative = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                files.insert(relative, bytes);
+            }
+        }
+    }
+    files
+}
