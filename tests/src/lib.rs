@@ -248,8 +248,8 @@ impl Tree {
     }
 }
 
-/// Generate the shim of `library` (a soname looked up in `prefix`) into `out/<library>`
-/// with capsule-gen, build it in `target_dir` and return the built `.so`.
+/// Generate a shim for `library` (a soname looked up in `prefix`) with the built
+/// `capsule-gen` into `out`, build it in `target_dir`, and return the built `.so`.
 pub fn generate_and_build_shim(
     library: &str,
     prefix: &Path,
@@ -268,12 +268,16 @@ pub fn generate_and_build_shim(
     build_shim(&out.join(library), target_dir)
 }
 
-/// Copy a built shim into `lib_dir` under its link name (`libfoo.so`) and its soname.
+/// Copy a built shim into `lib_dir` under its link name (for `-l`) and its soname (for
+/// the dynamic linker).
 pub fn install_shim(shim: &Path, soname: &str, lib_dir: &Path) {
-    std::fs::create_dir_all(lib_dir).expect("create the shim's lib directory");
-    let name = shim.file_name().expect("the shim has a file name");
-    std::fs::copy(shim, lib_dir.join(name)).expect("install the shim (link name)");
-    std::fs::copy(shim, lib_dir.join(soname)).expect("install the shim (soname)");
+    std::fs::create_dir_all(lib_dir).expect("create the shim directory");
+    std::fs::copy(
+        shim,
+        lib_dir.join(shim.file_name().expect("shim file name")),
+    )
+    .expect("install the shim under its link name");
+    std::fs::copy(shim, lib_dir.join(soname)).expect("install the shim under its soname");
 }
 
 /// Every file under `dir` (but `target/`), relative to it, with its bytes.
