@@ -303,3 +303,23 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     }
     files
 }
+
+/// Build the shims checked in under `shims/` (workspace members) in release, in the
+/// workspace's target directory, and return the directory holding the built `.so` files.
+pub fn build_checked_in_shims(packages: &[&str]) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from);
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(workspace)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--release", "--offline", "--quiet"]);
+    for package in packages {
+        build.args(["-p", package]);
+    }
+    run_ok(&mut build, "build the checked-in shims");
+    target.join("release")
+}
