@@ -218,7 +218,10 @@ fn recorded_source(library: &str, found: &Path, prefix: &Path) -> PathBuf {
     if library.contains('/') {
         return absolute;
     }
-    let roots = [prefix.to_path_buf(), prefix.canonicalize().unwrap_or_default()];
+    let roots = [
+        prefix.to_path_buf(),
+        prefix.canonicalize().unwrap_or_default(),
+    ];
     roots
         .iter()
         .filter_map(|root| absolute.strip_prefix(root).ok())

@@ -47,7 +47,11 @@ fn left_out(manifest: &str) -> BTreeSet<String> {
             Some(match l.split("version = \"").nth(1) {
                 Some(rest) => {
                     let version = rest.split('"').next()?;
-                    let at = if l.contains("default = true") { "@@" } else { "@" };
+                    let at = if l.contains("default = true") {
+                        "@@"
+                    } else {
+                        "@"
+                    };
                     format!("{name}{at}{version}")
                 }
                 None => name.to_string(),
@@ -76,7 +80,11 @@ fn every_checked_in_shim_is_what_the_generator_writes() {
         let names = |m: &std::collections::BTreeMap<PathBuf, Vec<u8>>| -> Vec<PathBuf> {
             m.keys().cloned().collect()
         };
-        assert_eq!(names(&actual), names(&expected), "{soname}: file lists differ");
+        assert_eq!(
+            names(&actual),
+            names(&expected),
+            "{soname}: file lists differ"
+        );
         for (path, bytes) in &expected {
             assert!(
                 actual[path] == *bytes,
@@ -102,7 +110,10 @@ fn every_checked_in_shim_exports_what_the_installed_library_exports() {
         .env("CARGO_TARGET_DIR", &target)
         .args(["build", "--release", "--offline", "--quiet"]);
     for soname in SHIMS {
-        build.args(["-p", &format!("shim-{}", soname.to_ascii_lowercase().replace('.', "-"))]);
+        build.args([
+            "-p",
+            &format!("shim-{}", soname.to_ascii_lowercase().replace('.', "-")),
+        ]);
     }
     let started = std::time::Instant::now();
     run_ok(&mut build, "build the checked-in shims");

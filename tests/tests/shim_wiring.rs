@@ -199,7 +199,15 @@ fn shim_rewires_callers_variables_and_dlsym() {
     build_program(
         LINKED,
         &linked,
-        &[&l_arg, &rpath, "-Wl,--no-as-needed", "-lwire", "-lfirst", "-lsecond", "-ldl"],
+        &[
+            &l_arg,
+            &rpath,
+            "-Wl,--no-as-needed",
+            "-lwire",
+            "-lfirst",
+            "-lsecond",
+            "-ldl",
+        ],
     );
     let (stdout, stderr) = succeeded(&run(&linked, host.root(), &[]));
     let host_lib: PathBuf = host.path("usr/lib/x86_64-linux-gnu/libwire.so.1");

@@ -95,7 +95,10 @@ fn redirect_one(object: &Object<'_>, sym: &Symbol, name: &str, target: Target) -
     } {
         Ok(report) => report.rewritten,
         Err(err) => {
-            crate::debug!(Reloc, "{err}; its callers keep going through the trampoline");
+            crate::debug!(
+                Reloc,
+                "{err}; its callers keep going through the trampoline"
+            );
             0
         }
     }

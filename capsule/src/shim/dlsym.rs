@@ -111,8 +111,20 @@ pub(super) fn install(state: State, objects: &[Object<'_>]) {
     if STATE.set(state).is_err() {
         return;
     }
-    wrap(objects, soname, c"dlsym", __capsule_dlsym_entry as *const () as usize, &NEXT_DLSYM);
-    wrap(objects, soname, c"dlvsym", __capsule_dlvsym_entry as *const () as usize, &NEXT_DLVSYM);
+    wrap(
+        objects,
+        soname,
+        c"dlsym",
+        __capsule_dlsym_entry as *const () as usize,
+        &NEXT_DLSYM,
+    );
+    wrap(
+        objects,
+        soname,
+        c"dlvsym",
+        __capsule_dlvsym_entry as *const () as usize,
+        &NEXT_DLVSYM,
+    );
 }
 
 fn wrap(objects: &[Object<'_>], soname: &str, name: &CStr, entry: usize, next: &AtomicUsize) {

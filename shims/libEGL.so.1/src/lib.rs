@@ -9,7 +9,9 @@ use capsule::shim::{Library, Symbol};
 
 const FUNCTIONS: usize = 44;
 
-/// Functions first, in slot order, then variables.
+/// Functions first, in slot order, then variables. One line each, whatever rustfmt
+/// thinks, so that `cargo fmt` leaves the generated file byte-identical.
+#[rustfmt::skip]
 static SYMBOLS: [Symbol; 44] = [
     Symbol::function(c"eglBindAPI", None, false),
     Symbol::function(c"eglBindTexImage", None, false),

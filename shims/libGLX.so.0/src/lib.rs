@@ -9,7 +9,9 @@ use capsule::shim::{Library, Symbol};
 
 const FUNCTIONS: usize = 41;
 
-/// Functions first, in slot order, then variables.
+/// Functions first, in slot order, then variables. One line each, whatever rustfmt
+/// thinks, so that `cargo fmt` leaves the generated file byte-identical.
+#[rustfmt::skip]
 static SYMBOLS: [Symbol; 42] = [
     Symbol::function(c"__glXGLLoadGLXFunction", None, false),
     Symbol::function(c"glXChooseFBConfig", None, false),

@@ -9,7 +9,9 @@ use capsule::shim::{Library, Symbol};
 
 const FUNCTIONS: usize = 1044;
 
-/// Functions first, in slot order, then variables.
+/// Functions first, in slot order, then variables. One line each, whatever rustfmt
+/// thinks, so that `cargo fmt` leaves the generated file byte-identical.
+#[rustfmt::skip]
 static SYMBOLS: [Symbol; 1044] = [
     Symbol::function(c"glAccum", None, false),
     Symbol::function(c"glActiveShaderProgram", None, false),
