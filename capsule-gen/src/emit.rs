@@ -292,7 +292,7 @@ fn lib_rs(m: &Manifest, functions: &[&Export], objects: &[&Export]) -> String {
     let _ = writeln!(out, "const FUNCTIONS: usize = {};\n", functions.len());
     let _ = writeln!(
         out,
-        "/// Functions first, in slot order, then variables.\nstatic SYMBOLS: [Symbol; {}] = [",
+        "/// Functions first, in slot order, then variables. One line each, whatever rustfmt\n/// thinks, so that `cargo fmt` leaves the generated file byte-identical.\n#[rustfmt::skip]\nstatic SYMBOLS: [Symbol; {}] = [",
         functions.len() + objects.len()
     );
     for s in functions {

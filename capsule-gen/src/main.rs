@@ -104,7 +104,7 @@ fn generate_all(cli: &Cli) -> Result<()> {
         } else {
             runtime.clone()
         };
-        let source = std::path::absolute(&source).unwrap_or(source);
+        let source = recorded_source(library, &source, &cli.prefix);
         let manifest = Manifest {
             soname: scanned.soname,
             source: source.display().to_string(),
@@ -207,6 +207,26 @@ fn check(dir: &Path, prefix: &Path) -> Result<bool> {
         );
     }
     Ok(same)
+}
+
+/// The source as the manifest records it: for a soname, its path as the host sees it
+/// (inside the prefix, from its root), so that the same packages give the same manifest
+/// whatever the prefix is called; for a path given on the command line, that path made
+/// absolute.
+fn recorded_source(library: &str, found: &Path, prefix: &Path) -> PathBuf {
+    let absolute = std::path::absolute(found).unwrap_or_else(|_| found.to_path_buf());
+    if library.contains('/') {
+        return absolute;
+    }
+    let roots = [
+        prefix.to_path_buf(),
+        prefix.canonicalize().unwrap_or_default(),
+    ];
+    roots
+        .iter()
+        .filter_map(|root| absolute.strip_prefix(root).ok())
+        .next()
+        .map_or(absolute.clone(), |inside| Path::new("/").join(inside))
 }
 
 /// The runtime crate's directory, canonical, checked to be the capsule crate.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use capsule_tests::{build_lib, build_shim, nm_exports, Lib, Tree};
+use capsule_tests::{build_lib, build_shim, files_under, nm_exports, Lib, Tree};
 
 const GEN: &str = env!("CARGO_BIN_EXE_capsule-gen");
 
@@ -184,28 +184,6 @@ fn system_zlib_and_libxml2_shims_export_the_same_symbols() {
     }
 }
 
-/// Every file under `dir` (but `target/`) and its bytes.
-fn tree_contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if path.file_name() != Some("target".as_ref()) {
-                    stack.push(path);
-                }
-            } else {
-                files.insert(
-                    path.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&path).unwrap(),
-                );
-            }
-        }
-    }
-    files
-}
-
 #[test]
 fn generation_is_deterministic_and_regenerates_from_the_manifest() {
     let tree = Tree::new();
@@ -221,14 +199,14 @@ fn generation_is_deterministic_and_regenerates_from_the_manifest() {
             "libgendet.so.1",
         ]));
     }
-    let first = tree_contents(&a.join("libgendet.so.1"));
+    let first = files_under(&a.join("libgendet.so.1"));
     assert!(
         first.contains_key(Path::new("src/lib.rs"))
             && first.contains_key(Path::new("capsule-shim.toml"))
     );
     assert_eq!(
         first,
-        tree_contents(&b.join("libgendet.so.1")),
+        files_under(&b.join("libgendet.so.1")),
         "two generations differ"
     );
 
@@ -241,7 +219,7 @@ fn generation_is_deterministic_and_regenerates_from_the_manifest() {
     std::fs::write(crate_dir.join("unversioned.map"), "stale").unwrap();
     let out = capsule_gen(&["--regenerate", crate_dir.to_str().unwrap()]);
     assert_ok(&out);
-    let mut regenerated = tree_contents(&crate_dir);
+    let mut regenerated = files_under(&crate_dir);
     // The fixture has no unversioned symbols, so no generator writes that file.
     regenerated.remove(Path::new("unversioned.map"));
     assert_eq!(regenerated, first, "regenerated crate differs");

@@ -3,8 +3,9 @@
 //! A shim made by `capsule-gen` exports the real library's symbols. Each function is a
 //! trampoline that jumps through a slot; each variable is an object of the real size. The
 //! shim's constructor calls [`init`], which loads the real library into a capsule, points
-//! every slot at the real function, and copies every variable's current bytes into the copy
-//! the program sees.
+//! every slot at the real function, then makes the program skip the trampolines
+//! ([`callers`]), share each variable with the real library ([`data`]) and get the real
+//! library's answers from `dlsym` ([`dlsym`]).
 //!
 //! Failure policy: a shim whose library cannot be loaded can do nothing useful, and the
 //! program linked against it would crash at its first call anyway. So [`init`] prints the
@@ -19,6 +20,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use crate::capsule::Capsule;
+
+mod callers;
+mod data;
+mod dlsym;
+mod linkmap;
+
+use callers::Target;
 
 /// Distance between two missing-symbol stubs in a generated shim's stub table.
 pub const MISSING_STUB_STRIDE: usize = 16;
@@ -56,6 +64,8 @@ pub struct Library {
     functions: usize,
     /// Where the capsule took the library from, for the missing-symbol message.
     host_path: OnceLock<PathBuf>,
+    /// The shim's first missing-symbol stub, to tell a stub from a real target.
+    missing_stubs: OnceLock<usize>,
 }
 
 impl Symbol {
@@ -113,6 +123,7 @@ impl Library {
             symbols,
             functions,
             host_path: OnceLock::new(),
+            missing_stubs: OnceLock::new(),
         }
     }
 
@@ -156,6 +167,7 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
     // The trampolines use the capsule for the rest of the process: never unload it.
     let capsule: &'static Capsule = Box::leak(Box::new(capsule));
     let _ = lib.host_path.set(capsule.path().to_path_buf());
+    let _ = lib.missing_stubs.set(missing_stubs as usize);
     crate::debug!(
         Libs,
         "shim {}: forwarding to {}",
@@ -173,14 +185,76 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
         // from reading a torn pointer.
         unsafe { AtomicUsize::from_ptr(slots.add(i)) }.store(target, Ordering::Release);
     }
-    // Integration point for caller redirection: once `patch` can rewrite the program's
-    // JUMP_SLOT/GLOB_DAT slots, point every slot that resolved to a trampoline of this shim
-    // straight at the real function (the slot table above holds the targets), and the real
-    // library's GLOB_DAT slots for each object below at the program's copy.
+    wire_program(lib, capsule, slots);
+}
 
-    for sym in lib.objects() {
-        copy_object(lib, capsule, sym);
+/// Everything after the slot table: rewrite the program's slots, share variables, wrap
+/// `dlsym`. A failure here costs speed or precision, never correctness of calls (the
+/// trampolines work without it), so it is reported and the program carries on.
+fn wire_program(lib: &'static Library, capsule: &'static Capsule, slots: *mut usize) {
+    let Some(own_map) = linkmap::containing(slots.cast_const().cast()) else {
+        eprintln!(
+            "capsule: {}: cannot find the proxy library's own link map; calls go through its trampolines",
+            lib.soname
+        );
+        data::share_variables(lib, capsule);
+        return;
+    };
+    // SAFETY: `own_map` is this shim's live link map; the shim never unloads itself.
+    let own = match unsafe { crate::elf::Object::from_link_map(own_map) } {
+        Ok(own) => own,
+        Err(err) => {
+            eprintln!("{err}; calls go through the trampolines of {}", lib.soname);
+            data::share_variables(lib, capsule);
+            return;
+        }
+    };
+    if !linkmap::pin(own_map) {
+        eprintln!(
+            "capsule: {}: cannot make the proxy library stay loaded; calls go through its trampolines",
+            lib.soname
+        );
+        data::share_variables(lib, capsule);
+        return;
     }
+    let targets = targets(lib, &own, slots);
+    // SAFETY: run from the shim's constructor, while ld.so holds its lock; the objects of
+    // the program's namespace that the shim patches stay loaded as long as it calls them.
+    let objects = unsafe { linkmap::patchable_objects(own_map, own_map) };
+    callers::redirect_callers(lib, &targets, &objects);
+    data::share_variables(lib, capsule);
+    dlsym::install(dlsym::State::new(capsule, lib, own_map, &targets), &objects);
+}
+
+/// For each function, its trampoline (the shim's exported address) and real target.
+fn targets(lib: &Library, own: &crate::elf::Object<'_>, slots: *mut usize) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for (i, sym) in lib.functions().iter().enumerate() {
+        let (name, version) = (
+            sym.name.to_str().unwrap_or_default(),
+            sym.version.and_then(|v| v.to_str().ok()),
+        );
+        let trampoline = match own.lookup(name, version) {
+            Ok(Some(found)) => found.address,
+            _ => 0,
+        };
+        // SAFETY: `slots` has one usize per function (init's contract), filled above.
+        let slot = unsafe { AtomicUsize::from_ptr(slots.add(i)) }.load(Ordering::Acquire);
+        let real = lookup_was_found(lib, i, slot);
+        let bound = program_visible(sym).map(|p| p as usize);
+        targets.push(Target {
+            trampoline,
+            real: real.filter(|_| trampoline != 0),
+            redirectable: trampoline != 0 && bound.is_none_or(|b| b == trampoline),
+        });
+    }
+    targets
+}
+
+/// `slot`'s value as a real function, or `None` when it is function `index`'s stub.
+fn lookup_was_found(lib: &Library, index: usize, slot: usize) -> Option<usize> {
+    let stub = lib.missing_stubs.get().copied()? + index * MISSING_STUB_STRIDE;
+    (slot != stub && slot != 0).then_some(slot)
 }
 
 /// The real address of `sym` in the capsule, or `None` when the host's library lacks it.
@@ -197,39 +271,6 @@ fn lookup(capsule: &Capsule, sym: &Symbol) -> Option<*mut c_void> {
             crate::debug!(Libs, "shim {}: {err}", capsule.soname());
             None
         }
-    }
-}
-
-/// Copy the real variable's current bytes into the copy the program sees: its copy
-/// relocation (if it has one) took the shim's placeholder bytes, not the real library's.
-fn copy_object(lib: &Library, capsule: &Capsule, sym: &Symbol) {
-    let Some(real) = lookup(capsule, sym) else {
-        eprintln!(
-            "capsule: {}: variable {} is not defined by the host's {} ({}); the program sees zeros in its place",
-            lib.soname,
-            sym.display_name(),
-            lib.soname,
-            capsule.path().display()
-        );
-        return;
-    };
-    let Some(visible) = program_visible(sym) else {
-        return;
-    };
-    if visible == real || sym.size == 0 {
-        return;
-    }
-    // SAFETY: `real` is the start of the real library's object and `visible` the start of
-    // the program's (or the shim's own) copy; both are `size` bytes (the shim was generated
-    // with the real object's size, and the program's copy relocation has the shim's size).
-    // They live in different objects, so they do not overlap.
-    let copied = unsafe { write_maybe_relro(visible.cast(), real.cast::<u8>(), sym.size) };
-    if let Err(reason) = copied {
-        eprintln!(
-            "capsule: {}: cannot copy variable {} into the program: {reason}",
-            lib.soname,
-            sym.display_name()
-        );
     }
 }
 

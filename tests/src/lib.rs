@@ -279,3 +279,47 @@ pub fn install_shim(shim: &Path, soname: &str, lib_dir: &Path) {
     .expect("install the shim under its link name");
     std::fs::copy(shim, lib_dir.join(soname)).expect("install the shim under its soname");
 }
+
+/// Every file under `dir` (but `target/`), relative to it, with its bytes.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
+        for entry in entries {
+            let path = entry.expect("read a directory entry").path();
+            if path.is_dir() {
+                if path.file_name() != Some("target".as_ref()) {
+                    stack.push(path);
+                }
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                let relative = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                files.insert(relative, bytes);
+            }
+        }
+    }
+    files
+}
+
+/// Build the shims checked in under `shims/` (workspace members) in release, in the
+/// workspace's target directory, and return the directory holding the built `.so` files.
+pub fn build_checked_in_shims(packages: &[&str]) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from);
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(workspace)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--release", "--offline", "--quiet"]);
+    for package in packages {
+        build.args(["-p", package]);
+    }
+    run_ok(&mut build, "build the checked-in shims");
+    target.join("release")
+}

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use capsule_tests::{build_lib, build_program, build_shim, capsule_gen, run_ok, Lib, Tree};
+use capsule_tests::{build_lib, build_program, generate_and_build_shim, install_shim, Lib, Tree};
 
 fn shim_target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("shim-target")
@@ -84,24 +84,7 @@ fn calls_library(tree: &Tree, mark: i32, extra: &str) {
 
 /// Generate the shim of `library` from `prefix` and build it.
 fn generate_and_build(library: &str, prefix: &Path, work: &Tree) -> PathBuf {
-    let out = work.path("shims");
-    run_ok(
-        Command::new(capsule_gen())
-            .arg("--prefix")
-            .arg(prefix)
-            .arg("--out")
-            .arg(&out)
-            .arg(library),
-        "generate shim",
-    );
-    build_shim(&out.join(library), &shim_target_dir())
-}
-
-/// Copy the built shim into `lib_dir` under its link name and its soname.
-fn install(shim: &Path, soname: &str, lib_dir: &Path) {
-    std::fs::create_dir_all(lib_dir).unwrap();
-    std::fs::copy(shim, lib_dir.join(shim.file_name().unwrap())).unwrap();
-    std::fs::copy(shim, lib_dir.join(soname)).unwrap();
+    generate_and_build_shim(library, prefix, &work.path("shims"), &shim_target_dir())
 }
 
 fn run_program(program: &Path, envs: &[(&str, &Path)], args: &[&str]) -> Output {
@@ -120,7 +103,7 @@ fn program_linked_against_the_shim_calls_the_host_library() {
     calls_library(&host, 1000, "");
     let shim = generate_and_build("libcalls.so.1", build.root(), &work);
     let lib_dir = work.path("lib");
-    install(&shim, "libcalls.so.1", &lib_dir);
+    install_shim(&shim, "libcalls.so.1", &lib_dir);
 
     let program = work.path("bin/calls");
     let (l_arg, rpath) = (
@@ -182,7 +165,7 @@ fn shim_without_its_library_aborts_at_load_with_the_reason() {
     );
     let shim = generate_and_build("libloadfail.so.1", build.root(), &work);
     let lib_dir = work.path("lib");
-    install(&shim, "libloadfail.so.1", &lib_dir);
+    install_shim(&shim, "libloadfail.so.1", &lib_dir);
     let program = work.path("bin/loadfail");
     let (l_arg, rpath) = (
         format!("-L{}", lib_dir.display()),
@@ -233,7 +216,7 @@ fn zlib_through_a_generated_shim() {
     let work = Tree::new();
     let shim = generate_and_build("libz.so.1", Path::new("/"), &work);
     let lib_dir = work.path("lib");
-    install(&shim, "libz.so.1", &lib_dir);
+    install_shim(&shim, "libz.so.1", &lib_dir);
     let program = work.path("bin/zlib");
     let (l_arg, rpath) = (
         format!("-L{}", lib_dir.display()),
