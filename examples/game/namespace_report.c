@@ -43,9 +43,27 @@ static void report(void) {
         report_namespace(lmid);
 }
 
-/* Registered from a constructor, so it runs after main returns, before any library's
- * destructor. */
-__attribute__((constructor)) static void register_report(void) {
+/* An atexit handler registered from a library constructor would run after _dl_fini, which
+ * finalizes the secondary namespaces first: too late. So wrap the program's main, and
+ * register the report there, after libc registered _dl_fini. */
+typedef int (*main_fn)(int, char **, char **);
+typedef int (*start_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void),
+                        void *);
+static main_fn program_main;
+
+static int main_with_report(int argc, char **argv, char **envp) {
     if (atexit(report) != 0)
         fprintf(stderr, "namespace-report: atexit failed\n");
+    return program_main(argc, argv, envp);
+}
+
+int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
+                      void (*fini)(void), void (*rtld_fini)(void), void *stack_end) {
+    start_fn start = (start_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+    if (!start) {
+        fprintf(stderr, "namespace-report: no __libc_start_main after this object\n");
+        abort();
+    }
+    program_main = main;
+    return start(main_with_report, argc, argv, init, fini, rtld_fini, stack_end);
 }
