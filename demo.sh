@@ -34,6 +34,7 @@ ensure_packages() {
     command -v dpkg-query >/dev/null || fail "dpkg-query not found: this demo expects Debian 12"
     local missing
     missing=$(missing_packages)
+    missing=${missing% }
     [ -z "$missing" ] && return
     if [ "$(id -u)" != 0 ]; then
         fail "missing packages: $missing
@@ -47,11 +48,9 @@ run as root: apt-get update && apt-get install -y $missing
 }
 
 ensure_tools() {
-    local tool
-    for tool in cc cargo; do
-        command -v "$tool" >/dev/null ||
-            fail "$tool not found: install gcc (apt-get install -y gcc) and the Rust toolchain (https://rustup.rs)"
-    done
+    command -v cc >/dev/null || fail "no C compiler (cc): apt-get install -y gcc"
+    command -v cargo >/dev/null ||
+        fail "cargo not found: install the Rust toolchain (https://rustup.rs) and put cargo on PATH"
 }
 
 # ---- 2. the shims ----------------------------------------------------------------------
@@ -155,8 +154,8 @@ report() {
 }
 
 main() {
-    ensure_tools
     ensure_packages
+    ensure_tools
     mkdir -p "$OUT"
     build_shims
     link_shims
