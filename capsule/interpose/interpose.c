@@ -48,6 +48,11 @@ struct capsule_table {
     /* Routing statistics, counted only while `count` is non-zero (CAPSULE_DEBUG=alloc). */
     unsigned long count;
     unsigned long mallocs, frees, reallocs, aligned;
+    /* Sharing the namespace between copies of the runtime (each shim links its own): the
+     * canonical prefix it serves, and an entry into the copy that owns it, which loads a
+     * library and returns its handle, or NULL with a message in `error`. */
+    void *(*load)(long lmid, const char *library, char *error, size_t error_len);
+    char prefix[4096];
 };
 
 EXPORT struct capsule_table capsule_table = {TABLE_MAGIC, sizeof(struct capsule_table)};

@@ -35,29 +35,12 @@ impl Capsule {
     /// tree at `prefix` into a capsule.
     pub fn load(library: &str, prefix: &Path) -> Result<Capsule> {
         let namespace = namespace::for_prefix(prefix)?;
-        let closure = namespace.prefix.resolve_closure(library)?;
-        let handles = namespace.load_closure(&closure, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
-        let (Some(object), Some(&handle)) = (closure.objects.last(), handles.last()) else {
-            return Err(Error::NotFound {
-                library: library.into(),
-                prefix: prefix.to_path_buf(),
-                needed_by: None,
-                searched: Vec::new(),
-            });
-        };
-        // The capsule's library is what a program would have linked: global inside.
-        namespace.add_global(handle);
-        crate::debug!(
-            Libs,
-            "{library}: loaded {} object(s) into namespace {}",
-            handles.len(),
-            namespace.lmid
-        );
+        let loaded = namespace.load_library(library)?;
         Ok(Capsule {
-            soname: object.soname.clone(),
-            path: object.path.clone(),
+            soname: loaded.soname,
+            path: loaded.path,
             namespace,
-            handle,
+            handle: loaded.handle,
         })
     }
 
@@ -110,9 +93,9 @@ impl Capsule {
         &self.path
     }
 
-    /// The host prefix the capsule was loaded from.
+    /// The host prefix the capsule was loaded from (canonical).
     pub fn prefix(&self) -> &Path {
-        self.namespace.prefix.root()
+        self.namespace.interposer.prefix()
     }
 
     /// Allocator routing statistics of the capsule's namespace; they count only while

@@ -166,8 +166,14 @@ fn open_resolved(
     requester: Option<&Path>,
     mode: c_int,
 ) -> Result<Handle, String> {
-    let loaded = ns.state.lock().sonames.clone();
-    let closure = match ns
+    let Some(owned) = ns.owned() else {
+        return Err(format!(
+            "capsule: namespace {} is not owned by this runtime",
+            ns.lmid
+        ));
+    };
+    let loaded = owned.state.lock().sonames.clone();
+    let closure = match owned
         .prefix
         .resolve_closure_from(name, requester, &|soname| loaded.contains(soname))
     {
@@ -177,7 +183,7 @@ fn open_resolved(
             crate::debug!(
                 Dlopen,
                 "{name} is not in prefix {}: taking the program's file",
-                ns.prefix.root().display()
+                owned.prefix.root().display()
             );
             return ns
                 .open(Path::new(name), mode, name)
@@ -202,7 +208,7 @@ fn open_resolved(
         }
         match ns.open(&object.path, deps_mode, &object.soname) {
             Ok(h) => {
-                ns.state.lock().sonames.insert(object.soname.clone());
+                ns.note_loaded(&object.soname);
                 deps.push(h);
             }
             Err(e) => {
@@ -213,7 +219,7 @@ fn open_resolved(
     }
     let result = ns.open(&target.path, mode, &target.soname);
     if result.is_ok() {
-        ns.state.lock().sonames.insert(target.soname.clone());
+        ns.note_loaded(&target.soname);
     }
     // The object now holds its dependencies; drop the references taken to load them first.
     close_all(&deps);
@@ -222,7 +228,7 @@ fn open_resolved(
 
 fn open_noload(ns: &'static Namespace, name: &str, mode: c_int) -> Result<Handle, String> {
     let path = if name.starts_with('/') {
-        ns.prefix.root().join(name.trim_start_matches('/'))
+        ns.interposer.prefix().join(name.trim_start_matches('/'))
     } else {
         PathBuf::from(name)
     };

@@ -85,6 +85,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// An error reported by the copy of the runtime that owns a shared namespace (each
+    /// shim links its own copy), passed on as that copy worded it.
+    #[error("{message}")]
+    Shared { message: String },
+
     /// Reading a file failed.
     #[error("capsule: {path}: {source}")]
     Io {

@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_int, c_long, c_void, CStr};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -56,7 +57,12 @@ pub(crate) struct Table {
     pub frees: u64,
     pub reallocs: u64,
     pub aligned: u64,
+    pub load: Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void>,
+    pub prefix: [u8; PREFIX_CAPACITY],
 }
+
+/// Room for the canonical prefix path in the table, NUL included.
+pub(crate) const PREFIX_CAPACITY: usize = 4096;
 
 /// The interposer loaded at the head of a namespace.
 pub(crate) struct Interposer {
@@ -68,6 +74,13 @@ pub(crate) struct Interposer {
 impl Interposer {
     /// Create a new namespace whose first object is the interposer.
     pub fn load_into_new_namespace(prefix: &Path) -> Result<Interposer> {
+        let key = prefix.as_os_str().as_bytes();
+        if key.len() >= PREFIX_CAPACITY {
+            return Err(Error::BadPrefix {
+                prefix: prefix.to_path_buf(),
+                reason: format!("the path is longer than {} bytes", PREFIX_CAPACITY - 1),
+            });
+        }
         let file = image_file()?;
         let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         let cpath = namespace::path_cstring(&path)?;
@@ -84,31 +97,62 @@ impl Interposer {
         };
         // The mapping outlives the descriptor.
         drop(file);
-        let table = handle
-            .symbol(c"capsule_table")
-            .ok_or_else(|| Error::Malformed {
-                object: "capsule interposer".into(),
-                what: "symbol table: capsule_table is missing".into(),
-            })?
-            .as_ptr() as *mut Table;
-        // SAFETY: capsule_table is a data object of the interposer, at least 16 bytes
+        let interposer = Interposer::attach(handle).ok_or_else(|| Error::Malformed {
+            object: "capsule interposer".into(),
+            what:
+                "table: capsule_table is missing, or was built from another version of interpose.c"
+                    .into(),
+        })?;
+        interposer.with_table(|t| {
+            t.prefix[..key.len()].copy_from_slice(key);
+            t.prefix[key.len()] = 0;
+        });
+        Ok(interposer)
+    }
+
+    /// The interposer heading the namespace of `handle`, if that object is one of ours
+    /// with a table of this runtime's layout.
+    pub fn attach(handle: Handle) -> Option<Interposer> {
+        let table = handle.symbol(c"capsule_table")?.as_ptr() as *mut Table;
+        // SAFETY: capsule_table is a data object of an interposer, at least 16 bytes
         // (magic and size come first in every version of the struct).
         let (magic, size) = unsafe { ((*table).magic, (*table).size) };
         if magic != TABLE_MAGIC || size as usize != std::mem::size_of::<Table>() {
-            return Err(Error::Malformed {
-                object: "capsule interposer".into(),
-                what: format!("table (magic {magic:#x}, size {size}): built from another version of interpose.c"),
-            });
+            return None;
         }
-        let lmid = namespace::lmid_of(handle)?;
-        // SAFETY: the table was checked above; nothing reads it concurrently yet, since
-        // the namespace is not published.
+        let lmid = namespace::lmid_of(handle).ok()?;
+        // SAFETY: the table was checked above. A fresh table is not yet published; an
+        // existing one already holds this same lmid, so the store changes nothing.
         unsafe { (*table).lmid = lmid };
-        Ok(Interposer {
+        Some(Interposer {
             handle,
             table,
             lmid,
         })
+    }
+
+    /// Whether the owning runtime can load into this namespace for another copy.
+    pub fn has_loader(&self) -> bool {
+        // SAFETY: the table lives as long as the process; `load` is written once before
+        // the namespace is published.
+        unsafe { (*self.table).load.is_some() }
+    }
+
+    /// The owner's load entry (see `has_loader`).
+    pub fn loader(
+        &self,
+    ) -> Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void> {
+        // SAFETY: as in `has_loader`.
+        unsafe { (*self.table).load }
+    }
+
+    /// The canonical prefix this namespace serves.
+    pub fn prefix(&self) -> &Path {
+        // SAFETY: the table lives as long as the process; `prefix` is written once,
+        // NUL-terminated, before the namespace is published.
+        let bytes = unsafe { &(*self.table).prefix };
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(0);
+        Path::new(std::ffi::OsStr::from_bytes(&bytes[..len]))
     }
 
     pub fn lmid(&self) -> Lmid {

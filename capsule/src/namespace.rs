@@ -32,12 +32,22 @@ pub(crate) type Lmid = libc::Lmid_t;
 const MAX_NAMESPACES: usize = 16;
 
 /// One capsule namespace: a prefix, the interposer heading it, and what was loaded.
+///
+/// Each shim links its own copy of this runtime, so a process can hold several copies.
+/// The copy that created a namespace *owns* it: its prefix, its state, and the dl
+/// emulation the interposer calls. Other copies *adopt* it (found through glibc's
+/// `_r_debug` list of namespaces) and load into it through the interposer's `load` entry.
 pub(crate) struct Namespace {
     pub lmid: Lmid,
-    pub prefix: Prefix,
     /// The canonical prefix path, the key under which capsules share this namespace.
     key: PathBuf,
     pub interposer: interposer::Interposer,
+    owned: Option<Owned>,
+}
+
+/// What the copy of the runtime that created a namespace keeps of it.
+pub(crate) struct Owned {
+    pub prefix: Prefix,
     pub state: Mutex<State>,
 }
 
@@ -73,20 +83,83 @@ pub(crate) fn by_lmid(lmid: Lmid) -> Option<&'static Namespace> {
     unsafe { slot.load(Ordering::Acquire).as_ref() }
 }
 
-/// The namespace for `prefix`, created on first use.
+/// The namespace for `prefix`: one this copy of the runtime knows, else one another copy
+/// created (adopted), else a new one.
 pub(crate) fn for_prefix(prefix: &Path) -> Result<&'static Namespace> {
     let key = canonical_prefix(prefix)?;
     let mut all = NAMESPACES.lock();
     if let Some(ns) = all.iter().find(|ns| ns.key == key) {
         return Ok(ns);
     }
-    let prefix = Prefix::open(&key)?;
-    let ns: &'static Namespace = Box::leak(Box::new(create(prefix, key)?));
-    if let Some(slot) = usize::try_from(ns.lmid).ok().and_then(|i| BY_LMID.get(i)) {
-        slot.store(ns as *const Namespace as *mut Namespace, Ordering::Release);
+    let ns = match adopt(&key) {
+        Some(ns) => ns,
+        None => {
+            let prefix = Prefix::open(&key)?;
+            create(prefix, key)?
+        }
+    };
+    let ns: &'static Namespace = Box::leak(Box::new(ns));
+    if ns.owned.is_some() {
+        if let Some(slot) = usize::try_from(ns.lmid).ok().and_then(|i| BY_LMID.get(i)) {
+            slot.store(ns as *const Namespace as *mut Namespace, Ordering::Release);
+        }
     }
     all.push(ns);
     Ok(ns)
+}
+
+/// glibc >= 2.35's `struct r_debug_extended`: one per namespace, chained by `r_next`.
+#[repr(C)]
+struct RDebugExtended {
+    r_version: libc::c_int,
+    r_map: *const LinkMap,
+    r_brk: usize,
+    r_state: libc::c_int,
+    r_ldbase: usize,
+    r_next: *const RDebugExtended,
+}
+
+/// A namespace for `key` created by another copy of the runtime, if any.
+fn adopt(key: &Path) -> Option<Namespace> {
+    // SAFETY: `_r_debug` is ld.so's debugger interface, a static that lives as long as
+    // the process; the name is NUL-terminated.
+    let mut r =
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_r_debug".as_ptr()) } as *const RDebugExtended;
+    // SAFETY: r_version >= 2 announces the extended layout, whose r_next chain glibc
+    // only ever appends to; each r_map is the head link map of a live namespace (ours
+    // are never unloaded), or NULL.
+    unsafe {
+        if r.is_null() || (*r).r_version < 2 {
+            return None;
+        }
+        while !r.is_null() {
+            let head = (*r).r_map;
+            r = (*r).r_next;
+            let Some(handle) = std::ptr::NonNull::new(head as *mut c_void).map(Handle) else {
+                continue;
+            };
+            // Only a capsule interposer exports `capsule_table`; glibc's handle for an
+            // object is its link map.
+            let Some(interposer) = interposer::Interposer::attach(handle) else {
+                continue;
+            };
+            if interposer.prefix() == key && interposer.has_loader() {
+                crate::debug!(
+                    Libs,
+                    "namespace {} for prefix {} shared with another copy of the runtime",
+                    interposer.lmid(),
+                    key.display()
+                );
+                return Some(Namespace {
+                    lmid: interposer.lmid(),
+                    key: key.to_path_buf(),
+                    interposer,
+                    owned: None,
+                });
+            }
+        }
+    }
+    None
 }
 
 fn canonical_prefix(prefix: &Path) -> Result<PathBuf> {
@@ -109,12 +182,16 @@ fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
     dl::route_to_runtime(&interposer, lmid);
     let ns = Namespace {
         lmid,
-        prefix,
         key,
         interposer,
-        state: Mutex::new(State::default()),
+        owned: Some(Owned {
+            prefix,
+            state: Mutex::new(State::default()),
+        }),
     };
     ns.load_libc()?;
+    ns.interposer
+        .with_table(|t| t.load = Some(load_for_another_copy));
     crate::debug!(
         Libs,
         "namespace {lmid} created for prefix {}",
@@ -123,13 +200,130 @@ fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
     Ok(ns)
 }
 
+/// The interposer's `load` entry: another copy of the runtime asks the owner to load a
+/// library into its namespace.
+extern "C" fn load_for_another_copy(
+    lmid: Lmid,
+    library: *const libc::c_char,
+    error: *mut libc::c_char,
+    error_len: usize,
+) -> *mut c_void {
+    let result = match by_lmid(lmid) {
+        // SAFETY: the caller passes a NUL-terminated library name.
+        Some(ns) => ns.load_library(&unsafe { CStr::from_ptr(library) }.to_string_lossy()),
+        None => Err(Error::Dl {
+            operation: "load into",
+            target: format!("namespace {lmid}"),
+            message: "this copy of the runtime does not own it".into(),
+        }),
+    };
+    match result {
+        Ok(loaded) => loaded.handle.as_ptr(),
+        Err(e) => {
+            let message = e.to_string();
+            let n = message.len().min(error_len.saturating_sub(1));
+            // SAFETY: the caller's buffer holds error_len bytes; we write n + 1 <= that.
+            unsafe {
+                std::ptr::copy_nonoverlapping(message.as_ptr(), error as *mut u8, n);
+                *error.add(n) = 0;
+            }
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// A library loaded into a namespace.
+pub(crate) struct Loaded {
+    pub handle: Handle,
+    pub soname: String,
+    pub path: PathBuf,
+}
+
 impl Namespace {
+    /// The owner's prefix and state; `None` in a namespace adopted from another copy.
+    pub fn owned(&self) -> Option<&Owned> {
+        self.owned.as_ref()
+    }
+
+    /// Resolve `library` in the prefix, load its closure, and make it visible to
+    /// `dlsym(RTLD_DEFAULT)` inside the capsule, as a library the program linked would be.
+    pub fn load_library(&self, library: &str) -> Result<Loaded> {
+        let Some(owned) = &self.owned else {
+            return self.load_through_owner(library);
+        };
+        let closure = owned.prefix.resolve_closure(library)?;
+        let before = self.objects().len();
+        let handles = self.load_closure(&closure, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
+        let (Some(object), Some(&handle)) = (closure.objects.last(), handles.last()) else {
+            return Err(Error::NotFound {
+                library: library.into(),
+                prefix: owned.prefix.root().to_path_buf(),
+                needed_by: None,
+                searched: Vec::new(),
+            });
+        };
+        self.add_global(handle);
+        crate::debug!(
+            Libs,
+            "{library}: namespace {} holds {} object(s), {} new",
+            self.lmid,
+            { self.objects().len() },
+            self.objects().len().saturating_sub(before)
+        );
+        Ok(Loaded {
+            handle,
+            soname: object.soname.clone(),
+            path: object.path.clone(),
+        })
+    }
+
+    fn load_through_owner(&self, library: &str) -> Result<Loaded> {
+        let name = CString::new(library).map_err(|_| Error::Dl {
+            operation: "load",
+            target: library.into(),
+            message: "the name contains a NUL byte".into(),
+        })?;
+        let mut error = vec![0u8; 4096];
+        let load = self.interposer.loader().ok_or_else(|| Error::Dl {
+            operation: "load into",
+            target: format!("namespace {}", self.lmid),
+            message: "the namespace's owner offers no loader".into(),
+        })?;
+        let raw = load(
+            self.lmid,
+            name.as_ptr(),
+            error.as_mut_ptr() as *mut libc::c_char,
+            error.len(),
+        );
+        let Some(handle) = std::ptr::NonNull::new(raw).map(Handle) else {
+            let end = error.iter().position(|&b| b == 0).unwrap_or(0);
+            return Err(Error::Shared {
+                message: String::from_utf8_lossy(&error[..end]).into_owned(),
+            });
+        };
+        // SAFETY: the handle is the loaded object's link map (glibc's handle), whose
+        // l_name is its path.
+        let path = unsafe { CStr::from_ptr((*(handle.as_ptr() as *const LinkMap)).l_name) };
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes()));
+        let soname = if library.contains('/') {
+            path.file_name()
+                .map_or(library.into(), |f| f.to_string_lossy().into_owned())
+        } else {
+            library.to_string()
+        };
+        Ok(Loaded {
+            handle,
+            soname,
+            path,
+        })
+    }
+
     /// Load the running system's libc (it must match the running ld.so) and finish the
     /// interposer's setup that needs it.
     fn load_libc(&self) -> Result<()> {
         let path = running_libc_path()?;
         let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
-        self.state.lock().sonames.insert("libc.so.6".into());
+        self.note_loaded("libc.so.6");
         self.interposer.attach_libc(handle)
     }
 
@@ -143,7 +337,7 @@ impl Namespace {
                 continue;
             }
             let handle = self.open(&object.path, mode, &object.soname)?;
-            self.state.lock().sonames.insert(object.soname.clone());
+            self.note_loaded(&object.soname);
             handles.push(handle);
         }
         Ok(handles)
@@ -189,9 +383,17 @@ impl Namespace {
         out
     }
 
+    /// Remember that `soname` is in the namespace (owner only).
+    pub fn note_loaded(&self, soname: &str) {
+        if let Some(owned) = &self.owned {
+            owned.state.lock().sonames.insert(soname.to_string());
+        }
+    }
+
     /// Add `handle` to the scope `dlsym(RTLD_DEFAULT)` searches inside the capsule.
     pub fn add_global(&self, handle: Handle) {
-        let mut state = self.state.lock();
+        let Some(owned) = &self.owned else { return };
+        let mut state = owned.state.lock();
         let key = handle.as_usize();
         match state.global.iter_mut().find(|(h, _)| *h == key) {
             Some((_, count)) => *count += 1,
@@ -201,7 +403,10 @@ impl Namespace {
 
     /// Undo one `add_global`; returns whether the handle was global.
     pub fn remove_global(&self, handle: usize) -> bool {
-        let mut state = self.state.lock();
+        let Some(owned) = &self.owned else {
+            return false;
+        };
+        let mut state = owned.state.lock();
         let Some(index) = state.global.iter().position(|(h, _)| *h == handle) else {
             return false;
         };
@@ -214,7 +419,9 @@ impl Namespace {
 
     /// The handles `dlsym(RTLD_DEFAULT)` searches, in order.
     pub fn global_handles(&self) -> Vec<usize> {
-        self.state.lock().global.iter().map(|(h, _)| *h).collect()
+        self.owned.as_ref().map_or(Vec::new(), |o| {
+            o.state.lock().global.iter().map(|(h, _)| *h).collect()
+        })
     }
 }
 

@@ -247,3 +247,35 @@ impl Tree {
         path
     }
 }
+
+/// Generate a shim for `library` (a soname looked up in `prefix`) with the built
+/// `capsule-gen` into `out`, build it in `target_dir`, and return the built `.so`.
+pub fn generate_and_build_shim(
+    library: &str,
+    prefix: &Path,
+    out: &Path,
+    target_dir: &Path,
+) -> PathBuf {
+    run_ok(
+        Command::new(capsule_gen())
+            .arg("--prefix")
+            .arg(prefix)
+            .arg("--out")
+            .arg(out)
+            .arg(library),
+        "generate shim",
+    );
+    build_shim(&out.join(library), target_dir)
+}
+
+/// Copy a built shim into `lib_dir` under its link name (for `-l`) and its soname (for
+/// the dynamic linker).
+pub fn install_shim(shim: &Path, soname: &str, lib_dir: &Path) {
+    std::fs::create_dir_all(lib_dir).expect("create the shim directory");
+    std::fs::copy(
+        shim,
+        lib_dir.join(shim.file_name().expect("shim file name")),
+    )
+    .expect("install the shim under its link name");
+    std::fs::copy(shim, lib_dir.join(soname)).expect("install the shim under its soname");
+}

@@ -3,7 +3,7 @@
 
 use capsule::Capsule;
 use capsule_tests::{build_lib, func, Lib, Tree};
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 
 const DEP: &str = r#"
 int dep_version(void) { return VERSION; }
@@ -92,5 +92,5 @@ fn capsule_and_program_each_get_their_own_copy() {
     // And dlsym in the program's namespace still finds the program's copy.
     let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"dep_version".as_ptr()) };
     let capsule_dep = capsule.symbol("dep_version").unwrap();
-    assert_ne!(global, capsule_dep.as_ptr() as *mut c_void);
+    assert_ne!(global, capsule_dep.as_ptr());
 }
