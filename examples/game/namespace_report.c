@@ -1,6 +1,7 @@
 /*
- * LD_PRELOAD helper for the demo: when the program exits, print how many objects each
- * secondary link-map namespace holds, one line per namespace on stderr:
+ * LD_PRELOAD helper for the demo: print how many objects each secondary link-map namespace
+ * holds, one line per namespace on stderr, when the program calls eglTerminate (while the
+ * driver is still loaded: eglTerminate unloads it) or else when it exits:
  *     namespace-report: namespace 1: 48 objects (swrast_dri.so: yes)
  * The game stays capsule-agnostic; this reads glibc's own lists, so it counts what a
  * capsule really loaded (dlopened drivers included), whoever loaded it.
@@ -39,6 +40,10 @@ static void report_namespace(Lmid_t lmid) {
 }
 
 static void report(void) {
+    static int done;
+    if (done)
+        return;
+    done = 1;
     for (Lmid_t lmid = 1; lmid < NAMESPACES; lmid++)
         report_namespace(lmid);
 }
@@ -66,4 +71,16 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
     }
     program_main = main;
     return start(main_with_report, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+typedef unsigned (*terminate_fn)(void *);
+
+unsigned eglTerminate(void *display) {
+    report();
+    terminate_fn terminate = (terminate_fn)dlsym(RTLD_NEXT, "eglTerminate");
+    if (!terminate) {
+        fprintf(stderr, "namespace-report: no eglTerminate after this object\n");
+        abort();
+    }
+    return terminate(display);
 }

@@ -202,8 +202,9 @@ fn shim_lib_dir(scratch: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the libEGL and libGL shims to share one capsule namespace (lead's change) and \
-            capsule::dl to survive dlclose during exit; run with --ignored"]
+#[ignore = "the shim-linked game renders, but aborts at exit: capsule::dl's thread-local \
+            error state is read after its destruction when Mesa calls dlclose from _dl_fini; \
+            un-ignore once dl.rs uses try_with there"]
 fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     let dir = tempfile::tempdir().unwrap();
     let direct = run_game(&build_direct_game(dir.path()), dir.path(), &[]);
