@@ -338,3 +338,74 @@ const METHOD: &str = r#"
      direct go here; see the marked place in bench.sh. -->
 Not measured yet.
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(target: &Path, group: &str, bench: &str, median_ns: f64) {
+        let dir = target.join("criterion").join(group).join(bench).join("new");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = format!(
+            r#"{{"mean":{{"point_estimate":999.0}},"median":{{"point_estimate":{median_ns}}}}}"#
+        );
+        std::fs::write(dir.join("estimates.json"), json).unwrap();
+    }
+
+    fn measured(target: &Path, figure: &str, line: &str) {
+        let dir = target.join("capsule-bench");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{figure}.tsv")), line).unwrap();
+    }
+
+    #[test]
+    fn a_missing_result_names_the_benchmark_and_what_to_run() {
+        let target = tempfile::tempdir().unwrap();
+        let err = report(target.path()).unwrap_err();
+        assert!(
+            err.contains("call/direct did not run (run ./bench.sh)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn medians_become_ratios_against_their_baselines_and_goals_are_judged() {
+        let target = tempfile::tempdir().unwrap();
+        let t = target.path();
+        estimate(t, "call", "direct", 2.0);
+        estimate(t, "call", "slot", 2.0);
+        estimate(t, "call", "shim", 3.5);
+        estimate(t, "malloc_free", "program", 10.0);
+        estimate(t, "malloc_free", "capsule", 10.5);
+        for who in ["program", "capsule"] {
+            for threads in ["1thread", "2threads"] {
+                estimate(t, "free_program_pointer", &format!("{who}_{threads}"), 8.0);
+            }
+        }
+        let load = "capsule_ns=3000000\tdlmopen_ns=1000000\tcapsule_rss_kb=900\tdlmopen_rss_kb=800\truns=21\n";
+        measured(t, "load_libz", load);
+        measured(t, "load_libEGL", load);
+        measured(
+            t,
+            "gen",
+            "six_gl_libraries_s=0.5\truns=7\tshim_build_s=20\n",
+        );
+
+        let text = report(t).unwrap();
+        let row = |start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no row {start:?} in\n{text}"))
+                .to_string()
+        };
+        assert!(row("| `add1` call through a rewritten slot")
+            .contains("| 1.00x (+0.00 ns) | ≤ 1.05x | yes |"));
+        assert!(row("| `add1` call through a generated shim").ends_with("| **no** |"));
+        assert!(row("| malloc(64)+free pair").contains("| 1.05x (+0.50 ns) | ≤ 1.10x | yes |"));
+        assert!(row("| load of `libz.so.1`")
+            .contains("| 3.00 ms | 1.00 ms (plain `dlmopen(LM_ID_NEWLM)`) | 3.00x"));
+        assert!(row("| RSS growth of that load (`libz.so.1`)").contains("| +100 kB |"));
+        assert!(row("| `capsule-gen` run").contains("| 500.00 ms |"));
+        assert!(row("| `capsule-gen` run").ends_with("| < 1 s | yes |"));
+    }
+}
