@@ -1,0 +1,73 @@
+//! Load time and RSS growth of a capsule against a plain `dlmopen(LM_ID_NEWLM)` of the same
+//! library, each load in a fresh process (the `loadtime` helper), the two modes alternated
+//! so that drifting machine load hits both alike. Medians go to target/capsule-bench.
+
+use std::process::Command;
+
+use capsule_benches::{median, wanted, write_result};
+
+/// Loads per mode and library.
+const RUNS: usize = 21;
+
+const LIBRARIES: [(&str, &str); 2] = [("libz", "libz.so.1"), ("libEGL", "libEGL.so.1")];
+
+/// One load in a child: (nanoseconds, RSS growth in kB).
+fn load_once(mode: &str, library: &str) -> (f64, f64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtime"))
+        .args([mode, library])
+        .output()
+        .unwrap_or_else(|e| panic!("run the loadtime helper: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadtime {mode} {library} failed ({}): {}{}\n(install the library: see .ci/run)",
+        out.status,
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let numbers: Vec<f64> = stdout
+        .split_whitespace()
+        .map(|w| {
+            w.parse()
+                .unwrap_or_else(|_| panic!("loadtime printed {stdout:?}"))
+        })
+        .collect();
+    let [ns, kb] = numbers[..] else {
+        panic!("loadtime printed {stdout:?}, expected two numbers")
+    };
+    (ns, kb)
+}
+
+fn main() {
+    if !wanted(&["load/libz", "load/libEGL"]) {
+        return;
+    }
+    for (figure, library) in LIBRARIES {
+        let mut samples: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..RUNS {
+            samples[0].push(load_once("capsule", library));
+            samples[1].push(load_once("dlmopen", library));
+        }
+        let [capsule, plain] = samples.map(|s| {
+            let (mut ns, mut kb): (Vec<f64>, Vec<f64>) = s.into_iter().unzip();
+            (median(&mut ns), median(&mut kb))
+        });
+        println!(
+            "load/{figure}: capsule {:.3} ms, {} kB RSS; dlmopen {:.3} ms, {} kB RSS ({RUNS} runs each, medians)",
+            capsule.0 / 1e6,
+            capsule.1,
+            plain.0 / 1e6,
+            plain.1
+        );
+        write_result(
+            &format!("load_{figure}"),
+            &[
+                ("capsule_ns", capsule.0),
+                ("dlmopen_ns", plain.0),
+                ("capsule_rss_kb", capsule.1),
+                ("dlmopen_rss_kb", plain.1),
+                ("runs", RUNS as f64),
+            ],
+        );
+    }
+}

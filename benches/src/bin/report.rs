@@ -1,0 +1,411 @@
+//! Writes BENCHMARKS.md from one run's results: criterion's medians
+//! (`TARGET/criterion/<group>/<bench>/new/estimates.json`) and the files the load and gen
+//! benchmarks leave in `TARGET/capsule-bench/`.
+//!
+//! `report TARGET_DIR OUTPUT` (run by `./bench.sh`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [target, output] = args.as_slice() else {
+        eprintln!("usage: report TARGET_DIR OUTPUT (run ./bench.sh instead)");
+        return ExitCode::from(2);
+    };
+    match report(Path::new(target))
+        .and_then(|text| std::fs::write(output, text).map_err(|e| format!("write {output}: {e}")))
+    {
+        Ok(()) => {
+            println!("report: wrote {output}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a figure must reach.
+#[derive(Clone, Copy)]
+enum Goal {
+    /// value / baseline at most this.
+    Ratio(f64),
+    /// value - baseline at most this many nanoseconds.
+    ExtraNs(f64),
+    /// Reported only.
+    None,
+}
+
+/// One row of the table.
+struct Row {
+    figure: String,
+    value: String,
+    baseline: String,
+    ratio: String,
+    goal: String,
+    met: String,
+}
+
+/// A measured time against its baseline, both in nanoseconds.
+fn compare(figure: &str, value_ns: f64, baseline_ns: f64, base_name: &str, goal: Goal) -> Row {
+    let ratio = value_ns / baseline_ns;
+    let extra = value_ns - baseline_ns;
+    let (goal_text, met) = match goal {
+        Goal::Ratio(max) => (format!("≤ {max:.2}x"), Some(ratio <= max)),
+        Goal::ExtraNs(max) => (format!("≤ +{max:.1} ns/call"), Some(extra <= max)),
+        Goal::None => ("report".to_string(), None),
+    };
+    Row {
+        figure: figure.to_string(),
+        value: duration(value_ns),
+        baseline: format!("{} ({base_name})", duration(baseline_ns)),
+        ratio: format!(
+            "{ratio:.2}x ({}{})",
+            if extra >= 0.0 { "+" } else { "−" },
+            duration(extra.abs())
+        ),
+        goal: goal_text,
+        met: met_text(met),
+    }
+}
+
+fn met_text(met: Option<bool>) -> String {
+    match met {
+        Some(true) => "yes".into(),
+        Some(false) => "**no**".into(),
+        None => "—".into(),
+    }
+}
+
+/// A duration in nanoseconds, in a readable unit.
+fn duration(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.2} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// The median point estimate, in nanoseconds per iteration, of criterion benchmark
+/// `group/bench`.
+fn criterion_median(target: &Path, group: &str, bench: &str) -> Result<f64, String> {
+    let path = target
+        .join("criterion")
+        .join(group)
+        .join(bench)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e}: benchmark {group}/{bench} did not run (run ./bench.sh)",
+            path.display()
+        )
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not criterion's estimates: {e}", path.display()))?;
+    json["median"]["point_estimate"]
+        .as_f64()
+        .ok_or_else(|| format!("{}: no median.point_estimate", path.display()))
+}
+
+/// The numbers a non-criterion benchmark wrote to `TARGET/capsule-bench/<figure>.tsv`.
+struct Measured {
+    path: PathBuf,
+    values: Vec<(String, f64)>,
+}
+
+impl Measured {
+    fn read(target: &Path, figure: &str) -> Result<Measured, String> {
+        let path = target.join("capsule-bench").join(format!("{figure}.tsv"));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {e}: benchmark {figure} did not run (run ./bench.sh)",
+                path.display()
+            )
+        })?;
+        let values = text
+            .split_whitespace()
+            .map(|field| {
+                let (k, v) = field
+                    .split_once('=')
+                    .ok_or_else(|| format!("{}: {field:?} is not KEY=VALUE", path.display()))?;
+                let v = v
+                    .parse()
+                    .map_err(|_| format!("{}: {field:?} is not a number", path.display()))?;
+                Ok((k.to_string(), v))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Measured { path, values })
+    }
+
+    fn get(&self, key: &str) -> Result<f64, String> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("{}: no {key}", self.path.display()))
+    }
+}
+
+fn call_rows(target: &Path) -> Result<Vec<Row>, String> {
+    let direct = criterion_median(target, "call", "direct")?;
+    Ok(vec![
+        compare(
+            "`add1` call through a rewritten slot (caller's PLT slot → capsule)",
+            criterion_median(target, "call", "slot")?,
+            direct,
+            "direct PLT call",
+            Goal::Ratio(1.05),
+        ),
+        compare(
+            "`add1` call through a generated shim's trampoline",
+            criterion_median(target, "call", "shim")?,
+            direct,
+            "direct PLT call",
+            Goal::ExtraNs(1.0),
+        ),
+    ])
+}
+
+fn alloc_rows(target: &Path) -> Result<Vec<Row>, String> {
+    let mut rows = vec![compare(
+        "malloc(64)+free pair inside a capsule",
+        criterion_median(target, "malloc_free", "capsule")?,
+        criterion_median(target, "malloc_free", "program")?,
+        "same loop in the program",
+        Goal::Ratio(1.10),
+    )];
+    for threads in ["1thread", "2threads"] {
+        rows.push(compare(
+            &format!(
+                "free of a program pointer inside a capsule, {}",
+                if threads == "1thread" {
+                    "1 thread"
+                } else {
+                    "2 threads at once (per free)"
+                }
+            ),
+            criterion_median(
+                target,
+                "free_program_pointer",
+                &format!("capsule_{threads}"),
+            )?,
+            criterion_median(
+                target,
+                "free_program_pointer",
+                &format!("program_{threads}"),
+            )?,
+            "same frees in the program",
+            Goal::None,
+        ));
+    }
+    Ok(rows)
+}
+
+fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for (figure, library) in [("load_libz", "libz.so.1"), ("load_libEGL", "libEGL.so.1")] {
+        let m = Measured::read(target, figure)?;
+        let runs = m.get("runs")?;
+        rows.push(compare(
+            &format!("load of `{library}` into a capsule (prefix `/`), median of {runs} processes"),
+            m.get("capsule_ns")?,
+            m.get("dlmopen_ns")?,
+            "plain `dlmopen(LM_ID_NEWLM)`",
+            Goal::Ratio(1.5),
+        ));
+        let (capsule, plain) = (m.get("capsule_rss_kb")?, m.get("dlmopen_rss_kb")?);
+        rows.push(Row {
+            figure: format!("RSS growth of that load (`{library}`)"),
+            value: format!("{capsule:.0} kB"),
+            baseline: format!("{plain:.0} kB (plain `dlmopen`)"),
+            ratio: format!("{:+.0} kB", capsule - plain),
+            goal: "report".into(),
+            met: met_text(None),
+        });
+    }
+    Ok(rows)
+}
+
+fn gen_rows(target: &Path) -> Result<Vec<Row>, String> {
+    let m = Measured::read(target, "gen")?;
+    let generation = m.get("six_gl_libraries_s")?;
+    // The goal from the issue: generating the whole GL set feels instant.
+    let max = 1.0;
+    Ok(vec![
+        Row {
+            figure: format!(
+                "`capsule-gen` run generating the six GL shims (release build), median of {}",
+                m.get("runs")?
+            ),
+            value: duration(generation * 1e9),
+            baseline: "—".into(),
+            ratio: "—".into(),
+            goal: format!("< {max:.0} s"),
+            met: met_text(Some(generation < max)),
+        },
+        Row {
+            figure: "cold `cargo build --release` of one generated shim crate (libEGL.so.1, runtime and dependencies included)".into(),
+            value: duration(m.get("shim_build_s")? * 1e9),
+            baseline: "—".into(),
+            ratio: "—".into(),
+            goal: "report".into(),
+            met: met_text(None),
+        },
+    ])
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} core(s) available")
+}
+
+fn report(target: &Path) -> Result<String, String> {
+    let mut rows = call_rows(target)?;
+    rows.extend(alloc_rows(target)?);
+    rows.extend(load_rows(target)?);
+    rows.extend(gen_rows(target)?);
+
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Generated by `./bench.sh` (which runs `cargo bench -p capsule-benches` and rewrites this \
+         file); do not edit by hand. Every figure is compared with a baseline measured in the \
+         same run. Times are medians. Machine: {}.\n",
+        machine()
+    );
+    let _ = writeln!(w, "| figure | value | baseline | ratio | goal | met? |");
+    let _ = writeln!(w, "| --- | --- | --- | --- | --- | --- |");
+    for r in &rows {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.figure, r.value, r.baseline, r.ratio, r.goal, r.met
+        );
+    }
+    let _ = writeln!(w, "\n{}", METHOD.trim());
+    Ok(out)
+}
+
+const METHOD: &str = r#"
+## How each figure is measured
+
+- **Calls** (`benches/benches/calls.rs`): three copies of one C caller library, each running
+  `call_loop(n)`, a loop of `n` calls of `int add1(int)` through its own PLT slot; one
+  criterion iteration is one call. *Direct*: the slot bound by ld.so to an `add1` library in
+  the program's namespace. *Rewritten slot*: the same slot rewritten with
+  `capsule::patch::rewrite_symbol` to `add1` of a fixture library loaded with
+  `Capsule::load` (the code path is the same; a difference is noise or code placement).
+  *Trampoline*: the caller linked against a shim generated by `capsule-gen` and built with
+  `cargo build --release`; its `add1` is a `jmp` through the shim's slot table into the
+  capsule. The bench checks that each caller reaches the `add1` it claims to measure. The
+  slot goal is 1.00x; the table allows 5% for noise.
+- **Allocator** (`benches/benches/alloc.rs`): one C library with `churn(n, 64)` (`n`
+  malloc+free pairs) and `free_all(ptrs, n)`, loaded once in the program's namespace and
+  once in a capsule, where the interposer routes malloc/free to the program's allocator.
+  Frees of program pointers are timed in batches of 20,000 blocks the program allocated
+  just before (the allocation is not timed); with 2 threads both free their own batches at
+  once and a batch counts as long as the slower thread.
+- **Load** (`benches/benches/load.rs`, helper `benches/src/bin/loadtime.rs`): each load in a
+  fresh process (a namespace can never be unloaded and glibc has 15), capsule and plain
+  `dlmopen(LM_ID_NEWLM, RTLD_NOW)` alternating; the time is `Capsule::load` (closure
+  resolution inside the prefix, interposer, allocator routing, dlopen emulation included)
+  against the bare `dlmopen`; RSS growth is VmRSS after minus before the load.
+- **capsule-gen** (`benches/benches/gen.rs`): wall time of the release `capsule-gen` writing
+  the six shim crates (`libGL.so.1 libEGL.so.1 libGLX.so.0 libGLESv2.so.2 libOpenGL.so.0
+  libGLdispatch.so.0`, prefix `/`); then one cold release build of the libEGL crate in an
+  empty target directory.
+
+## Demo game (to be added)
+
+<!-- LEAD: first eglInitialize and per-frame time of the demo through the capsule vs
+     direct go here; see the marked place in bench.sh. -->
+Not measured yet.
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(target: &Path, group: &str, bench: &str, median_ns: f64) {
+        let dir = target.join("criterion").join(group).join(bench).join("new");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = format!(
+            r#"{{"mean":{{"point_estimate":999.0}},"median":{{"point_estimate":{median_ns}}}}}"#
+        );
+        std::fs::write(dir.join("estimates.json"), json).unwrap();
+    }
+
+    fn measured(target: &Path, figure: &str, line: &str) {
+        let dir = target.join("capsule-bench");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{figure}.tsv")), line).unwrap();
+    }
+
+    #[test]
+    fn a_missing_result_names_the_benchmark_and_what_to_run() {
+        let target = tempfile::tempdir().unwrap();
+        let err = report(target.path()).unwrap_err();
+        assert!(
+            err.contains("call/direct did not run (run ./bench.sh)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn medians_become_ratios_against_their_baselines_and_goals_are_judged() {
+        let target = tempfile::tempdir().unwrap();
+        let t = target.path();
+        estimate(t, "call", "direct", 2.0);
+        estimate(t, "call", "slot", 2.0);
+        estimate(t, "call", "shim", 3.5);
+        estimate(t, "malloc_free", "program", 10.0);
+        estimate(t, "malloc_free", "capsule", 10.5);
+        for who in ["program", "capsule"] {
+            for threads in ["1thread", "2threads"] {
+                estimate(t, "free_program_pointer", &format!("{who}_{threads}"), 8.0);
+            }
+        }
+        let load = "capsule_ns=3000000\tdlmopen_ns=1000000\tcapsule_rss_kb=900\tdlmopen_rss_kb=800\truns=21\n";
+        measured(t, "load_libz", load);
+        measured(t, "load_libEGL", load);
+        measured(
+            t,
+            "gen",
+            "six_gl_libraries_s=0.5\truns=7\tshim_build_s=20\n",
+        );
+
+        let text = report(t).unwrap();
+        let row = |start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no row {start:?} in\n{text}"))
+                .to_string()
+        };
+        assert!(row("| `add1` call through a rewritten slot")
+            .contains("| 1.00x (+0.00 ns) | ≤ 1.05x | yes |"));
+        assert!(row("| `add1` call through a generated shim").ends_with("| **no** |"));
+        assert!(row("| malloc(64)+free pair").contains("| 1.05x (+0.50 ns) | ≤ 1.10x | yes |"));
+        assert!(row("| load of `libz.so.1`")
+            .contains("| 3.00 ms | 1.00 ms (plain `dlmopen(LM_ID_NEWLM)`) | 3.00x"));
+        assert!(row("| RSS growth of that load (`libz.so.1`)").contains("| +100 kB |"));
+        assert!(row("| `capsule-gen` run").contains("| 500.00 ms |"));
+        assert!(row("| `capsule-gen` run").ends_with("| < 1 s | yes |"));
+    }
+}
