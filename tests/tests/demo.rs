@@ -202,9 +202,6 @@ fn shim_lib_dir(scratch: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "the shim-linked game renders, but aborts at exit: capsule::dl's thread-local \
-            error state is read after its destruction when Mesa calls dlclose from _dl_fini; \
-            un-ignore once dl.rs uses try_with there"]
 fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     let dir = tempfile::tempdir().unwrap();
     let direct = run_game(&build_direct_game(dir.path()), dir.path(), &[]);

@@ -38,9 +38,7 @@ fn main() -> ExitCode {
         return fail(&format!("write the result: {e}"));
     }
     // What is measured ends here. Process exit would run the loaded libraries' destructors,
-    // which is not part of a load, and in a capsule of libEGL.so.1 currently aborts (libEGL's
-    // destructor calls dlclose, whose emulation touches a Rust thread-local that exit has
-    // already destroyed): leave without running them, in both modes alike.
+    // which are not part of a load: leave without running them, in both modes alike.
     // SAFETY: _exit ends the process at once; nothing after this relies on cleanup.
     unsafe { libc::_exit(0) }
 }
