@@ -148,3 +148,77 @@ fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
+
+/// Allocator functions whose slots, once an object is loaded, point straight at the
+/// program's: the interposer's forwarders would add an indirect call to every allocation.
+/// (`reallocarray` and the `__libc_*` names stay on the interposer: the program's libc
+/// implements them with internal calls that bypass an interposed allocator.)
+const DIRECT: [&CStr; 10] = [
+    c"malloc",
+    c"free",
+    c"calloc",
+    c"realloc",
+    c"posix_memalign",
+    c"memalign",
+    c"aligned_alloc",
+    c"valloc",
+    c"pvalloc",
+    c"malloc_usable_size",
+];
+
+/// Point the allocator slots of every object of the namespace not yet seen straight at
+/// the program's allocator. Objects keep the interposer's routing until then (their
+/// constructors ran with it), and keep it for good while `CAPSULE_DEBUG=alloc` counts
+/// calls. A slot that holds anything but the interposer's function is left alone.
+pub(crate) fn route_slots(ns: &crate::namespace::Namespace) {
+    if crate::config::debug_enabled(crate::config::Topic::Alloc) {
+        return;
+    }
+    let table = ns.interposer.table();
+    let mut targets = Vec::with_capacity(DIRECT.len());
+    for name in DIRECT {
+        let Some(own) = ns.interposer.own_symbol(name) else {
+            continue;
+        };
+        // SAFETY: the table lives as long as the process and was filled before any
+        // object was loaded; these fields are never written again.
+        let program = unsafe { program_entry(&*table, name) };
+        let name = name.to_str().unwrap_or_default();
+        targets.push((
+            name,
+            program as usize,
+            crate::patch::Expect::Target(own as usize),
+        ));
+    }
+    for map in ns.link_maps().into_iter().skip(1) {
+        if !ns.first_visit(map) {
+            continue;
+        }
+        // SAFETY: `map` is a live link map of the namespace, walked just now; objects of
+        // a capsule namespace stay loaded while we patch (dlclose needs the loader lock
+        // that this load path's caller holds, or it is a race glibc itself has).
+        let result = unsafe { crate::elf::Object::from_link_map(map) }
+            // SAFETY: each target is the program's definition of that allocator function,
+            // which has the same ABI as the interposer's forwarder it replaces.
+            .and_then(|object| unsafe { crate::patch::rewrite_symbols(&object, &targets) });
+        if let Err(e) = result {
+            crate::debug!(Alloc, "allocator slots left on the interposer: {e}");
+        }
+    }
+}
+
+/// The program's function for `name` in the interposer's table.
+fn program_entry(t: &Table, name: &CStr) -> *mut c_void {
+    match name.to_bytes() {
+        b"malloc" => t.malloc,
+        b"free" => t.free,
+        b"calloc" => t.calloc,
+        b"realloc" => t.realloc,
+        b"posix_memalign" => t.posix_memalign,
+        b"memalign" => t.memalign,
+        b"aligned_alloc" => t.aligned_alloc,
+        b"valloc" => t.valloc,
+        b"pvalloc" => t.pvalloc,
+        _ => t.malloc_usable_size,
+    }
+}

@@ -56,6 +56,10 @@ pub(crate) struct Owned {
 pub(crate) struct State {
     /// Sonames (and glibc names) of every object loaded through the runtime.
     pub sonames: HashSet<String>,
+    /// Objects whose allocator slots were routed, by (link map, load bias): a reused link
+    /// map at another address is a new object. (A stale entry only costs speed: the
+    /// object keeps calling through the interposer, which routes correctly.)
+    pub routed: HashSet<(usize, usize)>,
     /// Handles searched by `dlsym(RTLD_DEFAULT)` inside the capsule, in load order: the
     /// capsules' libraries, then what the capsule dlopened with RTLD_GLOBAL (with a count,
     /// since each RTLD_GLOBAL dlopen is undone by one dlclose).
@@ -356,31 +360,56 @@ impl Namespace {
             )
         };
         match NonNull::new(raw) {
-            Some(handle) => Ok(Handle(handle)),
+            Some(handle) => {
+                if self.owned.is_some() {
+                    alloc::route_slots(self);
+                }
+                Ok(Handle(handle))
+            }
             None => Err(load_error(name, path, &last_dl_error())),
         }
     }
 
-    /// Every object in the namespace, in link-map order.
-    pub fn objects(&self) -> Vec<crate::LoadedObject> {
+    /// Every link map of the namespace, the interposer first.
+    pub fn link_maps(&self) -> Vec<*const LinkMap> {
         let mut out = Vec::new();
         let mut map = self.interposer.link_map();
-        // SAFETY: link maps of a live namespace form a valid doubly linked list, and
-        // objects are never unloaded while we walk (the caller holds no lock that
-        // dlclose needs, but the interposer heading the list is never closed; a
-        // concurrent dlclose of another object is the accepted race of every link-map
-        // walker, e.g. gdb's).
+        // SAFETY: link maps of a live namespace form a valid list, and the interposer
+        // heading it is never closed. A concurrent dlclose of another object is the race
+        // every link-map walker (gdb's too) accepts.
         unsafe {
             while !map.is_null() {
-                let name = CStr::from_ptr((*map).l_name);
-                out.push(crate::LoadedObject {
-                    path: PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())),
-                    base: (*map).l_addr,
-                });
+                out.push(map);
                 map = (*map).l_next;
             }
         }
         out
+    }
+
+    /// Whether `map` is seen here for the first time (owner only; see `State::routed`).
+    pub fn first_visit(&self, map: *const LinkMap) -> bool {
+        let Some(owned) = &self.owned else {
+            return false;
+        };
+        // SAFETY: map is a live link map.
+        let key = (map as usize, unsafe { (*map).l_addr });
+        owned.state.lock().routed.insert(key)
+    }
+
+    /// Every object in the namespace, in link-map order.
+    pub fn objects(&self) -> Vec<crate::LoadedObject> {
+        self.link_maps()
+            .into_iter()
+            .map(|map| {
+                // SAFETY: link maps of a live namespace have a NUL-terminated l_name.
+                let name = unsafe { CStr::from_ptr((*map).l_name) };
+                crate::LoadedObject {
+                    path: PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())),
+                    // SAFETY: as above.
+                    base: unsafe { (*map).l_addr },
+                }
+            })
+            .collect()
     }
 
     /// Remember that `soname` is in the namespace (owner only).

@@ -323,3 +323,26 @@ pub fn build_checked_in_shims(packages: &[&str]) -> PathBuf {
     run_ok(&mut build, "build the checked-in shims");
     target.join("release")
 }
+
+/// Bytes the capsule namespace's *own* libc allocator ever obtained from the system
+/// (`arena` plus `hblkhd` of that libc's `mallinfo2`, which the runtime does not route):
+/// 0 proves that no allocation of the namespace reached the private allocator.
+pub fn private_allocator_bytes(capsule: &capsule::Capsule) -> usize {
+    #[repr(C)]
+    struct Mallinfo2 {
+        arena: usize,
+        ordblks: usize,
+        smblks: usize,
+        hblks: usize,
+        hblkhd: usize,
+        usmblks: usize,
+        fsmblks: usize,
+        uordblks: usize,
+        fordblks: usize,
+        keepcost: usize,
+    }
+    // SAFETY: mallinfo2 (glibc >= 2.33) takes nothing and returns this struct by value.
+    let mallinfo2: extern "C" fn() -> Mallinfo2 = unsafe { func(capsule, "mallinfo2") };
+    let info = mallinfo2();
+    info.arena + info.hblkhd
+}

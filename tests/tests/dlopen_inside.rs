@@ -1,14 +1,19 @@
 //! dlopen, dlsym and dlclose called by code inside a capsule stay inside it.
 
 use capsule::Capsule;
-use capsule_tests::{build_lib, func, is_child, rerun_self, Lib, Tree};
+use capsule_tests::{build_lib, func, is_child, private_allocator_bytes, rerun_self, Lib, Tree};
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 const PLUGIN: &str = r#"
 #include <stdlib.h>
 #include <string.h>
 static char *buffer;
-__attribute__((constructor)) static void init(void) { buffer = strdup("made by the plugin's constructor"); }
+/* malloc called by the plugin itself: under RTLD_DEEPBIND it would bind in the plugin's
+   own scope (its libc) first. */
+__attribute__((constructor)) static void init(void) {
+    buffer = malloc(64);
+    strcpy(buffer, "made by the plugin's constructor");
+}
 int plugin_id(void) { return ID; }
 char *plugin_buffer(void) { char *b = buffer; buffer = 0; return b; }
 "#;
@@ -29,6 +34,15 @@ char *loader_plugin_buffer(void) { return ((char *(*)(void))dlsym(plugin, "plugi
 void *loader_lookup(const char *name) { return dlsym(RTLD_DEFAULT, name); }
 void *loader_next(const char *name) { return dlsym(RTLD_NEXT, name); }
 int loader_close(void) { return dlclose(plugin); }
+/* Paths that could reach the namespace's own allocator, each routed all the same. */
+char *loader_deepbind_buffer(void) {
+    void *h = dlopen("libdeep.so.1", RTLD_NOW | RTLD_DEEPBIND);
+    return h ? ((char *(*)(void))dlsym(h, "plugin_buffer"))() : 0;
+}
+void *loader_libc_malloc(void) {
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    return libc ? dlsym(libc, "malloc") : 0;
+}
 "#;
 
 struct Fixture {
@@ -46,6 +60,14 @@ fn fixture() -> Fixture {
             args: &["-DID=2"],
         },
         &host.path("usr/lib/plugins/libplugin.so.1"),
+    );
+    build_lib(
+        &Lib {
+            source: PLUGIN,
+            soname: Some("libdeep.so.1"),
+            args: &["-DID=3"],
+        },
+        &host.path("usr/lib/plugins/libdeep.so.1"),
     );
     build_lib(
         &Lib {
@@ -169,6 +191,21 @@ fn plugin_dlopened_with_rtld_global_inside_the_capsule() {
             "{msg}"
         );
         assert!(error().is_null(), "dlerror clears after reporting");
+
+        // RTLD_DEEPBIND puts the plugin's own scope (its libc included) before the
+        // interposer; the flag is dropped, so its constructor's allocation is routed too.
+        let deep: extern "C" fn() -> *mut c_char = func(&capsule, "loader_deepbind_buffer");
+        let b = deep();
+        assert!(!b.is_null(), "{:?}", CStr::from_ptr(error()));
+        libc::free(b as *mut c_void);
+        // Asking libc itself for malloc gets the routed one.
+        let libc_malloc: extern "C" fn() -> *mut c_void = func(&capsule, "loader_libc_malloc");
+        assert_eq!(libc_malloc(), routed);
+        assert_eq!(
+            private_allocator_bytes(&capsule),
+            0,
+            "the namespace's own malloc was used"
+        );
 
         // dlclose drops the plugin: out of RTLD_DEFAULT's scope, and unloaded.
         assert_eq!(close(), 0);

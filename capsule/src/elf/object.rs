@@ -393,7 +393,7 @@ impl<'a> Object<'a> {
     }
 
     /// Every symbol slot of DT_JMPREL and DT_RELA.
-    fn all_slots(&self) -> Result<Vec<Slot>> {
+    pub(crate) fn all_slots(&self) -> Result<Vec<Slot>> {
         let d = &self.dynamic;
         let tables = [
             (
