@@ -21,10 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::interposer::Interposer;
-use crate::namespace::{self, Handle, LinkMap, Lmid, Namespace};
-
-/// dladdr1 flag: also return the link map (dlfcn.h; the libc crate lacks it).
-const RTLD_DL_LINKMAP: c_int = 2;
+use crate::namespace::{self, Handle, Lmid, Namespace};
 
 /// The handle `dlopen(NULL)` returns inside a capsule.
 static GLOBAL_SCOPE: u8 = 0;
@@ -341,7 +338,7 @@ fn find_in(handle: *mut c_void, name: &CStr, version: Option<&CStr>) -> Option<*
 
 /// The objects after the caller's in its namespace's link map (what RTLD_NEXT searches).
 fn next_after(caller: *const c_void) -> Vec<*mut c_void> {
-    let Some(map) = caller_link_map(caller) else {
+    let Some(map) = crate::linkmap::containing(caller) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -377,26 +374,9 @@ extern "C" fn capsule_dlclose(_lmid: c_long, handle: *mut c_void) -> c_int {
     rc
 }
 
-/// The link map of the object that contains `addr`.
-fn caller_link_map(addr: *const c_void) -> Option<*const LinkMap> {
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    let mut map: *const LinkMap = std::ptr::null();
-    // SAFETY: dladdr1 with RTLD_DL_LINKMAP writes a Dl_info and one link-map pointer; it
-    // accepts any address and returns 0 when no object contains it.
-    let rc = unsafe {
-        libc::dladdr1(
-            addr,
-            info.as_mut_ptr(),
-            &mut map as *mut *const LinkMap as *mut *mut c_void,
-            RTLD_DL_LINKMAP,
-        )
-    };
-    (rc != 0 && !map.is_null()).then_some(map)
-}
-
 /// The file of the object that contains `addr`, for its RUNPATH, RPATH and `$ORIGIN`.
 fn caller_object(addr: *const c_void) -> Option<PathBuf> {
-    let map = caller_link_map(addr)?;
+    let map = crate::linkmap::containing(addr)?;
     // SAFETY: l_name of a live link map is a NUL-terminated string.
     let name = unsafe { CStr::from_ptr((*map).l_name) };
     use std::os::unix::ffi::OsStrExt;

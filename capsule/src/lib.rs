@@ -16,6 +16,7 @@ pub mod config;
 mod dl;
 pub mod error;
 mod interposer;
+mod linkmap;
 pub mod prefix;
 
 pub use capsule::{Capsule, LoadedObject};

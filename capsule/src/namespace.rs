@@ -372,18 +372,12 @@ impl Namespace {
 
     /// Every link map of the namespace, the interposer first.
     pub fn link_maps(&self) -> Vec<*const LinkMap> {
-        let mut out = Vec::new();
-        let mut map = self.interposer.link_map();
-        // SAFETY: link maps of a live namespace form a valid list, and the interposer
-        // heading it is never closed. A concurrent dlclose of another object is the race
-        // every link-map walker (gdb's too) accepts.
-        unsafe {
-            while !map.is_null() {
-                out.push(map);
-                map = (*map).l_next;
-            }
+        let head = self.interposer.link_map();
+        if head.is_null() {
+            return Vec::new();
         }
-        out
+        // SAFETY: the interposer heading the namespace is never closed.
+        unsafe { crate::linkmap::namespace_of(head) }
     }
 
     /// Whether `map` is seen here for the first time (owner only; see `State::routed`).
