@@ -308,6 +308,9 @@ fn lookup(
     } else {
         find(handle)
     };
+    if crate::config::debug_enabled(crate::config::Topic::Dlopen) {
+        log_lookup(lmid, handle, name, version, caller, found);
+    }
     match found {
         Some(p) => {
             clear_error();
@@ -322,6 +325,48 @@ fn lookup(
             std::ptr::null_mut()
         }
     }
+}
+
+/// `CAPSULE_DEBUG=dlopen`: one line per dlsym inside the capsule, with where it went.
+fn log_lookup(
+    lmid: c_long,
+    handle: *mut c_void,
+    name: &CStr,
+    version: Option<&CStr>,
+    caller: *const c_void,
+    found: Option<*mut c_void>,
+) {
+    let scope = if handle.is_null() {
+        "RTLD_DEFAULT".to_string()
+    } else if handle == libc::RTLD_NEXT {
+        "RTLD_NEXT".to_string()
+    } else if handle == global_scope_handle() {
+        "dlopen(NULL)".to_string()
+    } else {
+        // SAFETY: a dlopen handle is its object's link map (glibc), whose l_name is a
+        // NUL-terminated string; the lookup just made with it relied on that already.
+        let name = unsafe { CStr::from_ptr((*(handle as *const crate::elf::LinkMap)).l_name) };
+        let name = name.to_string_lossy();
+        name.rsplit('/').next().unwrap_or(&name).to_string()
+    };
+    let version = version.map_or(String::new(), |v| format!("@{}", v.to_string_lossy()));
+    let from = object_name(caller).unwrap_or_else(|| "?".into());
+    let went = found.map_or("not found".into(), |p| {
+        format!("{p:p} in {}", object_name(p).unwrap_or_else(|| "?".into()))
+    });
+    crate::debug!(
+        Dlopen,
+        "dlsym({scope}, \"{}{version}\") from {from} in namespace {lmid} -> {went}",
+        name.to_string_lossy()
+    );
+}
+
+/// The file name of the object holding `addr` (a handle is its object's link map).
+fn object_name(addr: *const c_void) -> Option<String> {
+    let map = crate::linkmap::containing(addr)?;
+    // SAFETY: l_name of a live link map is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr((*map).l_name) }.to_string_lossy();
+    Some(name.rsplit('/').next().unwrap_or(&name).to_string())
 }
 
 fn find_in(handle: *mut c_void, name: &CStr, version: Option<&CStr>) -> Option<*mut c_void> {

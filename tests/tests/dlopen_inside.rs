@@ -116,6 +116,13 @@ fn plugin_dlopened_with_rtld_global_inside_the_capsule() {
             stderr.contains("capsule: dlopen(\"libplugin.so.1\", RTLD_NOW|RTLD_GLOBAL)"),
             "{stderr}"
         );
+        // Each lookup says where it went.
+        assert!(
+            stderr.lines().any(|l| l
+                .starts_with("capsule: dlsym(RTLD_DEFAULT, \"plugin_id\") from libloader.so.1")
+                && l.ends_with("in libplugin.so.1")),
+            "{stderr}"
+        );
         return;
     }
     let host = std::env::var("CAPSULE_TEST_HOST").unwrap();
