@@ -142,7 +142,12 @@ pub fn capsule_gen() -> PathBuf {
 /// so the shim gets the dependency versions the workspace was tested with.
 pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
     let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
-    if !crate_dir.join("Cargo.lock").exists() {
+    // A standalone crate (with its own [workspace] table) gets the workspace's lock file;
+    // a workspace member (the checked-in shims) already uses it, and must stay as the
+    // generator wrote it.
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_default();
+    let standalone = manifest.lines().any(|l| l.trim() == "[workspace]");
+    if standalone && !crate_dir.join("Cargo.lock").exists() {
         std::fs::copy(&lock, crate_dir.join("Cargo.lock"))
             .expect("copy the workspace's Cargo.lock");
     }
