@@ -182,6 +182,18 @@ fn program_linked_against_the_shim_calls_the_host_library() {
         "12-argument and variadic calls, through rewritten slots (the program) and through \
          the trampolines (the late library)"
     );
+    // The shim came from a newer build than the host's library: a warning says so once.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("capsule: warning: libcalls.so.1: ").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 function(s) it exports are missing there (newer_only@@CALLS_2)")
+            && stderr.contains("capsule-gen --check"),
+        "{stderr}"
+    );
 
     // newer_only is in the shim (generated from the newer build), not in the host's library.
     let out = run_program(
