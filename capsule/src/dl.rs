@@ -175,10 +175,15 @@ fn open_resolved(
             ns.lmid
         ));
     };
-    let loaded = owned.state.lock().sonames.clone();
+    // Already in the namespace (glibc matches sonames as ld.so does): another reference.
+    if !name.contains('/') {
+        if let Ok(handle) = open_noload(ns, name, mode) {
+            return Ok(handle);
+        }
+    }
     let closure = match owned
         .prefix
-        .resolve_closure_from(name, requester, &|soname| loaded.contains(soname))
+        .resolve_closure_from(name, requester, &|soname| ns.is_loaded(soname))
     {
         Ok(closure) => closure,
         // An absolute path the host tree lacks: take the program's file, as documented.
@@ -198,11 +203,6 @@ fn open_resolved(
         // Already loaded: take another reference.
         return open_noload(ns, name, mode);
     };
-    if loaded.contains(&target.soname) {
-        return ns
-            .open(&target.path, mode, &target.soname)
-            .map_err(|e| e.to_string());
-    }
     let deps_mode = (mode & !libc::RTLD_NODELETE) | libc::RTLD_LOCAL;
     let mut deps = Vec::new();
     for object in &closure.objects[..closure.objects.len() - 1] {
@@ -210,10 +210,7 @@ fn open_resolved(
             continue;
         }
         match ns.open(&object.path, deps_mode, &object.soname) {
-            Ok(h) => {
-                ns.note_loaded(&object.soname);
-                deps.push(h);
-            }
+            Ok(h) => deps.push(h),
             Err(e) => {
                 close_all(&deps);
                 return Err(e.to_string());
@@ -221,9 +218,6 @@ fn open_resolved(
         }
     }
     let result = ns.open(&target.path, mode, &target.soname);
-    if result.is_ok() {
-        ns.note_loaded(&target.soname);
-    }
     // The object now holds its dependencies; drop the references taken to load them first.
     close_all(&deps);
     result.map_err(|e| e.to_string())

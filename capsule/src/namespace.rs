@@ -54,8 +54,6 @@ pub(crate) struct Owned {
 /// What the runtime knows of a namespace's contents beyond its link map.
 #[derive(Default)]
 pub(crate) struct State {
-    /// Sonames (and glibc names) of every object loaded through the runtime.
-    pub sonames: HashSet<String>,
     /// Objects whose allocator slots were routed, by (link map, load bias): a reused link
     /// map at another address is a new object. (A stale entry only costs speed: the
     /// object keeps calling through the interposer, which routes correctly.)
@@ -327,7 +325,6 @@ impl Namespace {
     fn load_libc(&self) -> Result<()> {
         let path = running_libc_path()?;
         let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
-        self.note_loaded("libc.so.6");
         self.interposer.attach_libc(handle)
     }
 
@@ -341,7 +338,6 @@ impl Namespace {
                 continue;
             }
             let handle = self.open(&object.path, mode, &object.soname)?;
-            self.note_loaded(&object.soname);
             handles.push(handle);
         }
         Ok(handles)
@@ -406,11 +402,26 @@ impl Namespace {
             .collect()
     }
 
-    /// Remember that `soname` is in the namespace (owner only).
-    pub fn note_loaded(&self, soname: &str) {
-        if let Some(owned) = &self.owned {
-            owned.state.lock().sonames.insert(soname.to_string());
+    /// Whether an object of this soname is in the namespace now, as glibc's loader itself
+    /// decides (by soname or name), so what dlclose unloaded counts as gone.
+    pub fn is_loaded(&self, soname: &str) -> bool {
+        let Ok(name) = CString::new(soname) else {
+            return false;
+        };
+        // SAFETY: RTLD_NOLOAD never loads anything; the reference it takes on a loaded
+        // object is dropped at once.
+        unsafe {
+            let handle = libc::dlmopen(
+                self.lmid,
+                name.as_ptr(),
+                libc::RTLD_LAZY | libc::RTLD_NOLOAD,
+            );
+            if handle.is_null() {
+                return false;
+            }
+            libc::dlclose(handle);
         }
+        true
     }
 
     /// Add `handle` to the scope `dlsym(RTLD_DEFAULT)` searches inside the capsule.
