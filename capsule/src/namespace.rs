@@ -328,6 +328,7 @@ impl Namespace {
         let path = running_libc_path()?;
         let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
         self.note_loaded("libc.so.6");
+        crate::hostenv::prepare(&self.key, handle)?;
         self.interposer.attach_libc(handle)
     }
 
