@@ -189,3 +189,54 @@ fn egl_renders_in_the_sandbox_only_through_the_shim() {
         "{log}"
     );
 }
+
+const VULKAN_PROGRAM: &str = include_str!("../../examples/deploy/vulkan_copy.c");
+
+#[test]
+fn vulkan_works_in_the_sandbox_only_through_the_shim() {
+    let work = Tree::new();
+    let shims = [("shim-libvulkan-so-1", "libvulkan.so.1", "libvulkan.so")];
+    let (direct, shimmed) = build_both(&work, VULKAN_PROGRAM, &["-lvulkan"], &shims);
+    let needs = "(needs the Vulkan loader and lavapipe: apt-get install libvulkan1 mesa-vulkan-drivers libvulkan-dev)";
+
+    let outside = run(&mut Command::new(&direct));
+    assert!(
+        outside.out.status.success() && outside.stdout.contains("copied=4096/4096"),
+        "the Vulkan program does not work even outside the sandbox {needs}:\n{}",
+        outside.describe()
+    );
+
+    let hidden = run(&mut in_sandbox(&work, &direct, &[]));
+    assert!(
+        !hidden.out.status.success() && hidden.stdout.contains("vkCreateInstance"),
+        "the sandbox does not hide the host's Vulkan driver:\n{}",
+        hidden.describe()
+    );
+
+    let through = run(in_sandbox(&work, &shimmed, &[]).env("CAPSULE_DEBUG", "libs,dlopen"));
+    assert!(
+        through.out.status.success(),
+        "the shimmed Vulkan program failed in the sandbox:\n{}",
+        through.describe()
+    );
+    assert!(
+        through.stdout.contains("device=llvmpipe") && through.stdout.contains("copied=4096/4096\n"),
+        "{}",
+        through.describe()
+    );
+    let log = &through.stderr;
+    assert!(
+        log.contains("namespace environment: VK_DRIVER_FILES=")
+            && log.contains("/run/host/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"),
+        "the loader was not pointed at the host's driver manifests:\n{log}"
+    );
+    // lavapipe's manifest names its library by absolute path: mapped into the prefix.
+    assert!(
+        log.contains("dlopen path /usr/lib/x86_64-linux-gnu/libvulkan_lvp.so -> /run/host/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so (mapped into prefix /run/host)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("shim libvulkan.so.1: forwarding to /run/host/"),
+        "{log}"
+    );
+}
