@@ -240,3 +240,94 @@ fn vulkan_works_in_the_sandbox_only_through_the_shim() {
         "{log}"
     );
 }
+
+/// A runtime's own `libexpat.so.1`: the program uses it, and every function Mesa calls to
+/// parse its drirc files aborts, so a driver that got this copy instead of the host's
+/// cannot render.
+const RUNTIME_EXPAT: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+const char *XML_ExpatVersion(void) { return "runtime-fixture-expat"; }
+#define MESA_NEEDS(name) \
+    void name(void) { \
+        fprintf(stderr, "runtime libexpat.so.1: " #name " called by the driver\n"); \
+        abort(); \
+    }
+MESA_NEEDS(XML_ErrorString)
+MESA_NEEDS(XML_GetBuffer)
+MESA_NEEDS(XML_GetCurrentByteIndex)
+MESA_NEEDS(XML_GetCurrentColumnNumber)
+MESA_NEEDS(XML_GetCurrentLineNumber)
+MESA_NEEDS(XML_GetErrorCode)
+MESA_NEEDS(XML_ParseBuffer)
+MESA_NEEDS(XML_ParserCreate)
+MESA_NEEDS(XML_ParserFree)
+MESA_NEEDS(XML_SetCharacterDataHandler)
+MESA_NEEDS(XML_SetElementHandler)
+MESA_NEEDS(XML_SetUserData)
+"#;
+
+#[test]
+fn the_runtimes_copy_of_a_driver_dependency_stays_the_programs() {
+    let work = Tree::new();
+    let runtime = work.path("runtime/libexpat.so.1");
+    capsule_tests::build_lib(
+        &capsule_tests::Lib {
+            source: RUNTIME_EXPAT,
+            soname: Some("libexpat.so.1"),
+            args: &[],
+        },
+        &runtime,
+    );
+    std::fs::copy(&runtime, work.path("runtime/libexpat.so")).expect("install the link name");
+    let runtime_dir = runtime.parent().expect("runtime dir").display().to_string();
+    let program = EGL_PROGRAM.replace(
+        "int main(void) {",
+        "const char *XML_ExpatVersion(void);\nint main(void) {\n    printf(\"program expat=%s\\n\", XML_ExpatVersion());",
+    );
+    let link_expat = format!("-L{runtime_dir}");
+    let (direct, shimmed) = build_both(
+        &work,
+        &program,
+        &[&link_expat, "-lEGL", "-lGLESv2", "-lexpat"],
+        EGL_SHIMS,
+    );
+
+    // The fixture really breaks Mesa: a driver loaded beside it (no capsule, outside the
+    // sandbox) calls into it and aborts.
+    let beside = run(Command::new(&direct)
+        .env("LD_LIBRARY_PATH", &runtime_dir)
+        .env("MESA_SHADER_CACHE_DISABLE", "true"));
+    assert!(
+        !beside.out.status.success()
+            && beside.stderr.contains("runtime libexpat.so.1: ")
+            && beside.stderr.contains("called by the driver"),
+        "Mesa did not use the runtime's libexpat when loaded beside it, so this test proves nothing:\n{}",
+        beside.describe()
+    );
+
+    // In the sandbox the runtime's libexpat is the fixture; the capsule takes the host's.
+    let system_expat = std::fs::canonicalize("/usr/lib/x86_64-linux-gnu/libexpat.so.1")
+        .expect("the machine's libexpat.so.1 (apt-get install libexpat1)");
+    let through =
+        run(in_sandbox(&work, &shimmed, &[(&runtime, &system_expat)]).env("CAPSULE_DEBUG", "libs"));
+    assert!(
+        through.out.status.success() && through.stdout.contains("pixel=0,255,255,255\n"),
+        "the capsule's driver did not render beside the runtime's libexpat:\n{}",
+        through.describe()
+    );
+    assert!(
+        through
+            .stdout
+            .contains("program expat=runtime-fixture-expat"),
+        "the program lost its own libexpat:\n{}",
+        through.describe()
+    );
+    assert!(
+        through
+            .stderr
+            .contains("libexpat.so.1 => /run/host/usr/lib/x86_64-linux-gnu/libexpat.so.1"),
+        "the capsule did not take the host's libexpat:\n{}",
+        through.describe()
+    );
+}
