@@ -253,6 +253,11 @@ fn open_absolute(
 ) -> Result<Handle, String> {
     let root = ns.interposer.prefix().to_path_buf();
     let inside = path_in_host_tree(&root, name);
+    let file_name = Path::new(inside).file_name().unwrap_or_default();
+    if crate::prefix::glibc::is_glibc(&file_name.to_string_lossy()) {
+        // glibc's own libraries come from the running system, whatever path names them.
+        return open_resolved(ns, inside, requester, mode);
+    }
     let in_prefix = crate::prefix::fs::resolve(&root, Path::new(inside))
         .map_err(|e| e.to_string())?
         .map(|real| crate::prefix::fs::host_path(&root, &real));
