@@ -4,6 +4,7 @@
 #include <vulkan/vulkan.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define WORDS 4096
 #define PATTERN 0xC0FFEE01u
@@ -38,7 +39,14 @@ static int make_buffer(VkDevice dev, VkPhysicalDevice pd, VkBuffer *buf, VkDevic
     return 0;
 }
 
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 int main(void) {
+    double t0 = now_ms();
     VkApplicationInfo app = {VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.pApplicationName = "capsule-deploy";
     app.apiVersion = VK_API_VERSION_1_0;
@@ -79,6 +87,7 @@ int main(void) {
     CHECK(vkCreateDevice(pd, &dci, NULL, &dev));
     VkQueue queue;
     vkGetDeviceQueue(dev, family, 0, &queue);
+    double t1 = now_ms();
 
     VkBuffer src, dst;
     VkDeviceMemory src_mem, dst_mem;
@@ -119,7 +128,9 @@ int main(void) {
     uint32_t good = 0;
     for (uint32_t i = 0; i < WORDS; i++) good += words[i] == PATTERN;
     vkUnmapMemory(dev, dst_mem);
+    double t2 = now_ms();
     printf("copied=%u/%u\n", good, WORDS);
+    printf("instance_device_ms=%.3f\nwork_ms=%.3f\n", t1 - t0, t2 - t1);
 
     vkDestroyCommandPool(dev, pool, NULL);
     vkDestroyBuffer(dev, src, NULL);
