@@ -19,7 +19,6 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
 use crate::interposer::Interposer;
 use crate::namespace::{self, Handle, Lmid, Namespace};
 
@@ -142,6 +141,8 @@ fn open_in_capsule(
         // ld.so takes a relative path with a slash relative to the working directory.
         ns.open(Path::new(name), mode, name)
             .map_err(|e| e.to_string())?
+    } else if name.starts_with('/') {
+        open_absolute(ns, name, requester.as_deref(), mode)?
     } else {
         open_resolved(ns, name, requester.as_deref(), mode)?
     };
@@ -181,24 +182,10 @@ fn open_resolved(
             return Ok(handle);
         }
     }
-    let closure = match owned
+    let closure = owned
         .prefix
         .resolve_closure_from(name, requester, &|soname| ns.is_loaded(soname))
-    {
-        Ok(closure) => closure,
-        // An absolute path the host tree lacks: take the program's file, as documented.
-        Err(Error::NotFound { .. }) if name.starts_with('/') && Path::new(name).exists() => {
-            crate::debug!(
-                Dlopen,
-                "{name} is not in prefix {}: taking the program's file",
-                owned.prefix.root().display()
-            );
-            return ns
-                .open(Path::new(name), mode, name)
-                .map_err(|e| e.to_string());
-        }
-        Err(e) => return Err(e.to_string()),
-    };
+        .map_err(|e| e.to_string())?;
     let Some(target) = closure.objects.last() else {
         // Already loaded: take another reference.
         return open_noload(ns, name, mode);
@@ -225,12 +212,90 @@ fn open_resolved(
 
 fn open_noload(ns: &'static Namespace, name: &str, mode: c_int) -> Result<Handle, String> {
     let path = if name.starts_with('/') {
-        ns.interposer.prefix().join(name.trim_start_matches('/'))
+        let root = ns.interposer.prefix();
+        root.join(path_in_host_tree(root, name).trim_start_matches('/'))
     } else {
         PathBuf::from(name)
     };
     ns.open(&path, mode | libc::RTLD_NOLOAD, name)
         .map_err(|e| e.to_string())
+}
+
+// ---- Absolute paths -------------------------------------------------------------------
+//
+// Code inside the capsule is the host's: an absolute path it opens (Mesa's built-in
+// `/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so`, a Vulkan manifest's `library_path`, a
+// `LIBGL_DRIVERS_PATH` entry) names a file of the host tree, so it is looked up inside the
+// prefix, symlinks followed there, and its dependencies resolved as for a soname. A path
+// that already lies under the prefix (`/run/host/usr/lib/...`, built from a manifest's
+// directory) is taken as the host-tree path it names.
+//
+// When the prefix lacks the file, the program's file is used only outside the host's
+// library directories (a game passing its own plugin by path): under `/lib`, `/usr/lib`,
+// `/lib64` or `/usr/lib64` a missing file means the host has no such driver, and the
+// runtime's copy would mix two builds of one stack, so that is an error naming the path.
+
+/// dlopen an absolute path for code inside the capsule (see above).
+fn open_absolute(
+    ns: &'static Namespace,
+    name: &str,
+    requester: Option<&Path>,
+    mode: c_int,
+) -> Result<Handle, String> {
+    let root = ns.interposer.prefix().to_path_buf();
+    let inside = path_in_host_tree(&root, name);
+    let file_name = Path::new(inside).file_name().unwrap_or_default();
+    if crate::prefix::glibc::is_glibc(&file_name.to_string_lossy()) {
+        // glibc's own libraries come from the running system, whatever path names them.
+        return open_resolved(ns, inside, requester, mode);
+    }
+    let in_prefix = crate::prefix::fs::resolve(&root, Path::new(inside))
+        .map_err(|e| e.to_string())?
+        .map(|real| crate::prefix::fs::host_path(&root, &real));
+    if let Some(file) = in_prefix {
+        crate::debug!(
+            Dlopen,
+            "dlopen path {name} -> {} (mapped into prefix {})",
+            file.display(),
+            root.display()
+        );
+        return open_resolved(ns, inside, requester, mode);
+    }
+    if root != Path::new("/") && !in_host_library_dir(inside) && Path::new(name).is_file() {
+        crate::debug!(
+            Dlopen,
+            "dlopen path {name}: not in prefix {}, outside the host's library directories: taking the program's file",
+            root.display()
+        );
+        return ns
+            .open(Path::new(name), mode, name)
+            .map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "capsule: {name} not found in prefix {} (looked for {}); a path under the host's library directories is never taken from the program's tree: install it in the host tree or fix the prefix",
+        root.display(),
+        crate::prefix::fs::host_path(&root, Path::new(inside)).display()
+    ))
+}
+
+/// The host-tree path an absolute `name` stands for: itself, or, when it already lies
+/// under the prefix `root` (other than `/`), the part after it.
+fn path_in_host_tree<'a>(root: &Path, name: &'a str) -> &'a str {
+    if root == Path::new("/") {
+        return name;
+    }
+    let root = root.to_string_lossy();
+    match name.strip_prefix(root.as_ref()) {
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => name,
+    }
+}
+
+/// Whether a host-tree path lies under one of ld.so's library directories.
+fn in_host_library_dir(inside: &str) -> bool {
+    ["/lib/", "/usr/lib/", "/lib64/", "/usr/lib64/"]
+        .iter()
+        .any(|dir| inside.starts_with(dir))
 }
 
 fn close_all(handles: &[Handle]) {
@@ -440,4 +505,35 @@ fn describe_mode(mode: c_int) -> String {
         }
     }
     words.join("|")
+}
+
+#[cfg(test)]
+mod absolute_path_tests {
+    use super::*;
+
+    #[test]
+    fn a_path_under_the_prefix_names_the_host_tree_path() {
+        let root = Path::new("/run/host");
+        assert_eq!(
+            path_in_host_tree(root, "/run/host/usr/lib/x.so"),
+            "/usr/lib/x.so"
+        );
+        assert_eq!(path_in_host_tree(root, "/usr/lib/x.so"), "/usr/lib/x.so");
+        // A sibling whose name merely starts like the prefix is not under it.
+        assert_eq!(
+            path_in_host_tree(root, "/run/hostile/x.so"),
+            "/run/hostile/x.so"
+        );
+        assert_eq!(path_in_host_tree(Path::new("/"), "/usr/x.so"), "/usr/x.so");
+    }
+
+    #[test]
+    fn library_directories_are_the_hosts() {
+        assert!(in_host_library_dir(
+            "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so"
+        ));
+        assert!(in_host_library_dir("/lib64/libfoo.so"));
+        assert!(!in_host_library_dir("/opt/game/plugin.so"));
+        assert!(!in_host_library_dir("/usr/library/x.so"));
+    }
 }

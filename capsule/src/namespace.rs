@@ -325,6 +325,7 @@ impl Namespace {
     fn load_libc(&self) -> Result<()> {
         let path = running_libc_path()?;
         let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
+        crate::hostenv::prepare(&self.key, handle)?;
         self.interposer.attach_libc(handle)
     }
 

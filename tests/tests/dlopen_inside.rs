@@ -223,7 +223,12 @@ fn plugin_dlopened_with_rtld_global_inside_the_capsule() {
             .any(|o| o.path.ends_with("libplugin.so.1")));
         // And it can be opened again (the runtime asks glibc what is loaded, it keeps no
         // stale list).
-        assert_eq!(open(), 1, "dlopen after dlclose: {:?}", CStr::from_ptr(error()));
+        assert_eq!(
+            open(),
+            1,
+            "dlopen after dlclose: {:?}",
+            CStr::from_ptr(error())
+        );
         assert_eq!(handle_id(), 2);
         assert_eq!(close(), 0);
     }
