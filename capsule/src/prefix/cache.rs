@@ -92,9 +92,7 @@ impl Cache {
         (self.first_equal(name)..self.count)
             .map(|i| self.entry(i))
             .take_while(move |e| libcmp(self.string(e.key), name).is_eq())
-            .filter(move |e| {
-                e.flags == FLAGS_X86_64 && e.hwcap == 0 && self.string(e.key) == name
-            })
+            .filter(move |e| e.flags == FLAGS_X86_64 && e.hwcap == 0 && self.string(e.key) == name)
             .map(|e| Path::new(OsStr::from_bytes(self.string(e.value))))
     }
 
@@ -416,7 +414,10 @@ mod tests {
         let found: Vec<_> = cache.lookup("libb.so.1").collect();
         assert_eq!(
             found,
-            vec![Path::new("/first/libb.so.1"), Path::new("/second/libb.so.1")]
+            vec![
+                Path::new("/first/libb.so.1"),
+                Path::new("/second/libb.so.1")
+            ]
         );
         assert_eq!(cache.entries()[2].hwcap, HWCAP_EXTENSION);
         assert_eq!(cache.lookup("libb.so").count(), 0);
@@ -431,7 +432,10 @@ mod tests {
         assert!(cmp("libx.so.10", "libx.so.9").is_gt());
         assert!(cmp("libx.so.1", "libx.so.1").is_eq());
         assert!(cmp("libx.so.1", "libx.so.1.2").is_lt());
-        assert!(cmp("libx1.so", "libxa.so").is_gt(), "a digit sorts after a letter");
+        assert!(
+            cmp("libx1.so", "libxa.so").is_gt(),
+            "a digit sorts after a letter"
+        );
         assert!(cmp("liba.so", "libb.so").is_lt());
         assert!(cmp("", "a").is_lt());
     }

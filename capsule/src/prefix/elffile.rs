@@ -112,7 +112,10 @@ impl<R: ReadAt> Blocks<R> {
         let mut buf = vec![0u8; BLOCK as usize];
         let mut filled = 0;
         while filled < buf.len() {
-            match self.source.read_at(&mut buf[filled..], start + filled as u64) {
+            match self
+                .source
+                .read_at(&mut buf[filled..], start + filled as u64)
+            {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -250,11 +253,14 @@ fn check_ident(ident: &[u8; 20]) -> Result<(), String> {
     Ok(())
 }
 
+/// A file range: offset and size.
+type FileRange = (u64, u64);
+
 /// The PT_LOAD segments, and the file range of PT_DYNAMIC if there is one.
 fn program_headers<R: ReadAt>(
     file: &mut Blocks<R>,
     header: &[u8],
-) -> Result<(Vec<Segment>, Option<(u64, u64)>), String> {
+) -> Result<(Vec<Segment>, Option<FileRange>), String> {
     let phoff = u64_at(header, 32);
     let phentsize = usize::from(u16_at(header, 54));
     let phnum = usize::from(u16_at(header, 56));
@@ -292,7 +298,11 @@ fn dynamic_entries<R: ReadAt>(
     let (mut verneed, mut verdef) = (None, None);
     let count = size / DYN_SIZE as u64;
     for index in 0..count {
-        let entry = file.bytes(offset + index * DYN_SIZE as u64, DYN_SIZE, "dynamic section")?;
+        let entry = file.bytes(
+            offset + index * DYN_SIZE as u64,
+            DYN_SIZE,
+            "dynamic section",
+        )?;
         let (tag, value) = (u64_at(&entry, 0), u64_at(&entry, 8));
         match tag {
             DT_NULL => break,
@@ -472,7 +482,9 @@ mod tests {
 
     impl ReadAt for Vec<u8> {
         fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(self.len());
             let n = buf.len().min(self.len() - start);
             buf[..n].copy_from_slice(&self[start..start + n]);
             Ok(n)
