@@ -587,24 +587,13 @@ pub(crate) fn path_cstring(path: &Path) -> Result<CString> {
     })
 }
 
-/// The file of the libc mapped in this process: a namespace must get exactly the libc
-/// that matches the running ld.so.
+/// The file of the libc mapped in this process (a namespace must get exactly the libc that
+/// matches the running ld.so), spelled as the resolver spells it, so that ld.so recognises
+/// it by name when a closure names it again.
 fn running_libc_path() -> Result<PathBuf> {
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    // SAFETY: dladdr fills `info` for an address inside a loaded object; `getpid` is
-    // defined by the program's libc.
-    let rc = unsafe { libc::dladdr(libc::getpid as *const c_void, info.as_mut_ptr()) };
-    // SAFETY: dladdr returned non-zero, so dli_fname is set.
-    let fname = (rc != 0).then(|| unsafe { info.assume_init() }.dli_fname);
-    match fname.filter(|f| !f.is_null()) {
-        // SAFETY: dli_fname is the object's NUL-terminated l_name.
-        Some(f) => Ok(PathBuf::from(std::ffi::OsStr::from_bytes(
-            unsafe { CStr::from_ptr(f) }.to_bytes(),
-        ))),
-        None => Err(Error::Dl {
-            operation: "dladdr",
-            target: "the running libc".into(),
-            message: last_dl_error(),
-        }),
-    }
+    crate::prefix::glibc::running_libc_path().ok_or_else(|| Error::Dl {
+        operation: "dladdr",
+        target: "the running libc".into(),
+        message: last_dl_error(),
+    })
 }
