@@ -334,8 +334,14 @@ impl Namespace {
     /// namespace shares). The handles are owned by the caller.
     pub fn load_closure(&self, closure: &Closure, mode: libc::c_int) -> Result<Vec<Handle>> {
         let mut handles = Vec::with_capacity(closure.objects.len());
-        for object in &closure.objects {
-            if object.origin == Origin::System && object.soname.starts_with("ld-linux") {
+        let last = closure.objects.len().saturating_sub(1);
+        for (i, object) in closure.objects.iter().enumerate() {
+            // ld.so is shared by every namespace, and libc was loaded when the namespace
+            // was made (under the spelling of its path the program uses).
+            let system = object.origin == Origin::System;
+            if system && object.soname.starts_with("ld-linux")
+                || system && object.soname == "libc.so.6" && i != last
+            {
                 continue;
             }
             let handle = self.open(&object.path, mode, &object.soname)?;
