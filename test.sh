@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export MESA_SHADER_CACHE_DISABLE=true
-exec cargo test --workspace "$@"
+exec cargo test --workspace --no-fail-fast "$@"

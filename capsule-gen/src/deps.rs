@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use capsule::prefix::Prefix;
+use capsule::prefix::{Origin, Prefix};
 
 /// Exit status when the closure cannot be resolved (library or dependency missing,
 /// bad prefix, version mismatch).
@@ -16,17 +16,20 @@ pub const EXIT_UNRESOLVED: u8 = 2;
     about = "Print the objects a capsule of LIBRARY would load, dependencies first",
     long_about = "Print the objects a capsule of LIBRARY would load: one line per object, \
 dependencies before the objects that need them, LIBRARY last.\n\n\
-Each line is three fields separated by tabs:\n  SONAME<TAB>PATH<TAB>ORIGIN\n\
-PATH is the file on this machine (prefix joined, symlinks resolved inside the prefix). \
-ORIGIN says why it was chosen: explicit, rpath, runpath, cache, conf, default, or \
-system for glibc's own libraries, which are taken from the running system, never from \
-the prefix.\n\n\
+Each line is SONAME<TAB>PATH, where PATH is the file on this machine (prefix joined, \
+symlinks resolved inside the prefix). glibc's own libraries, which are taken from the \
+running system and never from the prefix, get a third field: SONAME<TAB>PATH<TAB>system.\n\n\
+With --why, every line gets the third field, saying why the file was chosen: explicit, \
+rpath, runpath, cache, conf, default, or system.\n\n\
 Exits with status 2 and a message on stderr when something cannot be resolved."
 )]
 pub struct DepsArgs {
     /// Root of the host tree to resolve in.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub prefix: PathBuf,
+    /// Add to every line why the file was chosen (rpath, runpath, cache, conf, default, ...).
+    #[arg(long)]
+    pub why: bool,
     /// A soname (e.g. libEGL.so.1) or a path inside the prefix.
     #[arg(value_name = "LIBRARY")]
     pub library: String,
@@ -54,6 +57,13 @@ fn closure_lines(args: &DepsArgs) -> capsule::Result<String> {
     Ok(closure
         .objects
         .iter()
-        .map(|o| format!("{}\t{}\t{}\n", o.soname, o.path.display(), o.origin))
+        .map(|o| {
+            let mark = if args.why || o.origin == Origin::System {
+                format!("\t{}", o.origin)
+            } else {
+                String::new()
+            };
+            format!("{}\t{}{mark}\n", o.soname, o.path.display())
+        })
         .collect())
 }

@@ -27,7 +27,8 @@ pub fn scan(path: &Path) -> Result<Scanned> {
     scan_bytes(&bytes, path)
 }
 
-fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
+/// Read a library image already in memory (`path` only names it in errors): the fuzzing entry point.
+pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
     let bad = |reason: String| Error::BadLibrary {
         path: path.to_path_buf(),
         reason,

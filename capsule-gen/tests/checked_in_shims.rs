@@ -8,13 +8,14 @@ use std::process::Command;
 
 use capsule_tests::{files_under, nm_exports, run_ok};
 
-const SHIMS: [&str; 6] = [
+const SHIMS: [&str; 7] = [
     "libGL.so.1",
     "libEGL.so.1",
     "libGLX.so.0",
     "libGLESv2.so.2",
     "libOpenGL.so.0",
     "libGLdispatch.so.0",
+    "libvulkan.so.1",
 ];
 
 fn workspace() -> PathBuf {

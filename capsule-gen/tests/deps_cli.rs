@@ -12,7 +12,8 @@ fn capsule_gen(args: &[&str], debug: bool) -> Output {
     cmd.output().expect("run capsule-gen")
 }
 
-/// The `SONAME\tPATH\tORIGIN` lines of a successful run.
+/// The lines of a successful run, as `[SONAME, PATH, MARK]` (MARK empty when the line
+/// has only two fields).
 fn lines(out: &Output) -> Vec<[String; 3]> {
     assert!(
         out.status.success(),
@@ -25,16 +26,33 @@ fn lines(out: &Output) -> Vec<[String; 3]> {
         .lines()
         .map(|line| {
             let fields: Vec<&str> = line.split('\t').collect();
-            assert_eq!(fields.len(), 3, "not SONAME<TAB>PATH<TAB>ORIGIN: {line:?}");
-            [fields[0].into(), fields[1].into(), fields[2].into()]
+            assert!(
+                fields.len() == 2 || fields.len() == 3,
+                "not SONAME<TAB>PATH[<TAB>MARK]: {line:?}"
+            );
+            [
+                fields[0].into(),
+                fields[1].into(),
+                fields.get(2).copied().unwrap_or("").into(),
+            ]
         })
         .collect()
 }
 
 #[test]
 fn libegl_closure_is_printed_dependencies_first() {
-    let out = capsule_gen(&["deps", "--prefix", "/", "libEGL.so.1"], false);
+    // The plain format: two fields, a third only on glibc's own libraries.
+    let plain = lines(&capsule_gen(
+        &["deps", "--prefix", "/", "libEGL.so.1"],
+        false,
+    ));
+    for [soname, _, mark] in &plain {
+        let glibc = soname.starts_with("libc.so") || soname.starts_with("ld-linux");
+        assert_eq!(mark, if glibc { "system" } else { "" }, "{soname}");
+    }
+    let out = capsule_gen(&["deps", "--why", "--prefix", "/", "libEGL.so.1"], false);
     let lines = lines(&out);
+    assert_eq!(lines.len(), plain.len());
     let names: Vec<&str> = lines.iter().map(|l| l[0].as_str()).collect();
     assert_eq!(names.last(), Some(&"libEGL.so.1"), "{names:?}");
     let dispatch = names
@@ -84,7 +102,7 @@ fn bad_prefix_exits_2() {
 
 #[test]
 fn debug_lines_say_where_each_object_came_from() {
-    let out = capsule_gen(&["deps", "libz.so.1"], true);
+    let out = capsule_gen(&["deps", "--why", "libz.so.1"], true);
     let lines = lines(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let z = lines
@@ -106,7 +124,8 @@ fn help_documents_the_format() {
     let out = capsule_gen(&["deps", "--help"], false);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("SONAME<TAB>PATH<TAB>ORIGIN"), "{help}");
+    assert!(help.contains("SONAME<TAB>PATH"), "{help}");
+    assert!(help.contains("SONAME<TAB>PATH<TAB>system"), "{help}");
     let top = capsule_gen(&["--help"], false);
     assert!(top.status.success());
     assert!(String::from_utf8_lossy(&top.stdout).contains("deps"));

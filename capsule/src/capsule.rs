@@ -104,6 +104,11 @@ impl Capsule {
         crate::alloc::stats(self.namespace.interposer.table())
     }
 
+    /// The library's link map (glibc's handle of an object is its link map).
+    pub(crate) fn link_map(&self) -> *const crate::elf::LinkMap {
+        self.handle.as_ptr() as *const crate::elf::LinkMap
+    }
+
     fn c_name(&self, s: &str) -> Result<CString> {
         CString::new(s).map_err(|_| self.not_found(s, None))
     }

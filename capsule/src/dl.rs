@@ -19,12 +19,8 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
 use crate::interposer::Interposer;
-use crate::namespace::{self, Handle, LinkMap, Lmid, Namespace};
-
-/// dladdr1 flag: also return the link map (dlfcn.h; the libc crate lacks it).
-const RTLD_DL_LINKMAP: c_int = 2;
+use crate::namespace::{self, Handle, Lmid, Namespace};
 
 /// The handle `dlopen(NULL)` returns inside a capsule.
 static GLOBAL_SCOPE: u8 = 0;
@@ -145,6 +141,8 @@ fn open_in_capsule(
         // ld.so takes a relative path with a slash relative to the working directory.
         ns.open(Path::new(name), mode, name)
             .map_err(|e| e.to_string())?
+    } else if name.starts_with('/') {
+        open_absolute(ns, name, requester.as_deref(), mode)?
     } else {
         open_resolved(ns, name, requester.as_deref(), mode)?
     };
@@ -178,34 +176,20 @@ fn open_resolved(
             ns.lmid
         ));
     };
-    let loaded = owned.state.lock().sonames.clone();
-    let closure = match owned
-        .prefix
-        .resolve_closure_from(name, requester, &|soname| loaded.contains(soname))
-    {
-        Ok(closure) => closure,
-        // An absolute path the host tree lacks: take the program's file, as documented.
-        Err(Error::NotFound { .. }) if name.starts_with('/') && Path::new(name).exists() => {
-            crate::debug!(
-                Dlopen,
-                "{name} is not in prefix {}: taking the program's file",
-                owned.prefix.root().display()
-            );
-            return ns
-                .open(Path::new(name), mode, name)
-                .map_err(|e| e.to_string());
+    // Already in the namespace (glibc matches sonames as ld.so does): another reference.
+    if !name.contains('/') {
+        if let Ok(handle) = open_noload(ns, name, mode) {
+            return Ok(handle);
         }
-        Err(e) => return Err(e.to_string()),
-    };
+    }
+    let closure = owned
+        .prefix
+        .resolve_closure_from(name, requester, &|soname| ns.is_loaded(soname))
+        .map_err(|e| e.to_string())?;
     let Some(target) = closure.objects.last() else {
         // Already loaded: take another reference.
         return open_noload(ns, name, mode);
     };
-    if loaded.contains(&target.soname) {
-        return ns
-            .open(&target.path, mode, &target.soname)
-            .map_err(|e| e.to_string());
-    }
     let deps_mode = (mode & !libc::RTLD_NODELETE) | libc::RTLD_LOCAL;
     let mut deps = Vec::new();
     for object in &closure.objects[..closure.objects.len() - 1] {
@@ -213,10 +197,7 @@ fn open_resolved(
             continue;
         }
         match ns.open(&object.path, deps_mode, &object.soname) {
-            Ok(h) => {
-                ns.note_loaded(&object.soname);
-                deps.push(h);
-            }
+            Ok(h) => deps.push(h),
             Err(e) => {
                 close_all(&deps);
                 return Err(e.to_string());
@@ -224,9 +205,6 @@ fn open_resolved(
         }
     }
     let result = ns.open(&target.path, mode, &target.soname);
-    if result.is_ok() {
-        ns.note_loaded(&target.soname);
-    }
     // The object now holds its dependencies; drop the references taken to load them first.
     close_all(&deps);
     result.map_err(|e| e.to_string())
@@ -234,12 +212,90 @@ fn open_resolved(
 
 fn open_noload(ns: &'static Namespace, name: &str, mode: c_int) -> Result<Handle, String> {
     let path = if name.starts_with('/') {
-        ns.interposer.prefix().join(name.trim_start_matches('/'))
+        let root = ns.interposer.prefix();
+        root.join(path_in_host_tree(root, name).trim_start_matches('/'))
     } else {
         PathBuf::from(name)
     };
     ns.open(&path, mode | libc::RTLD_NOLOAD, name)
         .map_err(|e| e.to_string())
+}
+
+// ---- Absolute paths -------------------------------------------------------------------
+//
+// Code inside the capsule is the host's: an absolute path it opens (Mesa's built-in
+// `/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so`, a Vulkan manifest's `library_path`, a
+// `LIBGL_DRIVERS_PATH` entry) names a file of the host tree, so it is looked up inside the
+// prefix, symlinks followed there, and its dependencies resolved as for a soname. A path
+// that already lies under the prefix (`/run/host/usr/lib/...`, built from a manifest's
+// directory) is taken as the host-tree path it names.
+//
+// When the prefix lacks the file, the program's file is used only outside the host's
+// library directories (a game passing its own plugin by path): under `/lib`, `/usr/lib`,
+// `/lib64` or `/usr/lib64` a missing file means the host has no such driver, and the
+// runtime's copy would mix two builds of one stack, so that is an error naming the path.
+
+/// dlopen an absolute path for code inside the capsule (see above).
+fn open_absolute(
+    ns: &'static Namespace,
+    name: &str,
+    requester: Option<&Path>,
+    mode: c_int,
+) -> Result<Handle, String> {
+    let root = ns.interposer.prefix().to_path_buf();
+    let inside = path_in_host_tree(&root, name);
+    let file_name = Path::new(inside).file_name().unwrap_or_default();
+    if crate::prefix::glibc::is_glibc(&file_name.to_string_lossy()) {
+        // glibc's own libraries come from the running system, whatever path names them.
+        return open_resolved(ns, inside, requester, mode);
+    }
+    let in_prefix = crate::prefix::fs::resolve(&root, Path::new(inside))
+        .map_err(|e| e.to_string())?
+        .map(|real| crate::prefix::fs::host_path(&root, &real));
+    if let Some(file) = in_prefix {
+        crate::debug!(
+            Dlopen,
+            "dlopen path {name} -> {} (mapped into prefix {})",
+            file.display(),
+            root.display()
+        );
+        return open_resolved(ns, inside, requester, mode);
+    }
+    if root != Path::new("/") && !in_host_library_dir(inside) && Path::new(name).is_file() {
+        crate::debug!(
+            Dlopen,
+            "dlopen path {name}: not in prefix {}, outside the host's library directories: taking the program's file",
+            root.display()
+        );
+        return ns
+            .open(Path::new(name), mode, name)
+            .map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "capsule: {name} not found in prefix {} (looked for {}); a path under the host's library directories is never taken from the program's tree: install it in the host tree or fix the prefix",
+        root.display(),
+        crate::prefix::fs::host_path(&root, Path::new(inside)).display()
+    ))
+}
+
+/// The host-tree path an absolute `name` stands for: itself, or, when it already lies
+/// under the prefix `root` (other than `/`), the part after it.
+fn path_in_host_tree<'a>(root: &Path, name: &'a str) -> &'a str {
+    if root == Path::new("/") {
+        return name;
+    }
+    let root = root.to_string_lossy();
+    match name.strip_prefix(root.as_ref()) {
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => name,
+    }
+}
+
+/// Whether a host-tree path lies under one of ld.so's library directories.
+fn in_host_library_dir(inside: &str) -> bool {
+    ["/lib/", "/usr/lib/", "/lib64/", "/usr/lib64/"]
+        .iter()
+        .any(|dir| inside.starts_with(dir))
 }
 
 fn close_all(handles: &[Handle]) {
@@ -311,6 +367,9 @@ fn lookup(
     } else {
         find(handle)
     };
+    if crate::config::debug_enabled(crate::config::Topic::Dlopen) {
+        log_lookup(lmid, handle, name, version, caller, found);
+    }
     match found {
         Some(p) => {
             clear_error();
@@ -327,6 +386,48 @@ fn lookup(
     }
 }
 
+/// `CAPSULE_DEBUG=dlopen`: one line per dlsym inside the capsule, with where it went.
+fn log_lookup(
+    lmid: c_long,
+    handle: *mut c_void,
+    name: &CStr,
+    version: Option<&CStr>,
+    caller: *const c_void,
+    found: Option<*mut c_void>,
+) {
+    let scope = if handle.is_null() {
+        "RTLD_DEFAULT".to_string()
+    } else if handle == libc::RTLD_NEXT {
+        "RTLD_NEXT".to_string()
+    } else if handle == global_scope_handle() {
+        "dlopen(NULL)".to_string()
+    } else {
+        // SAFETY: a dlopen handle is its object's link map (glibc), whose l_name is a
+        // NUL-terminated string; the lookup just made with it relied on that already.
+        let name = unsafe { CStr::from_ptr((*(handle as *const crate::elf::LinkMap)).l_name) };
+        let name = name.to_string_lossy();
+        name.rsplit('/').next().unwrap_or(&name).to_string()
+    };
+    let version = version.map_or(String::new(), |v| format!("@{}", v.to_string_lossy()));
+    let from = object_name(caller).unwrap_or_else(|| "?".into());
+    let went = found.map_or("not found".into(), |p| {
+        format!("{p:p} in {}", object_name(p).unwrap_or_else(|| "?".into()))
+    });
+    crate::debug!(
+        Dlopen,
+        "dlsym({scope}, \"{}{version}\") from {from} in namespace {lmid} -> {went}",
+        name.to_string_lossy()
+    );
+}
+
+/// The file name of the object holding `addr` (a handle is its object's link map).
+fn object_name(addr: *const c_void) -> Option<String> {
+    let map = crate::linkmap::containing(addr)?;
+    // SAFETY: l_name of a live link map is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr((*map).l_name) }.to_string_lossy();
+    Some(name.rsplit('/').next().unwrap_or(&name).to_string())
+}
+
 fn find_in(handle: *mut c_void, name: &CStr, version: Option<&CStr>) -> Option<*mut c_void> {
     // SAFETY: handle is a live dlopen handle (a link map of the namespace) and the
     // strings are NUL-terminated. A NULL result just means "not here".
@@ -341,7 +442,7 @@ fn find_in(handle: *mut c_void, name: &CStr, version: Option<&CStr>) -> Option<*
 
 /// The objects after the caller's in its namespace's link map (what RTLD_NEXT searches).
 fn next_after(caller: *const c_void) -> Vec<*mut c_void> {
-    let Some(map) = caller_link_map(caller) else {
+    let Some(map) = crate::linkmap::containing(caller) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -377,26 +478,9 @@ extern "C" fn capsule_dlclose(_lmid: c_long, handle: *mut c_void) -> c_int {
     rc
 }
 
-/// The link map of the object that contains `addr`.
-fn caller_link_map(addr: *const c_void) -> Option<*const LinkMap> {
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    let mut map: *const LinkMap = std::ptr::null();
-    // SAFETY: dladdr1 with RTLD_DL_LINKMAP writes a Dl_info and one link-map pointer; it
-    // accepts any address and returns 0 when no object contains it.
-    let rc = unsafe {
-        libc::dladdr1(
-            addr,
-            info.as_mut_ptr(),
-            &mut map as *mut *const LinkMap as *mut *mut c_void,
-            RTLD_DL_LINKMAP,
-        )
-    };
-    (rc != 0 && !map.is_null()).then_some(map)
-}
-
 /// The file of the object that contains `addr`, for its RUNPATH, RPATH and `$ORIGIN`.
 fn caller_object(addr: *const c_void) -> Option<PathBuf> {
-    let map = caller_link_map(addr)?;
+    let map = crate::linkmap::containing(addr)?;
     // SAFETY: l_name of a live link map is a NUL-terminated string.
     let name = unsafe { CStr::from_ptr((*map).l_name) };
     use std::os::unix::ffi::OsStrExt;
@@ -421,4 +505,35 @@ fn describe_mode(mode: c_int) -> String {
         }
     }
     words.join("|")
+}
+
+#[cfg(test)]
+mod absolute_path_tests {
+    use super::*;
+
+    #[test]
+    fn a_path_under_the_prefix_names_the_host_tree_path() {
+        let root = Path::new("/run/host");
+        assert_eq!(
+            path_in_host_tree(root, "/run/host/usr/lib/x.so"),
+            "/usr/lib/x.so"
+        );
+        assert_eq!(path_in_host_tree(root, "/usr/lib/x.so"), "/usr/lib/x.so");
+        // A sibling whose name merely starts like the prefix is not under it.
+        assert_eq!(
+            path_in_host_tree(root, "/run/hostile/x.so"),
+            "/run/hostile/x.so"
+        );
+        assert_eq!(path_in_host_tree(Path::new("/"), "/usr/x.so"), "/usr/x.so");
+    }
+
+    #[test]
+    fn library_directories_are_the_hosts() {
+        assert!(in_host_library_dir(
+            "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so"
+        ));
+        assert!(in_host_library_dir("/lib64/libfoo.so"));
+        assert!(!in_host_library_dir("/opt/game/plugin.so"));
+        assert!(!in_host_library_dir("/usr/library/x.so"));
+    }
 }

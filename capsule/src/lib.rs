@@ -15,7 +15,9 @@ mod capsule;
 pub mod config;
 mod dl;
 pub mod error;
+pub mod hostenv;
 mod interposer;
+mod linkmap;
 pub mod prefix;
 
 pub use capsule::{Capsule, LoadedObject};

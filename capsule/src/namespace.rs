@@ -54,8 +54,6 @@ pub(crate) struct Owned {
 /// What the runtime knows of a namespace's contents beyond its link map.
 #[derive(Default)]
 pub(crate) struct State {
-    /// Sonames (and glibc names) of every object loaded through the runtime.
-    pub sonames: HashSet<String>,
     /// Objects whose allocator slots were routed, by (link map, load bias): a reused link
     /// map at another address is a new object. (A stale entry only costs speed: the
     /// object keeps calling through the interposer, which routes correctly.)
@@ -327,7 +325,7 @@ impl Namespace {
     fn load_libc(&self) -> Result<()> {
         let path = running_libc_path()?;
         let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
-        self.note_loaded("libc.so.6");
+        crate::hostenv::prepare(&self.key, handle)?;
         self.interposer.attach_libc(handle)
     }
 
@@ -341,7 +339,6 @@ impl Namespace {
                 continue;
             }
             let handle = self.open(&object.path, mode, &object.soname)?;
-            self.note_loaded(&object.soname);
             handles.push(handle);
         }
         Ok(handles)
@@ -372,18 +369,12 @@ impl Namespace {
 
     /// Every link map of the namespace, the interposer first.
     pub fn link_maps(&self) -> Vec<*const LinkMap> {
-        let mut out = Vec::new();
-        let mut map = self.interposer.link_map();
-        // SAFETY: link maps of a live namespace form a valid list, and the interposer
-        // heading it is never closed. A concurrent dlclose of another object is the race
-        // every link-map walker (gdb's too) accepts.
-        unsafe {
-            while !map.is_null() {
-                out.push(map);
-                map = (*map).l_next;
-            }
+        let head = self.interposer.link_map();
+        if head.is_null() {
+            return Vec::new();
         }
-        out
+        // SAFETY: the interposer heading the namespace is never closed.
+        unsafe { crate::linkmap::namespace_of(head) }
     }
 
     /// Whether `map` is seen here for the first time (owner only; see `State::routed`).
@@ -412,11 +403,26 @@ impl Namespace {
             .collect()
     }
 
-    /// Remember that `soname` is in the namespace (owner only).
-    pub fn note_loaded(&self, soname: &str) {
-        if let Some(owned) = &self.owned {
-            owned.state.lock().sonames.insert(soname.to_string());
+    /// Whether an object of this soname is in the namespace now, as glibc's loader itself
+    /// decides (by soname or name), so what dlclose unloaded counts as gone.
+    pub fn is_loaded(&self, soname: &str) -> bool {
+        let Ok(name) = CString::new(soname) else {
+            return false;
+        };
+        // SAFETY: RTLD_NOLOAD never loads anything; the reference it takes on a loaded
+        // object is dropped at once.
+        unsafe {
+            let handle = libc::dlmopen(
+                self.lmid,
+                name.as_ptr(),
+                libc::RTLD_LAZY | libc::RTLD_NOLOAD,
+            );
+            if handle.is_null() {
+                return false;
+            }
+            libc::dlclose(handle);
         }
+        true
     }
 
     /// Add `handle` to the scope `dlsym(RTLD_DEFAULT)` searches inside the capsule.
@@ -581,24 +587,13 @@ pub(crate) fn path_cstring(path: &Path) -> Result<CString> {
     })
 }
 
-/// The file of the libc mapped in this process: a namespace must get exactly the libc
-/// that matches the running ld.so.
+/// The file of the libc mapped in this process (a namespace must get exactly the libc that
+/// matches the running ld.so), spelled as the resolver spells it, so that ld.so recognises
+/// it by name when a closure names it again.
 fn running_libc_path() -> Result<PathBuf> {
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    // SAFETY: dladdr fills `info` for an address inside a loaded object; `getpid` is
-    // defined by the program's libc.
-    let rc = unsafe { libc::dladdr(libc::getpid as *const c_void, info.as_mut_ptr()) };
-    // SAFETY: dladdr returned non-zero, so dli_fname is set.
-    let fname = (rc != 0).then(|| unsafe { info.assume_init() }.dli_fname);
-    match fname.filter(|f| !f.is_null()) {
-        // SAFETY: dli_fname is the object's NUL-terminated l_name.
-        Some(f) => Ok(PathBuf::from(std::ffi::OsStr::from_bytes(
-            unsafe { CStr::from_ptr(f) }.to_bytes(),
-        ))),
-        None => Err(Error::Dl {
-            operation: "dladdr",
-            target: "the running libc".into(),
-            message: last_dl_error(),
-        }),
-    }
+    crate::prefix::glibc::running_libc_path().ok_or_else(|| Error::Dl {
+        operation: "dladdr",
+        target: "the running libc".into(),
+        message: last_dl_error(),
+    })
 }

@@ -175,17 +175,52 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
         capsule.path().display()
     );
 
+    let mut missing = Vec::new();
     for (i, sym) in lib.functions().iter().enumerate() {
         let target = match lookup(capsule, sym) {
             Some(addr) => addr as usize,
-            None => missing_stubs as usize + i * MISSING_STUB_STRIDE,
+            None => {
+                missing.push(sym.display_name());
+                missing_stubs as usize + i * MISSING_STUB_STRIDE
+            }
         };
         // SAFETY: the caller guarantees `slots` has one aligned usize per function; an
         // atomic store keeps a trampoline running on another thread (a shim dlopen'ed late)
         // from reading a torn pointer.
         unsafe { AtomicUsize::from_ptr(slots.add(i)) }.store(target, Ordering::Release);
     }
+    warn_if_different(lib, capsule, &missing);
     wire_program(lib, capsule, slots);
+}
+
+/// The shim was generated from another build of the library than the host has: say so
+/// once, and what it means. Everything the host's library has keeps working.
+fn warn_if_different(lib: &Library, capsule: &Capsule, missing: &[String]) {
+    if missing.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 8;
+    let more = missing.len().saturating_sub(SHOWN);
+    let list = missing
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "capsule: warning: {}: the proxy library was generated from another build than the host's {}: \
+         {} function(s) it exports are missing there ({list}{more}); calling one aborts, everything \
+         else works; regenerate the shim, or compare with `capsule-gen --check SHIM_DIR --prefix {}`",
+        lib.soname,
+        capsule.path().display(),
+        missing.len(),
+        capsule.prefix().display()
+    );
 }
 
 /// Everything after the slot table: rewrite the program's slots, share variables, wrap

@@ -142,7 +142,12 @@ pub fn capsule_gen() -> PathBuf {
 /// so the shim gets the dependency versions the workspace was tested with.
 pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
     let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
-    if !crate_dir.join("Cargo.lock").exists() {
+    // A standalone crate (with its own [workspace] table) gets the workspace's lock file;
+    // a workspace member (the checked-in shims) already uses it, and must stay as the
+    // generator wrote it.
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_default();
+    let standalone = manifest.lines().any(|l| l.trim() == "[workspace]");
+    if standalone && !crate_dir.join("Cargo.lock").exists() {
         std::fs::copy(&lock, crate_dir.join("Cargo.lock"))
             .expect("copy the workspace's Cargo.lock");
     }
@@ -345,4 +350,72 @@ pub fn private_allocator_bytes(capsule: &capsule::Capsule) -> usize {
     let mallinfo2: extern "C" fn() -> Mallinfo2 = unsafe { func(capsule, "mallinfo2") };
     let info = mallinfo2();
     info.arena + info.hblkhd
+}
+
+/// Where the sandboxes of [`sandbox_without_host_driver`] mount the machine's real root.
+pub const SANDBOX_HOST: &str = "/run/host";
+
+/// The machine's graphics driver files that a container runtime would not have: the
+/// directories are hidden under empty tmpfs mounts, the libraries bound over by an empty
+/// file (their sonames stay, so a program that finds them fails to load them).
+const HOST_DRIVER_DIRS: &[&str] = &[
+    "/usr/share/glvnd",
+    "/usr/share/vulkan",
+    "/etc/glvnd",
+    "/etc/vulkan",
+    "/usr/lib/x86_64-linux-gnu/dri",
+];
+const HOST_DRIVER_LIBS: &[&str] = &[
+    "libEGL_mesa.so",
+    "libGLX_mesa.so",
+    "libvulkan_",
+    "libVkLayer_",
+    "libgbm.so",
+];
+
+/// A `bwrap` command (append the program and its arguments) for a sandbox shaped like
+/// pressure-vessel's: its root is this machine's root, read-only, with the host's graphics
+/// driver hidden (see `HOST_DRIVER_DIRS`), and the real root mounted read-only at
+/// [`SANDBOX_HOST`]. `binds` are extra `(source, destination)` read-only bind mounts,
+/// applied last (to put a runtime's own copy of a library in place). Needs bubblewrap
+/// (`apt-get install bubblewrap`) and the privileges to create mount namespaces (root, or
+/// unprivileged user namespaces).
+pub fn sandbox_without_host_driver(work: &Tree, binds: &[(&Path, &Path)]) -> Command {
+    let found = Command::new("bwrap").arg("--version").output();
+    assert!(
+        found.as_ref().is_ok_and(|o| o.status.success()),
+        "bubblewrap is needed for the sandbox tests: apt-get install bubblewrap ({found:?})"
+    );
+    let empty = work.write("sandbox/empty-driver", "");
+    let mut cmd = Command::new("bwrap");
+    cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+        .args(["--tmpfs", "/run", "--ro-bind", "/", SANDBOX_HOST]);
+    for dir in HOST_DRIVER_DIRS.iter().filter(|d| Path::new(d).is_dir()) {
+        cmd.args(["--tmpfs", dir]);
+    }
+    for lib in host_driver_libraries() {
+        cmd.arg("--ro-bind").arg(&empty).arg(lib);
+    }
+    for (source, destination) in binds {
+        cmd.arg("--ro-bind").arg(source).arg(destination);
+    }
+    cmd.args(["--die-with-parent", "--"]);
+    cmd
+}
+
+/// The files (symlinks resolved) of this machine's driver libraries in its library
+/// directory, each once.
+fn host_driver_libraries() -> std::collections::BTreeSet<PathBuf> {
+    let dir = Path::new("/usr/lib/x86_64-linux-gnu");
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            HOST_DRIVER_LIBS.iter().any(|p| name.starts_with(p))
+        })
+        .filter_map(|e| std::fs::canonicalize(e.path()).ok())
+        .collect()
 }

@@ -116,6 +116,13 @@ fn plugin_dlopened_with_rtld_global_inside_the_capsule() {
             stderr.contains("capsule: dlopen(\"libplugin.so.1\", RTLD_NOW|RTLD_GLOBAL)"),
             "{stderr}"
         );
+        // Each lookup says where it went.
+        assert!(
+            stderr.lines().any(|l| l
+                .starts_with("capsule: dlsym(RTLD_DEFAULT, \"plugin_id\") from libloader.so.1")
+                && l.ends_with("in libplugin.so.1")),
+            "{stderr}"
+        );
         return;
     }
     let host = std::env::var("CAPSULE_TEST_HOST").unwrap();
@@ -214,5 +221,15 @@ fn plugin_dlopened_with_rtld_global_inside_the_capsule() {
             .objects()
             .iter()
             .any(|o| o.path.ends_with("libplugin.so.1")));
+        // And it can be opened again (the runtime asks glibc what is loaded, it keeps no
+        // stale list).
+        assert_eq!(
+            open(),
+            1,
+            "dlopen after dlclose: {:?}",
+            CStr::from_ptr(error())
+        );
+        assert_eq!(handle_id(), 2);
+        assert_eq!(close(), 0);
     }
 }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use capsule_tests::{build_lib, build_program, generate_and_build_shim, install_shim, Lib, Tree};
+use capsule_tests::{
+    build_lib, build_program, generate_and_build_shim, install_shim, run_ok, Lib, Tree,
+};
 
 fn shim_target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("shim-target")
@@ -43,6 +45,7 @@ const PROGRAM: &str = r#"
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 int foo(void);
 int twice(int);
 double mix12(int, double, int, double, double, double, double, double, double, double, double, int);
@@ -60,7 +63,32 @@ int main(int argc, char **argv) {
     printf("mix12=%g vsum=%g\n", mix12(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12),
            vsum(6, 1, 2.5, 3, 4.25, 5, 6.125));
     printf("counter=%d greeting=%s\n", counter, greeting);
+    /* The program's own slots were rewritten: its calls go straight to the host. */
+    Dl_info info;
+    if (dladdr((void *)&mix12, &info)) printf("program reaches mix12 in %s\n", info.dli_fname);
+    /* A library loaded later keeps calling through the shim's trampolines. */
+    const char *late = getenv("LATE_LIB");
+    if (late) {
+        void *h = dlopen(late, RTLD_NOW);
+        if (!h) { printf("dlopen %s: %s\n", late, dlerror()); return 1; }
+        ((void (*)(void))dlsym(h, "late_calls"))();
+    }
     return 0;
+}
+"#;
+
+/// A library the program dlopens after the shim loaded: its slots are not rewritten.
+const LATE: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+double mix12(int, double, int, double, double, double, double, double, double, double, double, int);
+double vsum(int, ...);
+void late_calls(void) {
+    printf("late mix12=%g vsum=%g\n", mix12(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12),
+           vsum(6, 1, 2.5, 3, 4.25, 5, 6.125));
+    Dl_info info;
+    if (dladdr((void *)&mix12, &info)) printf("late library reaches mix12 in %s\n", info.dli_fname);
 }
 "#;
 
@@ -111,10 +139,22 @@ fn program_linked_against_the_shim_calls_the_host_library() {
         format!("-Wl,-rpath,{}", lib_dir.display()),
     );
     build_program(PROGRAM, &program, &[&l_arg, &rpath, "-lcalls", "-ldl"]);
+    let late = work.path("lib/liblate.so");
+    build_lib(
+        &Lib {
+            source: LATE,
+            soname: Some("liblate.so"),
+            args: &[&l_arg, "-lcalls", "-Wl,--no-as-needed"],
+        },
+        &late,
+    );
 
     let out = run_program(
         &program,
-        &[("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root())],
+        &[
+            ("CAPSULE_LIBCALLS_SO_1_PREFIX", host.root()),
+            ("LATE_LIB", late.as_path()),
+        ],
         &[],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -125,11 +165,34 @@ fn program_linked_against_the_shim_calls_the_host_library() {
         String::from_utf8_lossy(&out.stderr)
     );
     // HOST_MARK = 1000 shows the host's build answered, not the one the shim came from.
+    let host_lib = host.root().join("usr/lib/x86_64-linux-gnu/libcalls.so.1");
+    let shim_lib = lib_dir.join("libcalls.so.1");
     assert_eq!(
         stdout,
-        "foo=2 foo@CALLS_1=1 twice=1010 ptr=1012 dlsym=1014\n\
-         mix12=650 vsum=21.875\n\
-         counter=41 greeting=greetings from the host\n"
+        format!(
+            "foo=2 foo@CALLS_1=1 twice=1010 ptr=1012 dlsym=1014\n\
+             mix12=650 vsum=21.875\n\
+             counter=41 greeting=greetings from the host\n\
+             program reaches mix12 in {}\n\
+             late mix12=650 vsum=21.875\n\
+             late library reaches mix12 in {}\n",
+            host_lib.display(),
+            shim_lib.display()
+        ),
+        "12-argument and variadic calls, through rewritten slots (the program) and through \
+         the trampolines (the late library)"
+    );
+    // The shim came from a newer build than the host's library: a warning says so once.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("capsule: warning: libcalls.so.1: ").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 function(s) it exports are missing there (newer_only@@CALLS_2)")
+            && stderr.contains("capsule-gen --check"),
+        "{stderr}"
     );
 
     // newer_only is in the shim (generated from the newer build), not in the host's library.
@@ -198,7 +261,12 @@ unsigned long crc32(unsigned long, const unsigned char *, unsigned);
 int compress(unsigned char *, unsigned long *, const unsigned char *, unsigned long);
 int uncompress(unsigned char *, unsigned long *, const unsigned char *, unsigned long);
 const char *zlibVersion(void);
-int main(void) {
+typedef void *gzFile;
+gzFile gzopen(const char *, const char *);
+int gzwrite(gzFile, const void *, unsigned);
+int gzread(gzFile, void *, unsigned);
+int gzclose(gzFile);
+int main(int argc, char **argv) {
     static unsigned char in[65536], packed[70000], out[65536];
     for (unsigned i = 0; i < sizeof in; i++) in[i] = i % 251;
     unsigned long plen = sizeof packed, olen = sizeof out;
@@ -207,6 +275,13 @@ int main(void) {
     if (olen != sizeof in || memcmp(in, out, olen) != 0) return 12;
     printf("crc=%lx packed_smaller=%d version=%s\n", crc32(0, (const unsigned char *)"hello", 5),
            plen < sizeof in / 4, zlibVersion());
+    /* A gz file: zlib allocates its stream state inside the capsule and frees it there. */
+    gzFile gz = gzopen(argv[1], "wb9");
+    if (!gz || gzwrite(gz, in, sizeof in) != (int)sizeof in || gzclose(gz) != 0) return 13;
+    gz = gzopen(argv[1], "rb");
+    memset(out, 0, sizeof out);
+    if (!gz || gzread(gz, out, sizeof out) != (int)sizeof out || gzclose(gz) != 0) return 14;
+    printf("gz=%s\n", memcmp(in, out, sizeof in) == 0 ? "same" : "differs");
     return 0;
 }
 "#;
@@ -223,7 +298,12 @@ fn zlib_through_a_generated_shim() {
         format!("-Wl,-rpath,{}", lib_dir.display()),
     );
     build_program(ZLIB_PROGRAM, &program, &[&l_arg, &rpath, "-lz"]);
-    let out = run_program(&program, &[("CAPSULE_DEBUG", Path::new("libs"))], &[]);
+    let gz = work.path("out/data.gz");
+    let out = run_program(
+        &program,
+        &[("CAPSULE_DEBUG", Path::new("libs"))],
+        &[gz.to_str().unwrap()],
+    );
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -233,6 +313,11 @@ fn zlib_through_a_generated_shim() {
         stdout.starts_with("crc=3610a686 packed_smaller=1 version=1."),
         "{stdout}"
     );
+    assert!(stdout.ends_with("gz=same\n"), "{stdout}");
+    // The file is a real gzip file: the system's gzip reads it.
+    let unpacked = run_ok(Command::new("gzip").arg("-dc").arg(&gz), "gzip -dc");
+    let expected: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(unpacked.stdout, expected);
     // The program's libz.so.1 is the shim, and the shim forwarded to the system's zlib.
     assert!(
         stderr.contains("shim libz.so.1: forwarding to "),

@@ -10,6 +10,7 @@
 //! appended part, as this reader does. Everything here is bounds-checked: any byte
 //! string gives a [`Cache`] or a [`CacheError`], never a panic.
 
+use std::cmp::Ordering;
 use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -46,10 +47,20 @@ pub struct Entry {
     pub hwcap: u64,
 }
 
-/// A parsed cache: its entries in file order (ldconfig sorts them).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A parsed cache. Like ld.so, it keeps the file's bytes and binary-searches them: no
+/// string is copied or indexed when it is opened, which happens on every namespace's
+/// first load. Every entry was checked at parse time, so lookups cannot fail.
+#[derive(Clone, Debug, Default)]
 pub struct Cache {
-    pub entries: Vec<Entry>,
+    bytes: Vec<u8>,
+    /// Where the entry table starts, how many entries, and the size of one.
+    table: usize,
+    count: usize,
+    entry_size: usize,
+    /// Whether entries carry a `hwcap` (the new layout).
+    has_hwcap: bool,
+    /// Where string offsets count from.
+    strings: usize,
 }
 
 /// What is wrong with a cache file.
@@ -73,18 +84,133 @@ impl Cache {
     /// Entries in `glibc-hwcaps/` subdirectories and legacy hwcap entries are left out:
     /// choosing among them needs the CPU checks ld.so makes, and the plain entry of the
     /// same library is always there too.
+    ///
+    /// ldconfig sorts the entries by [`libcmp`], descending; ld.so relies on that with a
+    /// binary search, and so does this (an unsorted cache misleads both alike).
     pub fn lookup<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Path> + 'a {
-        self.entries
-            .iter()
-            .filter(move |e| e.flags == FLAGS_X86_64 && e.hwcap == 0 && e.name == name)
-            .map(|e| e.path.as_path())
+        let name = name.as_bytes();
+        (self.first_equal(name)..self.count)
+            .map(|i| self.entry(i))
+            .take_while(move |e| libcmp(self.string(e.key), name).is_eq())
+            .filter(move |e| e.flags == FLAGS_X86_64 && e.hwcap == 0 && self.string(e.key) == name)
+            .map(|e| Path::new(OsStr::from_bytes(self.string(e.value))))
     }
+
+    /// The first entry whose name compares equal to `name`, or `count` if none does.
+    fn first_equal(&self, name: &[u8]) -> usize {
+        // Descending order: the entries greater than `name` come first.
+        let (mut low, mut high) = (0, self.count);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if libcmp(self.string(self.entry(middle).key), name).is_gt() {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
+    /// Every entry, in file order.
+    pub fn entries(&self) -> Vec<Entry> {
+        (0..self.count)
+            .map(|i| {
+                let e = self.entry(i);
+                Entry {
+                    flags: e.flags,
+                    name: String::from_utf8_lossy(self.string(e.key)).into_owned(),
+                    path: PathBuf::from(OsStr::from_bytes(self.string(e.value))),
+                    hwcap: e.hwcap,
+                }
+            })
+            .collect()
+    }
+
+    /// Entry `i` (< count); `parse` checked that the table holds it.
+    fn entry(&self, i: usize) -> RawEntry {
+        let at = self.table + i * self.entry_size;
+        RawEntry {
+            flags: le_u32(&self.bytes, at) as i32,
+            key: le_u32(&self.bytes, at + 4) as usize,
+            value: le_u32(&self.bytes, at + 8) as usize,
+            hwcap: if self.has_hwcap {
+                le_u64(&self.bytes, at + 16)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The string at `offset` of the string area, without its NUL (checked by `parse`).
+    fn string(&self, offset: usize) -> &[u8] {
+        let tail = self
+            .bytes
+            .get(self.strings.saturating_add(offset)..)
+            .unwrap_or_default();
+        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        &tail[..end]
+    }
+}
+
+/// One entry's fields.
+struct RawEntry {
+    flags: i32,
+    key: usize,
+    value: usize,
+    hwcap: u64,
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    bytes
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    (u64::from(le_u32(bytes, at + 4)) << 32) | u64::from(le_u32(bytes, at))
+}
+
+/// ld.so's order of cache names (`_dl_cache_libcmp`): bytes compare as bytes, except that
+/// runs of digits compare as numbers and a digit sorts after any other byte.
+pub fn libcmp(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() {
+        let (x, y) = (a[i], b.get(j).copied().unwrap_or(0));
+        match (x.is_ascii_digit(), y.is_ascii_digit()) {
+            (true, true) => {
+                let (n, next_i) = number(a, i);
+                let (m, next_j) = number(b, j);
+                if n != m {
+                    return n.cmp(&m);
+                }
+                (i, j) = (next_i, next_j);
+            }
+            (true, false) => return Ordering::Greater,
+            (false, true) => return Ordering::Less,
+            (false, false) if x != y => return x.cmp(&y),
+            (false, false) => (i, j) = (i + 1, j + 1),
+        }
+    }
+    0u8.cmp(&b.get(j).copied().unwrap_or(0))
+}
+
+/// The number of the digit run at `at`, and where the run ends. Like ld.so's, it wraps
+/// on absurdly long runs rather than fail.
+fn number(s: &[u8], at: usize) -> (u64, usize) {
+    let end = s[at..]
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .map_or(s.len(), |n| at + n);
+    let value = s[at..end].iter().fold(0u64, |v, &c| {
+        v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'))
+    });
+    (value, end)
 }
 
 /// Parse the bytes of an `ld.so.cache` file of either layout.
 pub fn parse(bytes: &[u8]) -> Result<Cache, CacheError> {
     if bytes.starts_with(MAGIC_NEW) {
-        return parse_new(bytes);
+        return parse_new(bytes, 0);
     }
     if bytes.starts_with(MAGIC_OLD) {
         return parse_old_with_new(bytes);
@@ -110,27 +236,29 @@ fn parse_old_with_new(bytes: &[u8]) -> Result<Cache, CacheError> {
     };
     let new_start = entries_end.next_multiple_of(NEW_ALIGN);
     if bytes.len() >= new_start && bytes[new_start..].starts_with(MAGIC_NEW) {
-        return parse_new(&bytes[new_start..]);
+        return parse_new(bytes, new_start);
     }
-    let strings = &bytes[entries_end..];
-    let mut entries = Vec::with_capacity(nlibs);
-    for i in 0..nlibs {
-        let at = OLD_HEADER + i * OLD_ENTRY;
-        entries.push(read_entry(bytes, at, 0, strings, i)?);
-    }
-    Ok(Cache { entries })
+    checked(Cache {
+        bytes: bytes.to_vec(),
+        table: OLD_HEADER,
+        count: nlibs,
+        entry_size: OLD_ENTRY,
+        has_hwcap: false,
+        strings: entries_end,
+    })
 }
 
-/// `bytes` starts at the new-format header; string offsets count from there.
-fn parse_new(bytes: &[u8]) -> Result<Cache, CacheError> {
-    if bytes.len() < NEW_HEADER {
+/// The new-format header is at `start` of `bytes`; string offsets count from there.
+fn parse_new(bytes: &[u8], start: usize) -> Result<Cache, CacheError> {
+    let part = &bytes[start..];
+    if part.len() < NEW_HEADER {
         return malformed(format!(
             "truncated: {} bytes, shorter than the {NEW_HEADER}-byte header",
-            bytes.len()
+            part.len()
         ));
     }
-    let nlibs = read_u32(bytes, 20, "header")? as usize;
-    match bytes[28] & 3 {
+    let nlibs = read_u32(part, 20, "header")? as usize;
+    match part[28] & 3 {
         ENDIAN_BIG => return malformed("made for a big-endian machine"),
         ENDIAN_INVALID => return malformed("its endianness byte is marked invalid"),
         _ => {}
@@ -138,75 +266,53 @@ fn parse_new(bytes: &[u8]) -> Result<Cache, CacheError> {
     let fits = nlibs
         .checked_mul(NEW_ENTRY)
         .and_then(|n| n.checked_add(NEW_HEADER))
-        .is_some_and(|end| end <= bytes.len());
+        .is_some_and(|end| end <= part.len());
     if !fits {
         return malformed(format!(
             "truncated: the header announces {nlibs} entries, more than the {} bytes of the file hold",
-            bytes.len()
+            part.len()
         ));
     }
-    let mut entries = Vec::with_capacity(nlibs);
-    for i in 0..nlibs {
-        let at = NEW_HEADER + i * NEW_ENTRY;
-        let hwcap = read_u64(bytes, at + 16, "entry")?;
-        entries.push(read_entry(bytes, at, hwcap, bytes, i)?);
-    }
-    Ok(Cache { entries })
+    checked(Cache {
+        bytes: bytes.to_vec(),
+        table: start + NEW_HEADER,
+        count: nlibs,
+        entry_size: NEW_ENTRY,
+        has_hwcap: true,
+        strings: start,
+    })
 }
 
-/// The `flags, key, value` triple both layouts start their entries with.
-fn read_entry(
-    bytes: &[u8],
-    at: usize,
-    hwcap: u64,
-    strings: &[u8],
-    index: usize,
-) -> Result<Entry, CacheError> {
-    let flags = read_u32(bytes, at, "entry")? as i32;
-    let key = read_u32(bytes, at + 4, "entry")? as usize;
-    let value = read_u32(bytes, at + 8, "entry")? as usize;
-    let name = read_str(strings, key, index, "name")?;
-    let path = read_str(strings, value, index, "path")?;
-    Ok(Entry {
-        flags,
-        name: String::from_utf8_lossy(name).into_owned(),
-        path: PathBuf::from(OsStr::from_bytes(path)),
-        hwcap,
-    })
+/// `cache` if every entry's strings lie in the file and end with a NUL. A string ends in
+/// the file exactly when it starts at or before the file's last NUL, so each check is
+/// O(1): opening a cache must not cost a pass over its strings.
+fn checked(cache: Cache) -> Result<Cache, CacheError> {
+    let area = cache.bytes.len().saturating_sub(cache.strings);
+    let last_nul = cache.bytes[cache.strings.min(cache.bytes.len())..]
+        .iter()
+        .rposition(|&b| b == 0);
+    for index in 0..cache.count {
+        let entry = cache.entry(index);
+        for (what, offset) in [("name", entry.key), ("path", entry.value)] {
+            if offset >= area {
+                return malformed(format!(
+                    "entry {index}: its {what} offset {offset} is past the end of the strings ({area} bytes)"
+                ));
+            }
+            if last_nul.is_none_or(|nul| offset > nul) {
+                return malformed(format!(
+                    "entry {index}: its {what} at offset {offset} has no terminating NUL"
+                ));
+            }
+        }
+    }
+    Ok(cache)
 }
 
 fn read_u32(bytes: &[u8], at: usize, what: &str) -> Result<u32, CacheError> {
     match bytes.get(at..at + 4) {
         Some(b) => Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         None => malformed(format!("truncated {what} at byte {at}")),
-    }
-}
-
-fn read_u64(bytes: &[u8], at: usize, what: &str) -> Result<u64, CacheError> {
-    match bytes.get(at..at + 8) {
-        Some(b) => Ok(u64::from_le_bytes(b.try_into().expect("8-byte slice"))),
-        None => malformed(format!("truncated {what} at byte {at}")),
-    }
-}
-
-/// The NUL-terminated string at `offset` of `strings`.
-fn read_str<'a>(
-    strings: &'a [u8],
-    offset: usize,
-    index: usize,
-    what: &str,
-) -> Result<&'a [u8], CacheError> {
-    let Some(tail) = strings.get(offset..) else {
-        return malformed(format!(
-            "entry {index}: its {what} offset {offset} is past the end of the strings ({} bytes)",
-            strings.len()
-        ));
-    };
-    match tail.iter().position(|&b| b == 0) {
-        Some(end) => Ok(&tail[..end]),
-        None => malformed(format!(
-            "entry {index}: its {what} at offset {offset} has no terminating NUL"
-        )),
     }
 }
 
@@ -251,7 +357,7 @@ mod tests {
             (FLAGS_X86_64, "libz.so.1", "/usr/lib/libz.so.1", 0),
         ]);
         let cache = parse(&bytes).unwrap();
-        assert_eq!(cache.entries.len(), 3);
+        assert_eq!(cache.entries().len(), 3);
         let found: Vec<_> = cache.lookup("libz.so.1").collect();
         assert_eq!(found, vec![Path::new("/usr/lib/libz.so.1")]);
         assert_eq!(cache.lookup("libq.so.1").count(), 0);
@@ -273,7 +379,7 @@ mod tests {
         let mut bytes = old_header();
         bytes.extend_from_slice(b"liba.so.1\0/old/a\0");
         let cache = parse(&bytes).unwrap();
-        assert_eq!(cache.entries[0].path, Path::new("/old/a"));
+        assert_eq!(cache.entries()[0].path, Path::new("/old/a"));
         assert_eq!(cache.lookup("liba.so.1").count(), 1);
     }
 
@@ -292,6 +398,67 @@ mod tests {
         let cache = parse(&bytes).unwrap();
         let found: Vec<_> = cache.lookup("liba.so.1").collect();
         assert_eq!(found, vec![Path::new("/new/liba.so.1")]);
+    }
+
+    #[test]
+    fn lookup_keeps_file_order_among_equal_names() {
+        // In ldconfig's order: descending by libcmp.
+        let bytes = new_cache(&[
+            (FLAGS_X86_64, "libc.so.6", "/c", 0),
+            (FLAGS_X86_64, "libb.so.1", "/first/libb.so.1", 0),
+            (FLAGS_X86_64, "libb.so.1", "/hw/libb.so.1", HWCAP_EXTENSION),
+            (FLAGS_X86_64, "libb.so.1", "/second/libb.so.1", 0),
+            (FLAGS_X86_64, "liba.so.1", "/a", 0),
+        ]);
+        let cache = parse(&bytes).unwrap();
+        let found: Vec<_> = cache.lookup("libb.so.1").collect();
+        assert_eq!(
+            found,
+            vec![
+                Path::new("/first/libb.so.1"),
+                Path::new("/second/libb.so.1")
+            ]
+        );
+        assert_eq!(cache.entries()[2].hwcap, HWCAP_EXTENSION);
+        assert_eq!(cache.lookup("libb.so").count(), 0);
+        assert_eq!(cache.lookup("liba.so.1").count(), 1);
+        assert_eq!(cache.lookup("libc.so.6").count(), 1);
+        assert_eq!(cache.lookup("libd.so.1").count(), 0);
+    }
+
+    #[test]
+    fn libcmp_compares_digit_runs_as_numbers() {
+        let cmp = |a: &str, b: &str| libcmp(a.as_bytes(), b.as_bytes());
+        assert!(cmp("libx.so.10", "libx.so.9").is_gt());
+        assert!(cmp("libx.so.1", "libx.so.1").is_eq());
+        assert!(cmp("libx.so.1", "libx.so.1.2").is_lt());
+        assert!(
+            cmp("libx1.so", "libxa.so").is_gt(),
+            "a digit sorts after a letter"
+        );
+        assert!(cmp("liba.so", "libb.so").is_lt());
+        assert!(cmp("", "a").is_lt());
+    }
+
+    #[test]
+    fn every_usable_entry_of_the_system_cache_is_found() {
+        // The binary search relies on ldconfig's order: check it against a real cache.
+        let bytes = std::fs::read("/etc/ld.so.cache")
+            .expect("this test needs the system's /etc/ld.so.cache (run ldconfig)");
+        let cache = parse(&bytes).unwrap();
+        let entries = cache.entries();
+        assert!(entries.len() > 10, "only {} entries", entries.len());
+        for entry in entries
+            .iter()
+            .filter(|e| e.flags == FLAGS_X86_64 && e.hwcap == 0)
+        {
+            assert!(
+                cache.lookup(&entry.name).any(|p| p == entry.path),
+                "{} => {:?} not found",
+                entry.name,
+                entry.path
+            );
+        }
     }
 
     #[test]

@@ -165,20 +165,51 @@ fn glob(root: &Path, pattern: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Whether `name` matches the shell pattern `pat` (no `/` in either).
+///
+/// Iterative, remembering only the last `*`: every other pattern element consumes exactly
+/// one character, so retrying from the last star is enough, and time stays O(pattern x
+/// name). (A recursive matcher took exponential time on `include ****...` lines: found by
+/// fuzzing, see the regression test.)
 pub fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
-    match pat.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|skip| fnmatch(rest, &name[skip..])),
-        Some((b'?', rest)) => !name.is_empty() && fnmatch(rest, &name[1..]),
-        Some((b'[', rest)) => match (name.first(), bracket(rest)) {
-            (Some(&c), Some((set, negate, after))) => {
-                matches_set(set, c) != negate && fnmatch(after, &name[1..])
+    let (mut p, mut n) = (0, 0);
+    // Just past the last `*`, and the first name position it has not yet absorbed.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if pat.get(p) == Some(&b'*') {
+            p += 1;
+            star = Some((p, n));
+            continue;
+        }
+        if let Some(next) = match_one(pat, p, name[n]) {
+            p = next;
+            n += 1;
+            continue;
+        }
+        match star {
+            Some((after_star, absorbed)) => {
+                p = after_star;
+                n = absorbed + 1;
+                star = Some((after_star, absorbed + 1));
+            }
+            None => return false,
+        }
+    }
+    pat[p..].iter().all(|&b| b == b'*')
+}
+
+/// Whether the pattern element at `pat[p]` (not a `*`) matches `c`; if so, where the
+/// pattern goes on.
+fn match_one(pat: &[u8], p: usize, c: u8) -> Option<usize> {
+    match *pat.get(p)? {
+        b'?' => Some(p + 1),
+        b'[' => match bracket(&pat[p + 1..]) {
+            Some((set, negate, after)) => {
+                (matches_set(set, c) != negate).then_some(pat.len() - after.len())
             }
             // A `[` with no closing `]` is an ordinary character.
-            (Some(&c), None) => c == b'[' && fnmatch(rest, &name[1..]),
-            (None, _) => false,
+            None => (c == b'[').then_some(p + 1),
         },
-        Some((&c, rest)) => name.first() == Some(&c) && fnmatch(rest, &name[1..]),
+        literal => (literal == c).then_some(p + 1),
     }
 }
 
@@ -263,6 +294,10 @@ mod tests {
         assert!(fnmatch(b"[]]", b"]"));
         assert!(fnmatch(b"[", b"["));
         assert!(!fnmatch(b"a", b""));
+        assert!(fnmatch(b"*", b""));
+        assert!(fnmatch(b"a*b*c", b"aXbYbZc"));
+        assert!(!fnmatch(b"a*b*c", b"aXbYbZ"));
+        assert!(fnmatch(b"*[0-9]?.conf", b"x86_64-linux-gnu-10.conf"));
     }
 
     #[test]
@@ -278,5 +313,21 @@ mod tests {
         let err = read_dirs(dir.path(), Path::new("/etc/ld.so.conf")).unwrap_err();
         assert!(matches!(err, Error::BadConfig { .. }), "{err}");
         assert!(err.to_string().contains("include loop"), "{err}");
+    }
+
+    /// Found by the `conf` fuzz target: a run of stars made the recursive matcher take
+    /// exponential time (a denial of service from a host tree's ld.so.conf).
+    #[test]
+    fn many_stars_match_in_linear_time() {
+        let pattern = [b"*".repeat(40), b"gnu/lf".to_vec()].concat();
+        let name = b"a".repeat(200);
+        let started = std::time::Instant::now();
+        assert!(!fnmatch(&pattern, &name));
+        assert!(fnmatch(&b"*".repeat(40), &name));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "fnmatch took {:?}",
+            started.elapsed()
+        );
     }
 }

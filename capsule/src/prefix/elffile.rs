@@ -1,12 +1,25 @@
-//! What the search needs to know of a shared object on disk, read with goblin.
+//! What the search needs to know of a shared object on disk.
+//!
+//! Only what ld.so itself looks at is read: the ELF header, the program headers, the
+//! dynamic segment, and the strings and version records it points to, in small blocks
+//! with `pread`. A library like libLLVM is ~100 MB, of which this reads a few pages.
+//!
+//! The file is read, not mapped: a mapped file that shrinks under us (a package upgrade
+//! of the host tree) would raise SIGBUS in the middle of the search, while a short read
+//! is just a "truncated" candidate that the search passes over, as ld.so would.
 
-use std::io::Read;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use goblin::elf::dynamic::DF_1_NODEFLIB;
+use goblin::elf::dynamic::{
+    DF_1_NODEFLIB, DT_FLAGS_1, DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
+    DT_STRTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM,
+};
 use goblin::elf::header::{ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_DYN, SELFMAG};
+use goblin::elf::program_header::{PT_DYNAMIC, PT_LOAD};
 use goblin::elf::symver::VER_FLG_WEAK;
-use goblin::elf::Elf;
 
 /// One version an object needs from a library (an entry of its DT_VERNEED).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,22 +50,189 @@ pub struct ElfFile {
 }
 
 /// Read `path`, or say why ld.so would pass it over (not ELF, another class or machine,
-/// not a shared object, truncated). The reason names the problem, not the path.
+/// not a shared object, truncated, malformed). The reason names the problem, not the path.
 pub fn read(path: &Path) -> Result<ElfFile, String> {
-    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    // Check the identification first, so a big file of the wrong kind is not read whole.
-    let mut ident = [0u8; 20];
-    file.read_exact(&mut ident)
-        .map_err(|_| "too short to be an ELF file".to_string())?;
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    parse(&mut Blocks::new(file))
+}
+
+/// Size of one `pread`: a page, so that the header and program headers come in one read
+/// and the strings and version records of a typical library in a few more.
+const BLOCK: u64 = 4096;
+
+/// The longest string (a soname, a search path) believed before the file is called
+/// malformed; a missing NUL would otherwise read the rest of the string table.
+const MAX_STRING: u64 = 64 * 1024;
+
+/// Size of the ELF header and of one program header, dynamic entry, version record.
+const EHDR_SIZE: usize = 64;
+const PHDR_SIZE: usize = 56;
+const DYN_SIZE: usize = 16;
+const VERNEED_SIZE: usize = 16;
+const VERNAUX_SIZE: usize = 16;
+const VERDEF_SIZE: usize = 20;
+const VERDAUX_SIZE: usize = 8;
+
+/// A file read in aligned blocks on demand, each block at most once.
+struct Blocks<R> {
+    source: R,
+    blocks: HashMap<u64, Vec<u8>>,
+}
+
+/// Where blocks come from: a file, or bytes in the tests.
+trait ReadAt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl<R: ReadAt> Blocks<R> {
+    fn new(source: R) -> Self {
+        Blocks {
+            source,
+            blocks: HashMap::new(),
+        }
+    }
+
+    /// Block `index`, read if not yet; shorter than `BLOCK` at the end of the file.
+    fn block(&mut self, index: u64) -> Result<&[u8], String> {
+        if !self.blocks.contains_key(&index) {
+            let bytes = self.read_block(index)?;
+            self.blocks.insert(index, bytes);
+        }
+        Ok(self.blocks.get(&index).map_or(&[], Vec::as_slice))
+    }
+
+    fn read_block(&self, index: u64) -> Result<Vec<u8>, String> {
+        let start = index * BLOCK;
+        let mut buf = vec![0u8; BLOCK as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self
+                .source
+                .read_at(&mut buf[filled..], start + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("cannot read: {e}")),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    /// `len` bytes at `offset`; "truncated" where the file ends before them.
+    fn bytes(&mut self, offset: u64, len: usize, what: &str) -> Result<Vec<u8>, String> {
+        let truncated = || format!("truncated: the file ends inside its {what}");
+        let end = offset.checked_add(len as u64).ok_or_else(truncated)?;
+        let mut out = Vec::with_capacity(len);
+        let mut at = offset;
+        while at < end {
+            let block = self.block(at / BLOCK)?;
+            let from = (at % BLOCK) as usize;
+            let upto = block.len().min(from + (end - at) as usize);
+            if from >= upto {
+                return Err(truncated());
+            }
+            out.extend_from_slice(&block[from..upto]);
+            at += (upto - from) as u64;
+        }
+        Ok(out)
+    }
+
+    /// The NUL-terminated string at `offset`, at most `limit` bytes before its NUL.
+    fn c_string(&mut self, offset: u64, limit: u64) -> Result<String, String> {
+        let mut out = Vec::new();
+        let mut at = offset;
+        loop {
+            let block = self.block(at / BLOCK)?;
+            let from = (at % BLOCK) as usize;
+            let Some(tail) = block.get(from..).filter(|t| !t.is_empty()) else {
+                return Err("truncated: the file ends inside a string".into());
+            };
+            match tail.iter().position(|&b| b == 0) {
+                Some(nul) => {
+                    out.extend_from_slice(&tail[..nul]);
+                    break;
+                }
+                None => out.extend_from_slice(tail),
+            }
+            at += tail.len() as u64;
+            if out.len() as u64 > limit {
+                break;
+            }
+        }
+        if out.len() as u64 > limit {
+            return Err(format!(
+                "malformed: a string at file offset {offset} runs past its table"
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    bytes
+        .get(at..at + 2)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    bytes
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    bytes.get(at..at + 8).map_or(0, |b| {
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    })
+}
+
+/// One PT_LOAD: where its file bytes are, and where they are mapped.
+#[derive(Clone, Copy)]
+struct Segment {
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+}
+
+/// What the dynamic segment says, strings not yet read.
+#[derive(Default)]
+struct Dynamic {
+    needed: Vec<u64>,
+    soname: Option<u64>,
+    rpath: Vec<u64>,
+    runpath: Vec<u64>,
+    strtab: Option<u64>,
+    strsz: u64,
+    flags_1: u64,
+    verneed: Option<(u64, u64)>,
+    verdef: Option<(u64, u64)>,
+}
+
+fn parse<R: ReadAt>(file: &mut Blocks<R>) -> Result<ElfFile, String> {
+    let first = file.block(0)?;
+    let ident: [u8; 20] = first
+        .get(..20)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("too short to be an ELF file")?;
     check_ident(&ident)?;
-    let mut bytes = ident.to_vec();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let elf = Elf::parse(&bytes).map_err(|e| format!("malformed ELF file: {e}"))?;
-    if elf.header.e_type != ET_DYN {
+    let header = file.bytes(0, EHDR_SIZE, "ELF header")?;
+    if u16_at(&header, 16) != ET_DYN {
         return Err("not a shared object (ELF type is not ET_DYN)".into());
     }
-    Ok(facts(&elf))
+    let (segments, dynamic) = program_headers(file, &header)?;
+    let Some((offset, size)) = dynamic else {
+        return Ok(ElfFile::default());
+    };
+    let dynamic = dynamic_entries(file, offset, size)?;
+    facts(file, &segments, &dynamic)
 }
 
 /// ld.so's `open_verify` checks, on the first 20 bytes.
@@ -73,67 +253,359 @@ fn check_ident(ident: &[u8; 20]) -> Result<(), String> {
     Ok(())
 }
 
-fn facts(elf: &Elf<'_>) -> ElfFile {
-    let split = |entries: &[&str]| -> Vec<String> {
-        entries
-            .iter()
-            .flat_map(|e| e.split(':'))
-            .map(str::to_string)
-            .collect()
-    };
-    let has_runpath = !elf.runpaths.is_empty();
-    let flags_1 = elf.dynamic.as_ref().map_or(0, |d| d.info.flags_1);
-    ElfFile {
-        soname: elf.soname.map(str::to_string),
-        needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
-        rpath: if has_runpath {
-            Vec::new()
-        } else {
-            split(&elf.rpaths)
-        },
-        runpath: split(&elf.runpaths),
-        has_runpath,
-        nodeflib: flags_1 & DF_1_NODEFLIB != 0,
-        verneed: verneed(elf),
-        verdef: verdef(elf),
+/// A file range: offset and size.
+type FileRange = (u64, u64);
+
+/// The PT_LOAD segments, and the file range of PT_DYNAMIC if there is one.
+fn program_headers<R: ReadAt>(
+    file: &mut Blocks<R>,
+    header: &[u8],
+) -> Result<(Vec<Segment>, Option<FileRange>), String> {
+    let phoff = u64_at(header, 32);
+    let phentsize = usize::from(u16_at(header, 54));
+    let phnum = usize::from(u16_at(header, 56));
+    if phnum > 0 && phentsize != PHDR_SIZE {
+        return Err(format!(
+            "malformed: program headers of {phentsize} bytes, not {PHDR_SIZE}"
+        ));
+    }
+    let table = file.bytes(phoff, phnum * PHDR_SIZE, "program headers")?;
+    let mut segments = Vec::new();
+    let mut dynamic = None;
+    for phdr in table.chunks_exact(PHDR_SIZE) {
+        let offset = u64_at(phdr, 8);
+        let filesz = u64_at(phdr, 32);
+        match u32_at(phdr, 0) {
+            PT_LOAD => segments.push(Segment {
+                offset,
+                vaddr: u64_at(phdr, 16),
+                filesz,
+            }),
+            PT_DYNAMIC => dynamic = Some((offset, filesz)),
+            _ => {}
+        }
+    }
+    Ok((segments, dynamic))
+}
+
+fn dynamic_entries<R: ReadAt>(
+    file: &mut Blocks<R>,
+    offset: u64,
+    size: u64,
+) -> Result<Dynamic, String> {
+    let mut out = Dynamic::default();
+    let (mut verneednum, mut verdefnum) = (0, 0);
+    let (mut verneed, mut verdef) = (None, None);
+    let count = size / DYN_SIZE as u64;
+    for index in 0..count {
+        let entry = file.bytes(
+            offset + index * DYN_SIZE as u64,
+            DYN_SIZE,
+            "dynamic section",
+        )?;
+        let (tag, value) = (u64_at(&entry, 0), u64_at(&entry, 8));
+        match tag {
+            DT_NULL => break,
+            DT_NEEDED => out.needed.push(value),
+            DT_SONAME => out.soname = Some(value),
+            DT_RPATH => out.rpath.push(value),
+            DT_RUNPATH => out.runpath.push(value),
+            DT_STRTAB => out.strtab = Some(value),
+            DT_STRSZ => out.strsz = value,
+            DT_FLAGS_1 => out.flags_1 = value,
+            DT_VERNEED => verneed = Some(value),
+            DT_VERNEEDNUM => verneednum = value,
+            DT_VERDEF => verdef = Some(value),
+            DT_VERDEFNUM => verdefnum = value,
+            _ => {}
+        }
+    }
+    out.verneed = verneed.map(|v| (v, verneednum));
+    out.verdef = verdef.map(|v| (v, verdefnum));
+    Ok(out)
+}
+
+/// The file offset of `vaddr`, through the PT_LOAD that maps it from the file.
+fn file_offset(segments: &[Segment], vaddr: u64, what: &str) -> Result<u64, String> {
+    segments
+        .iter()
+        .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
+        .map(|s| s.offset + (vaddr - s.vaddr))
+        .ok_or_else(|| {
+            format!("malformed: its {what} (address {vaddr:#x}) is in no loaded segment")
+        })
+}
+
+/// The string table, as the dynamic segment places it.
+struct Strings {
+    offset: u64,
+    size: u64,
+}
+
+impl Strings {
+    fn get<R: ReadAt>(&self, file: &mut Blocks<R>, index: u64) -> Result<String, String> {
+        if index >= self.size {
+            return Err(format!(
+                "malformed: string offset {index} is past its string table ({} bytes)",
+                self.size
+            ));
+        }
+        let limit = (self.size - index).min(MAX_STRING);
+        file.c_string(self.offset + index, limit)
     }
 }
 
-fn verneed(elf: &Elf<'_>) -> Vec<(String, Vec<NeededVersion>)> {
-    let Some(section) = &elf.verneed else {
-        return Vec::new();
+fn facts<R: ReadAt>(
+    file: &mut Blocks<R>,
+    segments: &[Segment],
+    dynamic: &Dynamic,
+) -> Result<ElfFile, String> {
+    let strings = match dynamic.strtab {
+        Some(vaddr) => Strings {
+            offset: file_offset(segments, vaddr, "string table")?,
+            size: dynamic.strsz,
+        },
+        None => Strings { offset: 0, size: 0 },
     };
-    let name = |offset: usize| elf.dynstrtab.get_at(offset).unwrap_or("").to_string();
-    section
+    let mut all = |indices: &[u64]| -> Result<Vec<String>, String> {
+        indices.iter().map(|&i| strings.get(file, i)).collect()
+    };
+    let needed = all(&dynamic.needed)?;
+    let runpath = split(all(&dynamic.runpath)?);
+    let has_runpath = !dynamic.runpath.is_empty();
+    let rpath = if has_runpath {
+        Vec::new()
+    } else {
+        split(all(&dynamic.rpath)?)
+    };
+    let soname = dynamic.soname.map(|i| strings.get(file, i)).transpose()?;
+    let verneed = match dynamic.verneed {
+        Some((vaddr, count)) => {
+            let at = file_offset(segments, vaddr, "version needs (DT_VERNEED)")?;
+            read_verneed(file, &strings, at, count)?
+        }
+        None => Vec::new(),
+    };
+    let verdef = match dynamic.verdef {
+        Some((vaddr, count)) => {
+            let at = file_offset(segments, vaddr, "version definitions (DT_VERDEF)")?;
+            read_verdef(file, &strings, at, count)?
+        }
+        None => Vec::new(),
+    };
+    Ok(ElfFile {
+        soname,
+        needed,
+        rpath,
+        runpath,
+        has_runpath,
+        nodeflib: dynamic.flags_1 & DF_1_NODEFLIB != 0,
+        verneed,
+        verdef,
+    })
+}
+
+fn split(entries: Vec<String>) -> Vec<String> {
+    entries
         .iter()
-        .map(|need| {
-            let versions = need
-                .iter()
-                .map(|aux| NeededVersion {
-                    name: name(aux.vna_name),
-                    weak: aux.vna_flags & VER_FLG_WEAK != 0,
-                })
-                .collect();
-            (name(need.vn_file), versions)
-        })
+        .flat_map(|e| e.split(':'))
+        .map(str::to_string)
         .collect()
 }
 
-fn verdef(elf: &Elf<'_>) -> Vec<String> {
-    let Some(section) = &elf.verdef else {
-        return Vec::new();
-    };
-    section
-        .iter()
-        .filter_map(|def| def.iter().next())
-        .filter_map(|aux| elf.dynstrtab.get_at(aux.vda_name))
-        .map(str::to_string)
-        .collect()
+/// Offset `next` past `at`, for a chain of version records; "malformed" if it overflows.
+fn advance(at: u64, next: u32) -> Result<u64, String> {
+    at.checked_add(u64::from(next))
+        .ok_or_else(|| "malformed: a version record points past the end of the file".into())
+}
+
+/// Walk DT_VERNEED's `count` records (each `vn_next` further, as ld.so does, stopping at
+/// a zero `vn_next`). The offsets only grow, so the walk ends at the file's end at worst.
+fn read_verneed<R: ReadAt>(
+    file: &mut Blocks<R>,
+    strings: &Strings,
+    mut at: u64,
+    count: u64,
+) -> Result<Vec<(String, Vec<NeededVersion>)>, String> {
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let need = file.bytes(at, VERNEED_SIZE, "version needs")?;
+        let mut versions = Vec::new();
+        let mut aux = advance(at, u32_at(&need, 8))?;
+        for _ in 0..u16_at(&need, 2) {
+            let entry = file.bytes(aux, VERNAUX_SIZE, "version needs")?;
+            versions.push(NeededVersion {
+                name: strings.get(file, u64::from(u32_at(&entry, 8)))?,
+                weak: u16_at(&entry, 4) & VER_FLG_WEAK != 0,
+            });
+            match u32_at(&entry, 12) {
+                0 => break,
+                next => aux = advance(aux, next)?,
+            }
+        }
+        out.push((strings.get(file, u64::from(u32_at(&need, 4)))?, versions));
+        match u32_at(&need, 12) {
+            0 => break,
+            next => at = advance(at, next)?,
+        }
+    }
+    Ok(out)
+}
+
+/// The name of each of DT_VERDEF's `count` definitions (its first auxiliary entry).
+fn read_verdef<R: ReadAt>(
+    file: &mut Blocks<R>,
+    strings: &Strings,
+    mut at: u64,
+    count: u64,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let def = file.bytes(at, VERDEF_SIZE, "version definitions")?;
+        if u16_at(&def, 6) > 0 {
+            let aux = advance(at, u32_at(&def, 12))?;
+            let entry = file.bytes(aux, VERDAUX_SIZE, "version definitions")?;
+            out.push(strings.get(file, u64::from(u32_at(&entry, 0)))?);
+        }
+        match u32_at(&def, 16) {
+            0 => break,
+            next => at = advance(at, next)?,
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use goblin::elf::Elf;
+
+    impl ReadAt for Vec<u8> {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(self.len());
+            let n = buf.len().min(self.len() - start);
+            buf[..n].copy_from_slice(&self[start..start + n]);
+            Ok(n)
+        }
+    }
+
+    fn parse_bytes(bytes: Vec<u8>) -> Result<ElfFile, String> {
+        parse(&mut Blocks::new(bytes))
+    }
+
+    /// The running libc: present wherever the tests run, with DT_VERDEF and DT_VERNEED.
+    fn libc_bytes() -> (std::path::PathBuf, Vec<u8>) {
+        let path = crate::prefix::glibc::running_libc_path()
+            .expect("the test process has libc.so.6 mapped");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        (path, bytes)
+    }
+
+    /// The same facts through goblin's full parse, the reader this one replaced.
+    fn facts_by_goblin(bytes: &[u8]) -> ElfFile {
+        let elf = Elf::parse(bytes).expect("goblin parses the library");
+        let split = |v: &[&str]| split(v.iter().map(|s| s.to_string()).collect());
+        let name = |o: usize| elf.dynstrtab.get_at(o).unwrap_or("").to_string();
+        ElfFile {
+            soname: elf.soname.map(str::to_string),
+            needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
+            rpath: if elf.runpaths.is_empty() {
+                split(&elf.rpaths)
+            } else {
+                Vec::new()
+            },
+            runpath: split(&elf.runpaths),
+            has_runpath: !elf.runpaths.is_empty(),
+            nodeflib: elf.dynamic.as_ref().map_or(0, |d| d.info.flags_1) & DF_1_NODEFLIB != 0,
+            verneed: elf.verneed.as_ref().map_or(Vec::new(), |s| {
+                s.iter()
+                    .map(|n| {
+                        let v = n
+                            .iter()
+                            .map(|a| NeededVersion {
+                                name: name(a.vna_name),
+                                weak: a.vna_flags & VER_FLG_WEAK != 0,
+                            })
+                            .collect();
+                        (name(n.vn_file), v)
+                    })
+                    .collect()
+            }),
+            verdef: elf.verdef.as_ref().map_or(Vec::new(), |s| {
+                s.iter()
+                    .filter_map(|d| d.iter().next())
+                    .map(|a| name(a.vda_name))
+                    .collect()
+            }),
+        }
+    }
+
+    #[test]
+    fn agrees_with_a_full_parse_of_libc() {
+        let (path, bytes) = libc_bytes();
+        let ours = read(&path).unwrap();
+        let full = facts_by_goblin(&bytes);
+        assert_eq!(ours.soname.as_deref(), Some("libc.so.6"));
+        assert!(ours.verdef.iter().any(|v| v == "GLIBC_2.2.5"), "{ours:?}");
+        assert!(!ours.verneed.is_empty(), "libc needs versions of ld.so");
+        assert_eq!(format!("{ours:?}"), format!("{full:?}"));
+    }
+
+    #[test]
+    fn reads_a_few_blocks_not_the_file() {
+        let (path, bytes) = libc_bytes();
+        let mut blocks = Blocks::new(File::open(&path).unwrap());
+        parse(&mut blocks).unwrap();
+        let read = blocks.blocks.len() as u64 * BLOCK;
+        assert!(
+            read * 20 < bytes.len() as u64,
+            "read {read} of {} bytes",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_or_a_subset_never_a_panic() {
+        let (_, bytes) = libc_bytes();
+        let full = parse_bytes(bytes.clone()).unwrap();
+        // Every length up to 16 KiB (headers), then cuts through the rest.
+        let lengths = (0..16 * 1024).chain((16 * 1024..bytes.len()).step_by(997));
+        for len in lengths {
+            if let Ok(part) = parse_bytes(bytes[..len].to_vec()) {
+                // A cut past everything the reader needs gives the same facts.
+                assert_eq!(format!("{part:?}"), format!("{full:?}"), "cut at {len}");
+            }
+        }
+        assert!(parse_bytes(bytes[..100].to_vec())
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(parse_bytes(bytes[..10].to_vec())
+            .unwrap_err()
+            .contains("too short"));
+    }
+
+    #[test]
+    fn mutated_headers_never_panic() {
+        // A cheap stand-in for a fuzzer: the ELF and program headers, byte by byte.
+        let (_, bytes) = libc_bytes();
+        let phnum = usize::from(u16_at(&bytes, 56));
+        for i in 0..EHDR_SIZE + phnum * PHDR_SIZE {
+            for v in [0u8, 1, 0x7f, 0xff] {
+                let mut b = bytes[..64 * 1024.min(bytes.len())].to_vec();
+                b[i] = v;
+                let _ = parse_bytes(b);
+            }
+        }
+    }
+
+    #[test]
+    fn not_a_shared_object_is_refused() {
+        let (_, mut bytes) = libc_bytes();
+        bytes[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        assert!(parse_bytes(bytes).unwrap_err().contains("ET_DYN"));
+    }
 
     #[test]
     fn ident_checks() {

@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::elffile::ElfFile;
 use crate::error::{Error, Result, VersionProvider};
@@ -48,8 +49,14 @@ pub fn running_version() -> String {
 }
 
 /// The file of the libc.so.6 mapped in this process, so that the capsule's libc is the
-/// very build the running ld.so belongs to (several may be installed).
+/// very build the running ld.so belongs to (several may be installed). Asked once per
+/// process: dladdr scans libc's whole symbol table for the nearest symbol.
 pub fn running_libc_path() -> Option<PathBuf> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(ask_running_libc_path).clone()
+}
+
+fn ask_running_libc_path() -> Option<PathBuf> {
     let mut info = libc::Dl_info {
         dli_fname: std::ptr::null(),
         dli_fbase: std::ptr::null_mut(),

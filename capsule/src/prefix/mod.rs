@@ -23,6 +23,7 @@ mod search;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -32,7 +33,8 @@ pub use search::{expand_dst, DEFAULT_DIRS, DST_LIB, DST_PLATFORM};
 #[derive(Debug)]
 pub struct Prefix {
     root: PathBuf,
-    config: LinkerConfig,
+    /// Shared between the running system's prefix and a prefix that is `/` too.
+    config: Arc<LinkerConfig>,
 }
 
 /// What the prefix tells ld.so beyond RPATH/RUNPATH.
@@ -116,9 +118,26 @@ impl Prefix {
     /// than the host uses, and the fix (`ldconfig -r PREFIX`) is one command. Without a
     /// cache, `etc/ld.so.conf` (if any) is read with its includes; an include loop is
     /// `Error::BadConfig` too.
+    ///
+    /// The prefix `/` shares the running system's configuration, read once per process
+    /// (the search reads it anyway for glibc's libraries), so an `ldconfig` run after
+    /// that is not seen by later namespaces of the process.
     pub fn open(root: &Path) -> Result<Prefix> {
         let root = check_root(root)?;
-        let config = read_config(&root)?;
+        if root == Path::new("/") {
+            if let Ok(system) = search::system_prefix() {
+                return Ok(Prefix {
+                    root,
+                    config: Arc::clone(&system.config),
+                });
+            }
+        }
+        Prefix::open_unshared(root)
+    }
+
+    /// Open an already checked root, reading its configuration.
+    fn open_unshared(root: PathBuf) -> Result<Prefix> {
+        let config = Arc::new(read_config(&root)?);
         Ok(Prefix { root, config })
     }
 

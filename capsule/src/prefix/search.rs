@@ -333,7 +333,7 @@ fn find_standard(
     name: &str,
     searched: &mut Vec<PathBuf>,
 ) -> Result<Option<Found>> {
-    match &prefix.config {
+    match &*prefix.config {
         LinkerConfig::Cache { path, cache } => {
             for file in cache.lookup(name) {
                 if let Some(found) = try_file(prefix, file, Origin::Cache, searched)? {
@@ -402,10 +402,14 @@ fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>>
 }
 
 /// The running system's root, opened once per process.
-fn system_prefix() -> Result<&'static Prefix> {
+pub(super) fn system_prefix() -> Result<&'static Prefix> {
     static SYSTEM: OnceLock<std::result::Result<Prefix, String>> = OnceLock::new();
     SYSTEM
-        .get_or_init(|| Prefix::open(Path::new("/")).map_err(|e| e.to_string()))
+        .get_or_init(|| {
+            super::check_root(Path::new("/"))
+                .and_then(Prefix::open_unshared)
+                .map_err(|e| e.to_string())
+        })
         .as_ref()
         .map_err(|reason| Error::BadPrefix {
             prefix: PathBuf::from("/"),

@@ -1,0 +1,317 @@
+//! The capsule's own environment, which points the host's driver loaders at the host's
+//! data files.
+//!
+//! Loaders find their drivers through data files, not only through `DT_NEEDED`: libglvnd
+//! reads vendor JSON files from `/etc/glvnd/egl_vendor.d` and `/usr/share/glvnd/egl_vendor.d`,
+//! the Vulkan loader reads driver and layer manifests from `vulkan/icd.d` (and
+//! `implicit_layer.d`, ...) under the XDG directories. With a prefix other than `/` (a
+//! host mounted at `/run/host` inside a container), those fixed paths are the runtime's,
+//! which has no host driver.
+//!
+//! The namespace has its own libc, and `getenv` inside the capsule reads *that* libc's
+//! `__environ`. At dlmopen time it points at the program's array; [`prepare`] gives it a
+//! copy of the program's environment with the variables of [`overrides`] replaced, so the
+//! loaders inside look in the prefix while the program keeps its own environment.
+//!
+//! Paths *inside* the manifests (`library_path`, absolute or not) need no rewriting: the
+//! capsule's `dlopen` maps absolute paths into the prefix (see `dl.rs`), so a manifest of
+//! the host names the host's file. For the same reason `LIBGL_DRIVERS_PATH` and Mesa's
+//! built-in DRI directory need nothing here.
+//!
+//! Not covered (no variable exists for them): Mesa's `drirc` files (`/etc/drirc`,
+//! `/usr/share/drirc.d`) and the Vulkan loader's fixed `/etc/vulkan` directory are read
+//! from the runtime's tree.
+//!
+//! The copy is taken once, when the namespace is created: the program's later `setenv`
+//! calls are not seen inside, nor the capsule's by the program.
+
+use std::ffi::{c_char, CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::namespace::Handle;
+
+/// What the capsule's environment says about one variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// Set to this value (a colon-separated list of paths inside the prefix).
+    Set(OsString),
+    /// Removed: the program's value names files of the runtime, and there is nothing in
+    /// the prefix to put instead (or a variable of higher precedence is set).
+    Unset,
+}
+
+/// One variable of the capsule's environment that differs from the program's, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Override {
+    pub name: &'static str,
+    pub setting: Setting,
+    pub why: &'static str,
+}
+
+/// libglvnd's built-in vendor directories (`/etc` first, as it searches them).
+const EGL_VENDOR_DIRS: &[&str] = &["/etc/glvnd/egl_vendor.d", "/usr/share/glvnd/egl_vendor.d"];
+
+/// The Vulkan loader's driver manifest directories on the XDG defaults and `/etc`, in the
+/// loader's order.
+const VULKAN_ICD_DIRS: &[&str] = &[
+    "/etc/xdg/vulkan/icd.d",
+    "/etc/vulkan/icd.d",
+    "/usr/local/share/vulkan/icd.d",
+    "/usr/share/vulkan/icd.d",
+];
+
+/// The XDG defaults (XDG Base Directory specification).
+const XDG_DATA_DIRS: &[&str] = &["/usr/local/share", "/usr/share"];
+const XDG_CONFIG_DIRS: &[&str] = &["/etc/xdg"];
+
+/// The variables that point the host's loaders at `prefix` (nothing for `/`, where the
+/// program's and the host's files are the same).
+pub fn overrides(prefix: &Path) -> Vec<Override> {
+    if prefix == Path::new("/") {
+        return Vec::new();
+    }
+    let mut out = vec![
+        Override {
+            name: "__EGL_VENDOR_LIBRARY_DIRS",
+            setting: Setting::Set(join_inside(prefix, EGL_VENDOR_DIRS)),
+            why: "libglvnd's EGL vendor directories",
+        },
+        Override {
+            name: "__EGL_VENDOR_LIBRARY_FILENAMES",
+            setting: Setting::Unset,
+            why: "would take precedence over the vendor directories",
+        },
+        Override {
+            name: "XDG_DATA_DIRS",
+            setting: Setting::Set(join_inside(prefix, XDG_DATA_DIRS)),
+            why: "where the Vulkan loader looks for layer manifests",
+        },
+        Override {
+            name: "XDG_CONFIG_DIRS",
+            setting: Setting::Set(join_inside(prefix, XDG_CONFIG_DIRS)),
+            why: "where the Vulkan loader looks for manifests first",
+        },
+        Override {
+            name: "VK_ADD_DRIVER_FILES",
+            setting: Setting::Unset,
+            why: "names the runtime's driver manifests",
+        },
+    ];
+    let manifests = vulkan_manifests(prefix);
+    let drivers = if manifests.is_empty() {
+        Setting::Unset
+    } else {
+        Setting::Set(join_paths(&manifests))
+    };
+    for name in ["VK_DRIVER_FILES", "VK_ICD_FILENAMES"] {
+        out.push(Override {
+            name,
+            setting: drivers.clone(),
+            why: "the Vulkan loader's driver manifests (their library_path is mapped into the prefix by dlopen)",
+        });
+    }
+    out
+}
+
+/// Give the namespace's libc (`libc_handle`) its own environment: the program's, with
+/// [`overrides`] for `prefix` applied. Nothing changes for the prefix `/`.
+pub(crate) fn prepare(prefix: &Path, libc_handle: Handle) -> Result<()> {
+    let overrides = overrides(prefix);
+    if overrides.is_empty() {
+        return Ok(());
+    }
+    let Some(slot) = libc_handle.symbol(c"__environ") else {
+        return Err(Error::Malformed {
+            object: "the capsule namespace's libc.so.6".into(),
+            what: "dynamic symbol table: __environ is not exported".into(),
+        });
+    };
+    for o in &overrides {
+        log(prefix, o);
+    }
+    let entries = merged(std::env::vars_os(), &overrides);
+    let array = leak_environ(entries);
+    // SAFETY: `__environ` is libc's `char **` data object. The namespace is still being set
+    // up (its libc was just loaded, no other object yet), so nothing inside reads it
+    // concurrently; the array is leaked, NULL-terminated, and outlives the namespace.
+    unsafe { (slot.as_ptr() as *mut *mut *mut c_char).write(array) };
+    Ok(())
+}
+
+fn log(prefix: &Path, o: &Override) {
+    match &o.setting {
+        Setting::Set(value) => crate::debug!(
+            Libs,
+            "namespace environment: {}={} ({}, mapped into prefix {})",
+            o.name,
+            value.to_string_lossy(),
+            o.why,
+            prefix.display()
+        ),
+        Setting::Unset => {
+            crate::debug!(Libs, "namespace environment: {} unset ({})", o.name, o.why)
+        }
+    }
+}
+
+/// `program` (name, value pairs) with `overrides` applied, as `NAME=value` strings.
+/// Entries that cannot be C strings (an interior NUL: impossible in a real environment)
+/// are dropped.
+fn merged(
+    program: impl Iterator<Item = (OsString, OsString)>,
+    overrides: &[Override],
+) -> Vec<CString> {
+    let is_overridden = |name: &OsStr| overrides.iter().any(|o| OsStr::new(o.name) == name);
+    let kept = program.filter(|(name, _)| !is_overridden(name));
+    let set = overrides.iter().filter_map(|o| match &o.setting {
+        Setting::Set(value) => Some((OsString::from(o.name), value.clone())),
+        Setting::Unset => None,
+    });
+    kept.chain(set)
+        .filter_map(|(name, value)| {
+            let mut entry = name.into_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            CString::new(entry).ok()
+        })
+        .collect()
+}
+
+/// A NULL-terminated `char **` that lives as long as the process: libc keeps pointers
+/// into it (getenv returns them) and never frees it (its setenv copies a foreign array).
+fn leak_environ(entries: Vec<CString>) -> *mut *mut c_char {
+    let mut pointers: Vec<*mut c_char> = entries.into_iter().map(CString::into_raw).collect();
+    pointers.push(std::ptr::null_mut());
+    Box::leak(pointers.into_boxed_slice()).as_mut_ptr()
+}
+
+/// The driver manifests (`*.json`) of the prefix's Vulkan ICD directories, in the
+/// loader's directory order, sorted by name within a directory.
+fn vulkan_manifests(prefix: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for dir in VULKAN_ICD_DIRS {
+        let dir = inside(prefix, dir);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension() == Some(OsStr::new("json")))
+            .collect();
+        files.sort();
+        found.extend(files);
+    }
+    found
+}
+
+/// `dir`, a path of the host tree, as a path on this machine.
+fn inside(prefix: &Path, dir: &str) -> PathBuf {
+    crate::prefix::fs::host_path(prefix, Path::new(dir))
+}
+
+fn join_inside(prefix: &Path, dirs: &[&str]) -> OsString {
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| inside(prefix, d)).collect();
+    join_paths(&paths)
+}
+
+fn join_paths(paths: &[PathBuf]) -> OsString {
+    let mut out = OsString::new();
+    for (i, p) in paths.iter().enumerate() {
+        if i > 0 {
+            out.push(":");
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value<'a>(overrides: &'a [Override], name: &str) -> &'a Setting {
+        &overrides
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap_or_else(|| panic!("{name} is not overridden"))
+            .setting
+    }
+
+    #[test]
+    fn root_prefix_changes_nothing() {
+        assert!(overrides(Path::new("/")).is_empty());
+    }
+
+    #[test]
+    fn data_directories_are_mapped_into_the_prefix() {
+        let host = tempfile::tempdir().unwrap();
+        let o = overrides(host.path());
+        let h = host.path().display();
+        assert_eq!(
+            value(&o, "__EGL_VENDOR_LIBRARY_DIRS"),
+            &Setting::Set(
+                format!("{h}/etc/glvnd/egl_vendor.d:{h}/usr/share/glvnd/egl_vendor.d").into()
+            )
+        );
+        assert_eq!(
+            value(&o, "XDG_DATA_DIRS"),
+            &Setting::Set(format!("{h}/usr/local/share:{h}/usr/share").into())
+        );
+        // No manifests in the host tree: the runtime's must not be used either.
+        assert_eq!(value(&o, "VK_DRIVER_FILES"), &Setting::Unset);
+    }
+
+    #[test]
+    fn vulkan_manifests_are_listed_in_loader_order() {
+        let host = tempfile::tempdir().unwrap();
+        for (dir, file) in [
+            ("usr/share/vulkan/icd.d", "b.json"),
+            ("usr/share/vulkan/icd.d", "a.json"),
+            ("usr/share/vulkan/icd.d", "README"),
+            ("etc/vulkan/icd.d", "z.json"),
+        ] {
+            std::fs::create_dir_all(host.path().join(dir)).unwrap();
+            std::fs::write(host.path().join(dir).join(file), "{}").unwrap();
+        }
+        let h = host.path().display();
+        let want = format!(
+            "{h}/etc/vulkan/icd.d/z.json:{h}/usr/share/vulkan/icd.d/a.json:{h}/usr/share/vulkan/icd.d/b.json"
+        );
+        let o = overrides(host.path());
+        assert_eq!(
+            value(&o, "VK_DRIVER_FILES"),
+            &Setting::Set(want.clone().into())
+        );
+        assert_eq!(value(&o, "VK_ICD_FILENAMES"), &Setting::Set(want.into()));
+    }
+
+    #[test]
+    fn merge_replaces_and_removes_and_keeps_the_rest() {
+        let program = [
+            ("HOME", "/home/u"),
+            ("XDG_DATA_DIRS", "/usr/share"),
+            ("VK_ADD_DRIVER_FILES", "/usr/share/vulkan/icd.d/x.json"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let overrides = [
+            Override {
+                name: "XDG_DATA_DIRS",
+                setting: Setting::Set("/run/host/usr/share".into()),
+                why: "",
+            },
+            Override {
+                name: "VK_ADD_DRIVER_FILES",
+                setting: Setting::Unset,
+                why: "",
+            },
+        ];
+        let got: Vec<String> = merged(program, &overrides)
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        assert_eq!(got, ["HOME=/home/u", "XDG_DATA_DIRS=/run/host/usr/share"]);
+    }
+}

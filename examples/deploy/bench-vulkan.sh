@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Vulkan instance+device creation and the fill+copy work (examples/deploy/vulkan_copy.c),
+# linked directly against the system's libvulkan and through the libvulkan shim (host
+# prefix /), outside any sandbox. Runs alternate; prints the median of each measurement.
+# Usage: examples/deploy/bench-vulkan.sh [RUNS]   (default 15; run demo-sandbox.sh or build
+# shim-libvulkan-so-1 in release first)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-15}
+OUT=target/bench-vulkan
+SHIM=target/release/libvulkan.so
+[ -f "$SHIM" ] || cargo build --release --quiet -p shim-libvulkan-so-1
+mkdir -p "$OUT/lib"
+ln -sf "$PWD/$SHIM" "$OUT/lib/libvulkan.so"
+ln -sf "$PWD/$SHIM" "$OUT/lib/libvulkan.so.1"
+cc -O2 -o "$OUT/direct" examples/deploy/vulkan_copy.c -lvulkan
+cc -O2 -o "$OUT/capsule" examples/deploy/vulkan_copy.c -L"$OUT/lib" -Wl,-rpath,"$PWD/$OUT/lib" -lvulkan
+rm -f "$OUT"/run.*
+for i in $(seq "$RUNS"); do
+    for b in direct capsule; do
+        start=$(date +%s%N)
+        CAPSULE_PREFIX=/ "$OUT/$b" >"$OUT/run.$b.$i"
+        end=$(date +%s%N)
+        echo "process_ms=$(((end - start) / 1000000))" >>"$OUT/run.$b.$i"
+    done
+done
+median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+for key in instance_device_ms work_ms process_ms; do
+    d=$(cat "$OUT"/run.direct.* | sed -n "s/^$key=//p" | median)
+    c=$(cat "$OUT"/run.capsule.* | sed -n "s/^$key=//p" | median)
+    awk -v k="$key" -v d="$d" -v c="$c" 'BEGIN {printf "%-20s direct %9.3f  capsule %9.3f  ratio %.2fx\n", k, d, c, c / d}'
+done

@@ -1,0 +1,14 @@
+//! The prefix's `etc/ld.so.cache` reader, on arbitrary bytes: an error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(cache) = capsule::prefix::cache::parse(data) {
+        // Lookups walk every entry: they must cope with whatever names the file held.
+        for entry in cache.entries.iter().take(64) {
+            let _ = cache.lookup(&entry.name).count();
+        }
+        let _ = cache.lookup("libc.so.6").count();
+    }
+});
