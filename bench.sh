@@ -12,7 +12,8 @@ rm -rf "$target/criterion/call" "$target/criterion/malloc_free" \
 
 cargo bench -p capsule-benches
 
-# LEAD: the demo game's figures (first eglInitialize, per-frame time, capsule vs direct)
-# go here, writing target/capsule-bench/demo.tsv for the report to read.
+# The demo game's figures: the same game linked directly and through the shims, 9 runs
+# each, alternating; medians in demo.tsv.
+./demo.sh --bench 9 "$target/capsule-bench/demo.tsv"
 
 cargo run --release --quiet -p capsule-benches --bin report -- "$target" BENCHMARKS.md

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The demo: an ordinary GL game (examples/game/game.c, linked -lEGL -lGL) rendered through
 # capsule's shims, with this machine's root as the host prefix, next to the same game
-# linked directly to the real libraries.
+# linked directly to the real libraries. The game ships its own libz.so.1 (its "runtime",
+# examples/game/runtime), which the host's GL stack cannot use: through capsule each side
+# gets its own copy; linked directly, the host's driver gets the game's and fails to load.
 #
-# Usage: ./demo.sh         (as root, it installs missing Debian packages itself)
+# Usage: ./demo.sh                  (as root, it installs missing Debian packages itself)
+#        ./demo.sh --bench RUNS FILE  (build, then run each game RUNS times, alternating,
+#                                      and write the medians to FILE for ./bench.sh)
 # Everything it builds lands in target/demo/; a second run only rebuilds what changed.
 set -euo pipefail
 
 cd "$(dirname "$0")"
 ROOT=$PWD
-OUT=$ROOT/target/demo
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
+OUT=$TARGET/demo
 LIBS=(libEGL.so.1 libGL.so.1)
 PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libegl-dev libgles-dev zlib1g-dev)
 
@@ -75,7 +81,7 @@ build_shims() {
         for lib in "${LIBS[@]}"; do packages+=(-p "$(package_name "shims/$lib")"); done
         step "building the shims (workspace members: ${packages[*]})"
         cargo build --release --quiet "${packages[@]}"
-        SHIM_DIR=$ROOT/target/release
+        SHIM_DIR=$TARGET/release
         return
     fi
     step "building capsule-gen"
@@ -84,7 +90,7 @@ build_shims() {
         dir=$OUT/shim-src/$lib
         if [ ! -f "$dir/Cargo.toml" ]; then
             step "generating the $lib shim from the live library"
-            "$ROOT/target/debug/capsule-gen" --out "$OUT/shim-src" "$lib" 2>&1 |
+            "$TARGET/debug/capsule-gen" --out "$OUT/shim-src" "$lib" 2>&1 |
                 grep -v 'left out of the shim: it has no symbol type' || true
             [ -f "$dir/Cargo.toml" ] || fail "capsule-gen wrote no crate for $lib"
         fi
@@ -110,35 +116,55 @@ link_shims() {
 
 # ---- 3. the game -----------------------------------------------------------------------
 
+# The game's runtime: its own libz.so.1, built differently from the host's.
+build_runtime() {
+    local src=examples/game/runtime
+    step "building the game's runtime: its own libz.so.1 ($src)"
+    mkdir -p "$OUT/runtime"
+    cc -O2 -Wall -shared -fPIC -Wl,-soname,libz.so.1 -Wl,--version-script="$src/zlib.map" \
+        -o "$OUT/runtime/libz.so.1" "$src/zlib.c"
+}
+
+# Both builds compile against the system's zlib.h and link its libz.so; at run time the
+# shim-linked game finds its runtime's libz.so.1 first, through its RUNPATH.
 build_game() {
     local src=examples/game
     step "building the game: direct (-lEGL -lGL from the system) and shim-linked"
     cc -O2 -Wall -o "$OUT/game-direct" "$src/game.c" -lEGL -lGL -lz -lm -lpthread
-    cc -O2 -Wall -o "$OUT/game-capsule" "$src/game.c" -L"$OUT/lib" -Wl,-rpath,"$OUT/lib" \
-        -lEGL -lGL -lz -lm -lpthread
+    cc -O2 -Wall -o "$OUT/game-capsule" "$src/game.c" -L"$OUT/lib" \
+        -Wl,-rpath,"$OUT/lib:$OUT/runtime" -lEGL -lGL -lz -lm -lpthread
     cc -O2 -Wall -shared -fPIC -o "$OUT/namespace_report.so" "$src/namespace_report.c"
 }
 
-# Run one build of the game into $OUT/<name>/, output in <name>.out and <name>.err.
+# Run one build of the game (game-<build>) as <name>, into $OUT/<name>/, output in
+# <name>.out and <name>.err.
 run_game() {
-    local name=$1
-    shift
+    local name=$1 build=$2
+    shift 2
     rm -rf "${OUT:?}/$name"
     mkdir -p "$OUT/$name"
     env MESA_SHADER_CACHE_DISABLE=true LD_PRELOAD="$OUT/namespace_report.so" "$@" \
-        "$OUT/game-$name" "$OUT/$name" >"$OUT/$name.out" 2>"$OUT/$name.err"
+        "$OUT/game-$build" "$OUT/$name" >"$OUT/$name.out" 2>"$OUT/$name.err"
 }
 
 value() { sed -n "s/^$2: //p" "$OUT/$1.out"; }
 
 objects() {
     local lines
-    lines=$(sed -n 's/^namespace-report: //p' "$OUT/$1.err")
+    lines=$(sed -n 's/^namespace-report: \(.* objects .*\)/\1/p' "$OUT/$1.err")
     if [ -z "$lines" ]; then
         echo "0 (no secondary namespace)"
     else
         echo "$lines" | paste -sd ';' - | sed 's/;/; /g'
     fi
+}
+
+# The libz copies the namespace report found in the capsule's namespaces (not the game's).
+zlibs() {
+    sed -n 's/^namespace-report: namespace \([1-9][0-9]*\): libz \(.*\)$/\1\t\2/p' \
+        "$OUT/$1.err" | while IFS=$'\t' read -r lmid copy; do
+        printf '                the host GL stack (namespace %s): %s\n' "$lmid" "$copy"
+    done
 }
 
 report() {
@@ -147,27 +173,94 @@ report() {
     printf '  PNG:          %s\n' "$(value "$name" png)"
     printf '  renderer:     %s\n' "$(value "$name" renderer)"
     printf '  namespaces:   %s\n' "$(objects "$name")"
+    printf '  zlib:         the game: %s\n' "$(value "$name" zlib)"
+    zlibs "$name"
     printf '  load time:    %s ms (first EGL call to eglInitialize), %s ms since process start\n' \
         "$(value "$name" load_ms)" "$(value "$name" startup_ms)"
     printf '  frame time:   %s ms (main thread), %s ms (game thread)\n' \
         "$(value "$name" frame_ms)" "$(value "$name" thread_frame_ms)"
 }
 
-main() {
+# The game linked directly to the real GL libraries, its runtime's libz first in its path,
+# as a game with a pinned runtime runs without capsule. Expected to fail: prints why.
+show_clash() {
+    step "running the directly linked game with its runtime's libz first (no capsule)"
+    if run_game clash direct LD_LIBRARY_PATH="$OUT/runtime" LD_DEBUG=libs; then
+        echo "Without capsule: the game ran, and the host GL stack shared the game's libz: $(
+            sed -n 's/^namespace-report: namespace 0: libz //p' "$OUT/clash.err")"
+        return
+    fi
+    echo "Without capsule (the same game linked directly, its runtime's libz.so.1 first):"
+    printf '  the only libz: %s\n' \
+        "$(sed -n 's/^namespace-report: namespace 0: libz //p' "$OUT/clash.err")"
+    printf '  so the driver: %s\n' "$(grep -m 1 -o 'error: .*' "$OUT/clash.err" ||
+        echo "(no loader error; see $OUT/clash.err)")"
+    printf '  and the game:  %s\n' "$(grep -m 1 '^game: ' "$OUT/clash.err" ||
+        echo "(see $OUT/clash.err)")"
+}
+
+build_all() {
     ensure_packages
     ensure_tools
     mkdir -p "$OUT"
     build_shims
     link_shims
+    build_runtime
     build_game
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# ./demo.sh --bench RUNS FILE: both games RUNS times, alternating so that machine noise
+# hits both alike; FILE gets the medians as KEY=VALUE fields.
+bench() {
+    local runs=$1 file=$2 i name key
+    [[ $runs =~ ^[1-9][0-9]*$ ]] || fail "--bench RUNS: a positive number, not '$runs'"
+    build_all
+    step "timing the game, $runs runs each, direct and through capsule"
+    for name in direct capsule; do : >"$OUT/bench-$name.tsv"; done
+    for ((i = 1; i <= runs; i++)); do
+        printf '\r==> run %d/%d' "$i" "$runs"
+        run_game bench-direct direct || fail "the directly linked game failed: $OUT/bench-direct.err"
+        run_game bench-capsule capsule CAPSULE_PREFIX=/ ||
+            fail "the shim-linked game failed: $OUT/bench-capsule.err"
+        for name in direct capsule; do
+            for key in load_ms startup_ms frame_ms thread_frame_ms rss_kb; do
+                printf '%s\t%s\n' "$key" "$(value "bench-$name" "$key")"
+            done >>"$OUT/bench-$name.tsv"
+        done
+    done
+    echo
+    mkdir -p "$(dirname "$file")"
+    {
+        printf 'runs=%s' "$runs"
+        for name in direct capsule; do
+            for key in load_ms startup_ms frame_ms thread_frame_ms rss_kb; do
+                printf '\t%s_%s=%s' "$name" "$key" \
+                    "$(awk -v k="$key" '$1 == k { print $2 }' "$OUT/bench-$name.tsv" | median)"
+            done
+        done
+        echo
+    } >"$file"
+    step "wrote $file"
+}
+
+main() {
+    if [ "${1:-}" = --bench ]; then
+        [ $# = 3 ] || fail "usage: ./demo.sh --bench RUNS FILE"
+        bench "$2" "$3"
+        return
+    fi
+    [ $# = 0 ] || fail "usage: ./demo.sh  (or ./demo.sh --bench RUNS FILE)"
+    build_all
 
     step "running the game linked to the real libraries"
-    run_game direct || fail "the directly linked game failed (see $OUT/direct.err):
+    run_game direct direct || fail "the directly linked game failed (see $OUT/direct.err):
 $(tail -n 20 "$OUT/direct.err")"
 
     step "running the game linked to the shims (host prefix: /)"
     local status=0
-    run_game capsule CAPSULE_PREFIX=/ || status=$?
+    run_game capsule capsule CAPSULE_PREFIX=/ || status=$?
 
     echo
     report direct "Direct (-lEGL -lGL, real libraries):"
@@ -176,13 +269,15 @@ $(tail -n 20 "$OUT/direct.err")"
         fail "the shim-linked game failed with status $status; its stderr is $OUT/capsule.err:
 $(grep -v -e '^capsule: ' -e '^ ' "$OUT/capsule.err" | tail -n 20)"
     fi
-    report capsule "Through capsule (shims, host prefix /):"
+    report capsule "Through capsule (shims, host prefix /, the game's own libz):"
     echo
-    if cmp -s "$(value direct png)" "$(value capsule png)"; then
-        echo "The two images are identical."
+    if [ "$(value direct image_hash)" = "$(value capsule image_hash)" ]; then
+        echo "The two images are identical (pixel hash $(value capsule image_hash))."
     else
         echo "The two images differ: compare $(value direct png) and $(value capsule png)."
     fi
+    echo
+    show_clash
 }
 
 main "$@"

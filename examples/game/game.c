@@ -8,13 +8,20 @@
  * Usage: game [OUT_DIR]   (default: the current directory)
  * Writes OUT_DIR/game.png (rendered on the main thread) and OUT_DIR/game-thread.png (the
  * same frames rendered on a thread the game creates), and prints `key: value` lines:
- * renderer, png, thread_png, load_ms, startup_ms, frame_ms, thread_frame_ms.
+ * renderer, png, thread_png, image_hash, zlib, load_ms, startup_ms, frame_ms,
+ * thread_frame_ms, rss_kb.
+ *
+ * The PNG encoder uses whichever libz.so.1 the game was given: the host's, or the game's
+ * own runtime copy (examples/game/runtime). `zlib:` names the version and file it got, and
+ * `image_hash` hashes the pixels themselves, since two zlibs write different PNG bytes for
+ * the same image.
  *
  * Known pixels, for tests: every corner is the background BG; the square from (8,8) to
  * (23,23) (top-left origin) is the HUD marker colour MARK; the cube covers the centre.
  * Animation is driven by the frame number only, so the output is deterministic.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <EGL/egl.h>
 #include <EGL/eglext.h>
 #include <GLES2/gl2.h>
@@ -73,6 +80,28 @@ static double ms_since_process_start(void) {
                      &start) != 1)
         return -1;
     return now_ms(CLOCK_BOOTTIME) - start * 1e3 / sysconf(_SC_CLK_TCK);
+}
+
+/* Resident memory now, from /proc/self/status; -1 when unreadable. */
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/* FNV-1a (64 bits) of the pixels: equal images, equal hashes, whatever zlib wrote them. */
+static unsigned long long image_hash(const unsigned char *pixels, size_t len) {
+    unsigned long long h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ pixels[i]) * 0x100000001b3ULL;
+    return h;
 }
 
 /* ---- matrices (column-major, as GL takes them) ---- */
@@ -383,10 +412,15 @@ int main(int argc, char **argv) {
     save(dir, "game-thread.png", &thread_result, thread_path, sizeof thread_path);
     printf("png: %s\n", path);
     printf("thread_png: %s\n", thread_path);
+    printf("image_hash: %016llx\n", image_hash(main_result.pixels, sizeof main_result.pixels));
+    Dl_info zlib;
+    printf("zlib: %s (%s)\n", zlibVersion(),
+           dladdr((void *)zlibVersion, &zlib) && zlib.dli_fname ? zlib.dli_fname : "unknown file");
     printf("load_ms: %.2f\n", load_ms);
     printf("startup_ms: %.0f\n", startup_ms);
     printf("frame_ms: %.3f\n", main_result.frame_ms);
     printf("thread_frame_ms: %.3f\n", thread_result.frame_ms);
+    printf("rss_kb: %ld\n", rss_kb());
     eglTerminate(display);
     return 0;
 }

@@ -3,6 +3,9 @@
  * holds, one line per namespace on stderr, when the program calls eglTerminate (while the
  * driver is still loaded: eglTerminate unloads it) or else when it exits:
  *     namespace-report: namespace 1: 48 objects (swrast_dri.so: yes)
+ * and, for every namespace (the program's own, 0, included), each zlib it holds and the
+ * version that copy reports, to show which side got which libz.so.1:
+ *     namespace-report: namespace 1: libz 1.2.13 (/usr/lib/x86_64-linux-gnu/libz.so.1.2.13)
  * The game stays capsule-agnostic; this reads glibc's own lists, so it counts what a
  * capsule really loaded (dlopened drivers included), whoever loaded it.
  */
@@ -16,26 +19,51 @@
 /* glibc gives at most 16 namespaces (DL_NNS); 0 is the program's own. */
 enum { NAMESPACES = 16 };
 
+static int is_zlib(const char *path) {
+    const char *base = strrchr(path, '/');
+    return strncmp(base ? base + 1 : path, "libz.so.", 8) == 0;
+}
+
+/* The copy's own zlibVersion, asked through a handle on that very file in that namespace,
+ * so the answer cannot come from another copy. */
+static void report_zlib(Lmid_t lmid, const char *path) {
+    const char *version = "no zlibVersion";
+    void *zlib = dlmopen(lmid, path, RTLD_LAZY | RTLD_NOLOAD);
+    const char *(*zlib_version)(void) = zlib ? (const char *(*)(void))dlsym(zlib, "zlibVersion")
+                                             : NULL;
+    if (zlib_version)
+        version = zlib_version();
+    fprintf(stderr, "namespace-report: namespace %ld: libz %s (%s)\n", (long)lmid, version,
+            path);
+    if (zlib)
+        dlclose(zlib);
+}
+
 static void report_namespace(Lmid_t lmid) {
     /* Every namespace holds a libc; RTLD_NOLOAD finds it without loading anything. */
     void *libc = dlmopen(lmid, "libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
     if (!libc)
         return;
-    struct link_map *map = NULL;
-    if (dlinfo(libc, RTLD_DI_LINKMAP, &map) != 0 || !map) {
+    struct link_map *first = NULL;
+    if (dlinfo(libc, RTLD_DI_LINKMAP, &first) != 0 || !first) {
         dlclose(libc);
         return;
     }
-    while (map->l_prev)
-        map = map->l_prev;
+    while (first->l_prev)
+        first = first->l_prev;
     int objects = 0, swrast = 0;
-    for (; map; map = map->l_next) {
+    for (struct link_map *map = first; map; map = map->l_next) {
         objects++;
         if (map->l_name && strstr(map->l_name, "/swrast_dri.so"))
             swrast = 1;
     }
-    fprintf(stderr, "namespace-report: namespace %ld: %d objects (swrast_dri.so: %s)\n",
-            (long)lmid, objects, swrast ? "yes" : "no");
+    /* The program's own namespace is no capsule: only its zlib is of interest. */
+    if (lmid != LM_ID_BASE)
+        fprintf(stderr, "namespace-report: namespace %ld: %d objects (swrast_dri.so: %s)\n",
+                (long)lmid, objects, swrast ? "yes" : "no");
+    for (struct link_map *map = first; map; map = map->l_next)
+        if (map->l_name && is_zlib(map->l_name))
+            report_zlib(lmid, map->l_name);
     dlclose(libc);
 }
 
@@ -44,7 +72,7 @@ static void report(void) {
     if (done)
         return;
     done = 1;
-    for (Lmid_t lmid = 1; lmid < NAMESPACES; lmid++)
+    for (Lmid_t lmid = LM_ID_BASE; lmid < NAMESPACES; lmid++)
         report_namespace(lmid);
 }
 

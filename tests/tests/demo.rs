@@ -1,5 +1,7 @@
 //! The demo game (examples/game): an ordinary `-lEGL -lGL` program, run linked to the real
 //! libraries and linked to capsule's shims; its PNGs are decoded and checked pixel by pixel.
+//! The shim-linked game runs with its own libz.so.1 (examples/game/runtime) first in its
+//! path, as the demo does: each side must get its own copy.
 
 use capsule_tests::{build_program, build_shim, capsule_gen, run_ok};
 use std::collections::{BTreeMap, HashSet};
@@ -13,6 +15,10 @@ const MARKER: [u8; 4] = [255, 200, 0, 255];
 const MARKER_AT: std::ops::Range<usize> = 8..24;
 const GAME_LIBS: &[&str] = &["-lEGL", "-lGL", "-lz", "-lm", "-lpthread"];
 const SHIMMED: [&str; 2] = ["libEGL.so.1", "libGL.so.1"];
+/// examples/game/runtime/zlib.c: what the game's own libz.so.1 answers.
+const RUNTIME_ZLIB_VERSION: &str = "1.2.13-capsule-demo-runtime";
+/// 256 rows of a filter byte and 256 RGBA pixels: stored deflate blocks keep all of it.
+const RAW_IMAGE_BYTES: u64 = (SIZE * (1 + SIZE * 4)) as u64;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -146,6 +152,54 @@ fn assert_same_image(what: &str, a: &Image, b: &Image) {
     );
 }
 
+/// The game's runtime: a directory holding only its own libz.so.1, built as demo.sh builds it.
+fn build_runtime(dir: &Path) -> PathBuf {
+    let runtime = dir.join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let src = workspace().join("examples/game/runtime");
+    let map = format!("-Wl,--version-script={}", src.join("zlib.map").display());
+    run_ok(
+        Command::new(capsule_tests::cc())
+            .args([
+                "-shared",
+                "-fPIC",
+                "-O2",
+                "-Wl,-soname,libz.so.1",
+                &map,
+                "-o",
+            ])
+            .arg(runtime.join("libz.so.1"))
+            .arg(src.join("zlib.c")),
+        "build the game's runtime libz",
+    );
+    runtime
+}
+
+fn build_namespace_report(dir: &Path) -> PathBuf {
+    let report = dir.join("namespace_report.so");
+    run_ok(
+        Command::new(capsule_tests::cc())
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&report)
+            .arg(workspace().join("examples/game/namespace_report.c")),
+        "build the namespace report helper",
+    );
+    report
+}
+
+/// `namespace-report: namespace N: libz VERSION (PATH)` lines: (N, version, path).
+fn zlib_copies(stderr: &str) -> Vec<(u32, String, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("namespace-report: namespace "))
+        .filter_map(|l| {
+            let (lmid, rest) = l.split_once(": libz ")?;
+            let (version, path) = rest.strip_suffix(')')?.split_once(" (")?;
+            Some((lmid.parse().ok()?, version.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
 fn build_direct_game(dir: &Path) -> PathBuf {
     let game = dir.join("game-direct");
     build_program(&game_source(), &game, GAME_LIBS);
@@ -207,22 +261,16 @@ fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     let direct = run_game(&build_direct_game(dir.path()), dir.path(), &[]);
 
     let lib_dir = shim_lib_dir(dir.path());
+    let runtime = build_runtime(dir.path());
     let game = dir.path().join("game-capsule");
     let mut args = vec![
         format!("-L{}", lib_dir.display()),
-        format!("-Wl,-rpath,{}", lib_dir.display()),
+        format!("-Wl,-rpath,{}:{}", lib_dir.display(), runtime.display()),
     ];
     args.extend(GAME_LIBS.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     build_program(&game_source(), &game, &args);
-    let report = dir.path().join("namespace_report.so");
-    run_ok(
-        Command::new(capsule_tests::cc())
-            .args(["-shared", "-fPIC", "-O1", "-o"])
-            .arg(&report)
-            .arg(workspace().join("examples/game/namespace_report.c")),
-        "build the namespace report helper",
-    );
+    let report = build_namespace_report(dir.path());
 
     let capsule_dir = dir.path().join("capsule");
     std::fs::create_dir(&capsule_dir).unwrap();
@@ -238,7 +286,7 @@ fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     let namespaces: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|l| l.starts_with("namespace-report: "))
+        .filter(|l| l.starts_with("namespace-report: ") && l.contains(" objects "))
         .collect();
     assert!(
         namespaces.len() == 1 && namespaces[0].contains("swrast_dri.so: yes"),
@@ -248,4 +296,81 @@ fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     check_scene("through the shims", &image);
     assert_same_image("shims vs real libraries", &image, &direct.png("png"));
     assert_same_image("shims: main vs game thread", &image, &run.png("thread_png"));
+    assert_eq!(run.get("image_hash"), direct.get("image_hash"));
+
+    // Each side got its own libz: the game its runtime's, the host stack the host's.
+    let own_zlib = runtime.join("libz.so.1");
+    assert_eq!(
+        run.get("zlib"),
+        format!("{RUNTIME_ZLIB_VERSION} ({})", own_zlib.display()),
+        "the game must use its runtime's libz"
+    );
+    let png_size = std::fs::metadata(run.get("png")).unwrap().len();
+    assert!(
+        png_size > RAW_IMAGE_BYTES,
+        "the runtime's zlib stores, so the PNG holds every raw byte; {png_size} bytes"
+    );
+    let host_version = direct
+        .get("zlib")
+        .split_once(" (")
+        .expect("zlib: VERSION (PATH)")
+        .0;
+    let copies = zlib_copies(&run.stderr);
+    let in_capsule: Vec<_> = copies.iter().filter(|(lmid, ..)| *lmid != 0).collect();
+    assert!(
+        in_capsule.len() == 1
+            && in_capsule[0].1 == host_version
+            && !in_capsule[0].2.starts_with(dir.path().to_str().unwrap()),
+        "the capsule's namespace must hold exactly the host's libz ({host_version}), got {copies:?}"
+    );
+    let in_program: Vec<_> = copies.iter().filter(|(lmid, ..)| *lmid == 0).collect();
+    assert!(
+        in_program.len() == 1 && Path::new(&in_program[0].2) == own_zlib,
+        "the program's namespace must hold only the runtime's libz, got {copies:?}"
+    );
+}
+
+/// The conflict is real: the same game linked directly to the real GL libraries, with its
+/// runtime first in its path, hands the host's driver the runtime's libz, and the driver
+/// cannot load.
+#[test]
+fn without_the_capsule_the_host_stack_gets_the_runtime_libz_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = build_direct_game(dir.path());
+    let runtime = build_runtime(dir.path());
+    let report = build_namespace_report(dir.path());
+    let out = Command::new(&game)
+        .arg(dir.path())
+        .env("MESA_SHADER_CACHE_DISABLE", "true")
+        .env("LD_LIBRARY_PATH", &runtime)
+        .env("LD_DEBUG", "libs")
+        .env("LD_PRELOAD", &report)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", game.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("game: eglInitialize failed"),
+        "expected eglInitialize to fail without the capsule; status {}, stderr:\n{stderr}",
+        out.status
+    );
+    let own_zlib = runtime.join("libz.so.1");
+    let copies = zlib_copies(&stderr);
+    assert_eq!(
+        copies,
+        [(
+            0,
+            RUNTIME_ZLIB_VERSION.to_string(),
+            own_zlib.display().to_string()
+        )],
+        "the process must hold exactly one libz, the runtime's"
+    );
+    let loader_error = stderr
+        .lines()
+        .find(|l| l.contains("error: version lookup error"))
+        .unwrap_or_else(|| panic!("no loader version error in:\n{stderr}"));
+    assert!(
+        loader_error.contains(&format!("{}: error", own_zlib.display()))
+            && loader_error.contains("required by /"),
+        "the loader error must blame the runtime's libz for a host library: {loader_error}"
+    );
 }

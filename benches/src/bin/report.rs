@@ -261,6 +261,56 @@ fn gen_rows(target: &Path) -> Result<Vec<Row>, String> {
     ])
 }
 
+/// The demo game (`./demo.sh --bench`): the same game linked directly to the real GL
+/// libraries and linked to the shims, medians of `runs` processes each.
+fn demo_rows(target: &Path) -> Result<Vec<Row>, String> {
+    let m = Measured::read(target, "demo")?;
+    let runs = m.get("runs")?;
+    let ms = |key: &str| m.get(key).map(|v| v * 1e6);
+    let game = "the demo game (`examples/game`) through the shims";
+    let direct = "same game linked directly";
+    let mut rows = vec![
+        compare(
+            &format!("{game}: first `eglGetPlatformDisplay` + `eglInitialize`, median of {runs} processes"),
+            ms("capsule_load_ms")?,
+            ms("direct_load_ms")?,
+            direct,
+            Goal::Ratio(1.5),
+        ),
+        compare(
+            &format!("{game}: process start to `eglInitialize` done (shim constructors included; 10 ms clock ticks)"),
+            ms("capsule_startup_ms")?,
+            ms("direct_startup_ms")?,
+            direct,
+            Goal::Ratio(1.5),
+        ),
+        compare(
+            &format!("{game}: time per frame (256×256, llvmpipe, read back), main thread"),
+            ms("capsule_frame_ms")?,
+            ms("direct_frame_ms")?,
+            direct,
+            Goal::Ratio(1.02),
+        ),
+        compare(
+            &format!("{game}: time per frame, on a thread the game creates"),
+            ms("capsule_thread_frame_ms")?,
+            ms("direct_thread_frame_ms")?,
+            direct,
+            Goal::Ratio(1.02),
+        ),
+    ];
+    let (capsule, plain) = (m.get("capsule_rss_kb")?, m.get("direct_rss_kb")?);
+    rows.push(Row {
+        figure: format!("{game}: RSS at the end of the game"),
+        value: format!("{capsule:.0} kB"),
+        baseline: format!("{plain:.0} kB ({direct})"),
+        ratio: format!("{:+.0} kB", capsule - plain),
+        goal: "report".into(),
+        met: met_text(None),
+    });
+    Ok(rows)
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -279,6 +329,7 @@ fn report(target: &Path) -> Result<String, String> {
     rows.extend(alloc_rows(target)?);
     rows.extend(load_rows(target)?);
     rows.extend(gen_rows(target)?);
+    rows.extend(demo_rows(target)?);
 
     let mut out = String::new();
     let w = &mut out;
@@ -331,12 +382,15 @@ const METHOD: &str = r#"
   the six shim crates (`libGL.so.1 libEGL.so.1 libGLX.so.0 libGLESv2.so.2 libOpenGL.so.0
   libGLdispatch.so.0`, prefix `/`); then one cold release build of the libEGL crate in an
   empty target directory.
-
-## Demo game (to be added)
-
-<!-- LEAD: first eglInitialize and per-frame time of the demo through the capsule vs
-     direct go here; see the marked place in bench.sh. -->
-Not measured yet.
+- **Demo game** (`./demo.sh --bench 9 FILE`): `examples/game/game.c` built twice, linked
+  directly to the system's `libEGL`/`libGL` and linked to the checked-in shims (host prefix
+  `/`, the game's own `libz.so.1` first in its path); each run in a fresh process, the two
+  alternating, medians of the game's own figures. *eglInitialize*: from the first EGL call
+  to `eglInitialize` returning (with the shims the capsules are loaded earlier, in the shims'
+  constructors, so this leaves that out); *process start*: from the kernel's start time of
+  the process to `eglInitialize` returning, which includes it. *Frame*: 48 frames of the
+  lit cube, each read back with `glReadPixels`, on the main thread and on a thread the game
+  creates. *RSS*: VmRSS just before `eglTerminate`.
 "#;
 
 #[cfg(test)]
@@ -390,6 +444,14 @@ mod tests {
             "gen",
             "six_gl_libraries_s=0.5\truns=7\tshim_build_s=20\n",
         );
+        measured(
+            t,
+            "demo",
+            "runs=9\tdirect_load_ms=50\tdirect_startup_ms=60\tdirect_frame_ms=5\t\
+             direct_thread_frame_ms=5\tdirect_rss_kb=100000\tcapsule_load_ms=60\t\
+             capsule_startup_ms=120\tcapsule_frame_ms=5.05\tcapsule_thread_frame_ms=5.2\t\
+             capsule_rss_kb=110000\n",
+        );
 
         let text = report(t).unwrap();
         let row = |start: &str| {
@@ -407,5 +469,13 @@ mod tests {
         assert!(row("| RSS growth of that load (`libz.so.1`)").contains("| +100 kB |"));
         assert!(row("| `capsule-gen` run").contains("| 500.00 ms |"));
         assert!(row("| `capsule-gen` run").ends_with("| < 1 s | yes |"));
+        let demo = "| the demo game (`examples/game`) through the shims: ";
+        assert!(row(&format!("{demo}first `eglGetPlatformDisplay`"))
+            .contains("| 60.00 ms | 50.00 ms (same game linked directly) | 1.20x"));
+        assert!(row(&format!("{demo}first `eglGetPlatformDisplay`")).ends_with("| yes |"));
+        assert!(row(&format!("{demo}process start")).ends_with("| ≤ 1.50x | **no** |"));
+        assert!(row(&format!("{demo}time per frame (")).ends_with("| ≤ 1.02x | yes |"));
+        assert!(row(&format!("{demo}time per frame, on a thread")).ends_with("| **no** |"));
+        assert!(row(&format!("{demo}RSS")).contains("| +10000 kB |"));
     }
 }
