@@ -82,7 +82,11 @@ impl Interposer {
             });
         }
         let file = image_file()?;
-        let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        // Named through this process's pid, not /proc/self: a debugger reads link-map
+        // names in its own process, where /proc/self/fd/N is one of *its* descriptors.
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let path = PathBuf::from(format!("/proc/{pid}/fd/{}", file.as_raw_fd()));
         let cpath = namespace::path_cstring(&path)?;
         // SAFETY: cpath is NUL-terminated. The interposer has no dependencies and no
         // constructors, so nothing runs before we fill its table.
@@ -95,8 +99,9 @@ impl Interposer {
                 &message,
             ));
         };
-        // The mapping outlives the descriptor.
-        drop(file);
+        // Kept open for the life of the process (one descriptor per namespace), so that the
+        // name in the link map stays readable for debuggers.
+        std::mem::forget(file);
         let interposer = Interposer::attach(handle).ok_or_else(|| Error::Malformed {
             object: "capsule interposer".into(),
             what:

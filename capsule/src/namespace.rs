@@ -179,6 +179,7 @@ fn canonical_prefix(prefix: &Path) -> Result<PathBuf> {
 /// Create a namespace: the interposer first, its table filled, then the running libc.
 fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
     let interposer = interposer::Interposer::load_into_new_namespace(&key)?;
+    crate::threads::mark_program_multithreaded();
     let lmid = interposer.lmid();
     alloc::route_to_program(&interposer)?;
     dl::route_to_runtime(&interposer, lmid);

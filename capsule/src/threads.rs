@@ -31,6 +31,22 @@ use crate::namespace::Handle;
 /// How far into glibc's `struct link_map` its TLS fields may lie (2.36: ~0x450).
 const LINK_MAP_SCAN_BYTES: usize = 4096;
 
+/// Tell the program's libc that the process is multi-threaded from now on.
+///
+/// glibc's malloc takes no arena lock while its libc's `__libc_single_threaded` is set,
+/// and a libc only clears it when *it* creates a thread. Threads the namespace's libc
+/// creates (Mesa's llvmpipe workers) allocate from the program's heap through the routing,
+/// unseen by the program's libc: left set, two threads would run malloc unlocked at once.
+/// Clearing it only costs the single-thread shortcut; glibc never sets it again.
+pub(crate) fn mark_program_multithreaded() {
+    // SAFETY: RTLD_DEFAULT lookups from the runtime search the program's namespace.
+    let flag = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) };
+    if !flag.is_null() {
+        // SAFETY: `__libc_single_threaded` (GLIBC_2.32) is a `char` data object of libc.
+        unsafe { (flag as *mut u8).write_volatile(0) };
+    }
+}
+
 /// Give the namespace libc of `libc_handle` the per-thread setup on every thread.
 pub(crate) fn prepare(libc_handle: Handle, ctype_init: unsafe extern "C" fn()) {
     match seed_tls_image(libc_handle) {

@@ -85,3 +85,81 @@ fn program_threads_before_and_after_load_use_ctype_and_nss_inside() {
     // And the thread that loaded it.
     text().exercise();
 }
+
+const WORKERS: &str = r#"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+/* Threads created by the namespace's libc, allocating from the program's heap. */
+static void *churn(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 200000; i++) {
+        char *p = malloc(16 + i % 1024);
+        p[0] = (char)i;
+        free(p);
+    }
+    return 0;
+}
+int workers_run(int n) {
+    pthread_t t[16];
+    for (int i = 0; i < n; i++) if (pthread_create(&t[i], 0, churn, 0) != 0) return -1;
+    for (int i = 0; i < n; i++) pthread_join(t[i], 0);
+    return 0;
+}
+"#;
+
+/// A plain C program (single-threaded until the capsule's threads start) linked against
+/// a generated shim of libworkers: it prints the program libc's flag after the shim loaded
+/// the capsule, then lets the namespace's threads churn the program's heap.
+const PROGRAM: &str = r#"
+#include <stdio.h>
+#include <sys/single_threaded.h>
+int workers_run(int);
+int main(void) {
+    printf("single_threaded=%d\n", __libc_single_threaded);
+    fflush(stdout);
+    return workers_run(4) == 0 ? 0 : 1;
+}
+"#;
+
+#[test]
+fn threads_of_the_namespace_libc_make_the_program_heap_lock() {
+    let (host, work) = (Tree::new(), Tree::new());
+    build_lib(
+        &Lib {
+            source: WORKERS,
+            soname: Some("libworkers.so.1"),
+            args: &["-pthread"],
+        },
+        &host.path("usr/lib/libworkers.so.1"),
+    );
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("threads-shim-target");
+    let shim = capsule_tests::generate_and_build_shim(
+        "libworkers.so.1",
+        host.root(),
+        &work.path("shims"),
+        &target,
+    );
+    let lib_dir = work.path("lib");
+    capsule_tests::install_shim(&shim, "libworkers.so.1", &lib_dir);
+    let exe = work.path("bin/workers");
+    let dir = lib_dir.display().to_string();
+    capsule_tests::build_program(
+        PROGRAM,
+        &exe,
+        &[
+            &format!("-L{dir}"),
+            "-lworkers",
+            &format!("-Wl,-rpath,{dir}"),
+        ],
+    );
+    for _ in 0..5 {
+        let out = capsule_tests::run_ok(
+            std::process::Command::new(&exe).env("CAPSULE_PREFIX", host.root()),
+            "run the program whose capsule starts threads",
+        );
+        // Threads the namespace's libc creates are invisible to the program's libc, whose
+        // malloc would otherwise go on skipping its arena lock.
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "single_threaded=0\n");
+    }
+}
