@@ -53,6 +53,11 @@ thread_local! {
 
 fn set_error(message: String) {
     crate::debug!(Dlopen, "{}", message.trim_start_matches("capsule: "));
+    set_error_quietly(message);
+}
+
+/// Set the error without a debug line, where the caller logged the event already.
+fn set_error_quietly(message: String) {
     let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
     let _ = ERROR.try_with(|e| e.borrow_mut().0 = Some(message));
 }
@@ -377,7 +382,8 @@ fn lookup(
         }
         None => {
             let version = version.map_or(String::new(), |v| format!("@{}", v.to_string_lossy()));
-            set_error(format!(
+            // `log_lookup` said it already (a miss is often a probe, not a failure).
+            set_error_quietly(format!(
                 "capsule: undefined symbol {}{version} in capsule namespace {lmid}",
                 name.to_string_lossy()
             ));

@@ -92,13 +92,15 @@ pub unsafe fn rewrite_symbol(
         .collect::<Vec<_>>();
     // SAFETY: forwarded from this function's contract.
     let report = unsafe { write_batch(object, &label, &writes) }?;
-    crate::debug!(
-        Reloc,
-        "{}: {label} -> {} slot(s){}",
-        object.name(),
-        report.rewritten,
-        skipped_note(&report)
-    );
+    if report.rewritten > 0 || !report.skipped.is_empty() {
+        crate::debug!(
+            Reloc,
+            "{}: {label} -> {} slot(s){}",
+            object.name(),
+            report.rewritten,
+            skipped_note(&report)
+        );
+    }
     Ok(report)
 }
 
