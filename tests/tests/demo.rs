@@ -374,3 +374,44 @@ fn without_the_capsule_the_host_stack_gets_the_runtime_libz_and_fails() {
         "the loader error must blame the runtime's libz for a host library: {loader_error}"
     );
 }
+
+/// The README's main command, as a user runs it: `./demo.sh` from the repository root. It
+/// must render through the capsule with llvmpipe, write the known scene, and find the
+/// capsule's image identical to the directly linked game's.
+#[test]
+fn readme_main_command_renders_the_demo() {
+    let out = Command::new("bash")
+        .arg(workspace().join("demo.sh"))
+        .current_dir(workspace())
+        .output()
+        .expect("run ./demo.sh");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "./demo.sh failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let capsule_part = stdout
+        .split("Through capsule")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no capsule report in:\n{stdout}"));
+    let field = |key: &str| {
+        capsule_part
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {key} line in:\n{stdout}"))
+    };
+    assert!(field("renderer:").contains("llvmpipe"), "{stdout}");
+    assert!(
+        field("namespaces:").contains("swrast_dri.so: yes"),
+        "{stdout}"
+    );
+    check_scene(
+        "./demo.sh, through the capsule",
+        &Image::read(Path::new(&field("PNG:"))),
+    );
+    assert!(stdout.contains("The two images are identical"), "{stdout}");
+}
