@@ -198,6 +198,7 @@ impl Interposer {
             };
             crate::threads::prepare(libc_handle, init);
         }
+        crate::exit::register(libc_handle);
         // The namespace's libc believes it is single-threaded (it never saw the program's
         // pthread_create), and its libstdc++ would then skip atomic reference counts.
         if let Some(flag) = libc_handle.symbol(c"__libc_single_threaded") {

@@ -15,6 +15,7 @@ mod capsule;
 pub mod config;
 mod dl;
 pub mod error;
+mod exit;
 pub mod hostenv;
 mod interposer;
 mod linkmap;
