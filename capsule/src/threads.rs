@@ -204,6 +204,11 @@ fn broadcast(ctype_init: unsafe extern "C" fn()) -> (usize, usize) {
     let pid = unsafe { libc::getpid() };
     let mut sent = 0;
     for tid in &tids {
+        // A thread that blocks the signal would only make us wait for nothing: it keeps
+        // the lazy setup instead.
+        if blocks(*tid, signal) {
+            continue;
+        }
         // SAFETY: tgkill to a thread of this process; a thread that exited meanwhile
         // gives ESRCH, which we just count out.
         if unsafe { libc::syscall(libc::SYS_tgkill, pid, *tid, signal) } == 0 {
@@ -222,6 +227,19 @@ fn broadcast(ctype_init: unsafe extern "C" fn()) -> (usize, usize) {
     unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
     HANDLER_INIT.store(0, Ordering::Release);
     (DONE.load(Ordering::Acquire), sent)
+}
+
+/// Whether thread `tid` blocks `signal` (its `SigBlk` mask in /proc; unknown counts as
+/// blocked, so nobody waits on it).
+fn blocks(tid: libc::pid_t, signal: libc::c_int) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_none_or(|mask| mask & (1u64 << (signal - 1)) != 0)
 }
 
 /// A real-time signal with the default disposition (glibc keeps the first few for itself,
