@@ -10,14 +10,17 @@
 //!   the thread runs, whoever creates it.
 //! - Threads that exist at load time: each runs the namespace libc's `__ctype_init` once,
 //!   in a handler of a real-time signal that nothing else uses, sent to each of them (the
-//!   way glibc itself runs `setxid` on every thread). A thread that blocks the signal is
-//!   set up lazily instead, on its first `malloc` or `dlopen` inside the capsule (see
-//!   `interpose.c`).
+//!   way glibc itself runs `setxid` on every thread). A thread that blocks the signal
+//!   (seen in its /proc status, so nobody waits for it) is set up only when it first calls
+//!   through the interposer (see `interpose.c`): `dlopen`/`dlsym` inside the capsule, or
+//!   any allocation while `CAPSULE_DEBUG=alloc` keeps the allocator on the interposer.
+//!   Until then, ctype and NSS functions of the capsule crash on it: load capsules before
+//!   starting threads that block every signal.
 //!
 //! The image swap writes two fields of glibc's private `struct link_map`
 //! (`l_tls_initimage`, `l_tls_initimage_size`), found by their values and checked against
-//! the running thread's TLS layout: if the check fails, nothing is written and only the
-//! lazy setup remains (reported with `CAPSULE_DEBUG=libs`).
+//! the running thread's TLS layout: if the check fails, nothing is written and new threads
+//! get only the lazy setup above (reported with `CAPSULE_DEBUG=libs`).
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
