@@ -182,6 +182,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Run `ctype_init` on every other thread of the process; returns (done, sent).
 fn broadcast(ctype_init: unsafe extern "C" fn()) -> (usize, usize) {
     let _one_at_a_time = PENDING.lock();
+    // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() };
     let tids: Vec<libc::pid_t> = std::fs::read_dir("/proc/self/task")
         .map(|d| {
@@ -249,6 +250,7 @@ fn blocks(tid: libc::pid_t, signal: libc::c_int) -> bool {
 /// below SIGRTMIN).
 fn free_signal() -> Option<libc::c_int> {
     (libc::SIGRTMIN()..=libc::SIGRTMAX()).rev().find(|&s| {
+        // SAFETY: sigaction is plain data, valid all zero.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: querying a disposition writes `old` only.
         let rc = unsafe { libc::sigaction(s, std::ptr::null(), &mut old) };
