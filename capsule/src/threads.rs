@@ -199,12 +199,14 @@ fn broadcast(ctype_init: unsafe extern "C" fn()) -> (usize, usize) {
     };
     HANDLER_INIT.store(ctype_init as *const () as usize, Ordering::Release);
     DONE.store(0, Ordering::Release);
-    // SAFETY: installing a handler for a real-time signal whose disposition was SIG_DFL
-    // (unused by the program); restored below.
+    // SAFETY: sigaction is plain data, valid all zero.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = on_signal as *const () as usize;
     action.sa_flags = libc::SA_RESTART;
+    // SAFETY: installs a handler for a real-time signal whose disposition was SIG_DFL
+    // (unused by the program); it is restored below.
     unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
+    // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let mut sent = 0;
     for tid in &tids {
@@ -223,11 +225,13 @@ fn broadcast(ctype_init: unsafe extern "C" fn()) -> (usize, usize) {
     while DONE.load(Ordering::Acquire) < sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(200));
     }
-    // Discard what is still pending in threads that block the signal, then restore.
+    // Discard what may still be pending (a thread that blocked the signal after we looked),
+    // then restore the default.
     action.sa_sigaction = libc::SIG_IGN;
-    // SAFETY: as above.
+    // SAFETY: as above; ignoring a signal discards its pending instances.
     unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
     action.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: restores the disposition the signal had before.
     unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
     HANDLER_INIT.store(0, Ordering::Release);
     (DONE.load(Ordering::Acquire), sent)
