@@ -119,6 +119,7 @@ fn constructor_allocations_cross_the_border() {
         return run_checked(NAME);
     }
     let k = keeper();
+    // SAFETY: the fixture's functions are called with the C signatures they have, on pointers they or the program allocated, each freed once.
     unsafe {
         let get: extern "C" fn(c_int) -> *mut c_void = func(&k, "kept_get");
         let peek: extern "C" fn(c_int) -> *mut c_void = func(&k, "kept_peek");
@@ -163,6 +164,7 @@ fn libc_internal_allocations_cross_the_border() {
         return run_checked(NAME);
     }
     let k = keeper();
+    // SAFETY: the fixture's functions are called with the C signatures they have, on pointers they or the program allocated, each freed once.
     unsafe {
         let strdup: extern "C" fn(*const c_char) -> *mut c_char = func(&k, "c_strdup");
         let asprintf: extern "C" fn(c_int) -> *mut c_char = func(&k, "c_asprintf");
@@ -215,6 +217,7 @@ fn program_allocations_and_the_aligned_family_on_both_sides() {
         return run_checked(NAME);
     }
     let k = keeper();
+    // SAFETY: the fixture's functions are called with the C signatures they have, on pointers they or the program allocated, each freed once.
     unsafe {
         let cfree: extern "C" fn(*mut c_void) = func(&k, "c_free");
         let crealloc: extern "C" fn(*mut c_void, usize) -> *mut c_void = func(&k, "c_realloc");
@@ -294,6 +297,7 @@ fn torture_eight_threads_cross_border() {
         extern "C" fn(usize) -> *mut c_void,
         extern "C" fn(*mut c_void, usize) -> *mut c_void,
         extern "C" fn(*mut c_void),
+        // SAFETY: the fixture's functions are called with the C signatures they have, on pointers they or the program allocated, each freed once.
     ) = unsafe {
         (
             func(&k, "c_malloc"),
@@ -321,31 +325,38 @@ fn torture_eight_threads_cross_border() {
                             let p = if inside {
                                 cmalloc(size)
                             } else {
+                                // SAFETY: plain allocation; the result is checked for NULL before use.
                                 unsafe { libc::malloc(size) }
                             };
                             assert!(!p.is_null());
+                            // SAFETY: p points to a live allocation of at least one byte made above.
                             unsafe { *(p as *mut u8) = size as u8 };
                             live.push((p as *mut u8, size));
                         }
                         1 if !live.is_empty() => {
                             let i = (r >> 3) as usize % live.len();
                             let (p, old) = live[i];
+                            // SAFETY: p points to a live allocation of at least one byte made above.
                             assert_eq!(unsafe { *p }, old as u8, "heap corrupted");
                             let q = if inside {
                                 crealloc(p as _, size)
                             } else {
+                                // SAFETY: plain allocation; the result is checked for NULL before use.
                                 unsafe { libc::realloc(p as _, size) }
                             };
                             assert!(!q.is_null());
+                            // SAFETY: p points to a live allocation of at least one byte made above.
                             unsafe { *(q as *mut u8) = size as u8 };
                             live[i] = (q as *mut u8, size);
                         }
                         _ if !live.is_empty() => {
                             let (p, old) = live.swap_remove((r >> 3) as usize % live.len());
+                            // SAFETY: p points to a live allocation of at least one byte made above.
                             assert_eq!(unsafe { *p }, old as u8, "heap corrupted");
                             if inside {
                                 cfree(p as _)
                             } else {
+                                // SAFETY: the pointer came from the malloc family (routed to one allocator) and is freed once.
                                 unsafe { libc::free(p as _) }
                             }
                         }
@@ -353,6 +364,7 @@ fn torture_eight_threads_cross_border() {
                     }
                 }
                 for (p, _) in live {
+                    // SAFETY: the pointer came from the malloc family (routed to one allocator) and is freed once.
                     unsafe { libc::free(p as _) };
                 }
             })
@@ -362,7 +374,9 @@ fn torture_eight_threads_cross_border() {
         t.join().expect("torture thread");
     }
     // The program's heap is still consistent: glibc checks its arenas here.
+    // SAFETY: plain allocation; the result is checked for NULL before use.
     let p = unsafe { libc::malloc(1 << 16) };
     assert!(!p.is_null());
+    // SAFETY: the pointer came from the malloc family (routed to one allocator) and is freed once.
     unsafe { libc::free(p) };
 }

@@ -110,8 +110,10 @@ fn loads_calls_allocations_and_dlopens_from_many_threads() {
             for host in [&hosts[t % 3], &hosts[(t + 1) % 3]] {
                 let c = Capsule::load("libworker.so.1", host).expect("concurrent load");
                 let strdup: extern "C" fn(*const libc::c_char) -> *mut libc::c_char =
+                    // SAFETY: the fixture defines these functions with exactly these C signatures.
                     unsafe { func(&c, "w_strdup") };
                 let p = strdup(c"loaded".as_ptr());
+                // SAFETY: the pointer came from the malloc family (routed to one allocator) and is freed once.
                 unsafe { libc::free(p as *mut c_void) };
                 ids.push((host.clone(), c.namespace_id()));
             }
@@ -125,6 +127,7 @@ fn loads_calls_allocations_and_dlopens_from_many_threads() {
             let (cmalloc, cfree): (
                 extern "C" fn(usize) -> *mut c_void,
                 extern "C" fn(*mut c_void),
+                // SAFETY: the fixture defines these functions with exactly these C signatures.
             ) = unsafe { (func(&c, "w_malloc"), func(&c, "w_free")) };
             start.wait();
             for i in 0..100_000usize {
@@ -132,8 +135,10 @@ fn loads_calls_allocations_and_dlopens_from_many_threads() {
                 if i % 2 == 0 {
                     let p = cmalloc(size);
                     assert!(!p.is_null());
+                    // SAFETY: the pointer came from the malloc family (routed to one allocator) and is freed once.
                     unsafe { libc::free(p) };
                 } else {
+                    // SAFETY: plain allocation; the result is checked for NULL before use.
                     let p = unsafe { libc::malloc(size) };
                     cfree(p);
                 }
@@ -145,6 +150,7 @@ fn loads_calls_allocations_and_dlopens_from_many_threads() {
     for _ in 0..2 {
         let (c, start) = (first.clone(), start.clone());
         threads.push(std::thread::spawn(move || {
+            // SAFETY: the fixture defines these functions with exactly these C signatures.
             let round: extern "C" fn() -> c_int = unsafe { func(&c, "w_plugin_round") };
             start.wait();
             for _ in 0..300 {

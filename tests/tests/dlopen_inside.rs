@@ -127,6 +127,7 @@ fn plugin_dlopened_with_rtld_global_inside_the_capsule() {
     }
     let host = std::env::var("CAPSULE_TEST_HOST").unwrap();
     let capsule = Capsule::load("libloader.so.1", host.as_ref()).expect("load libloader");
+    // SAFETY: the fixture's functions are called with the C signatures they have, on pointers they or the program allocated, each freed once.
     unsafe {
         let open: extern "C" fn() -> c_int = func(&capsule, "loader_open");
         let error: extern "C" fn() -> *const c_char = func(&capsule, "loader_error");

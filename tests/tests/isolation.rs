@@ -49,6 +49,7 @@ fn capsule_and_program_each_get_their_own_copy() {
     );
 
     // The program loads its own copy first, globally, as if it had linked it.
+    // SAFETY: a fixture library built by this test; its constructors do nothing unsafe.
     let program_dep = unsafe {
         libloading::os::unix::Library::open(
             Some(&dep1),
@@ -57,11 +58,13 @@ fn capsule_and_program_each_get_their_own_copy() {
     }
     .expect("load the program's libdep");
     let program_version: libloading::os::unix::Symbol<extern "C" fn() -> c_int> =
+        // SAFETY: dep_version has this C signature in the fixture.
         unsafe { program_dep.get(b"dep_version") }.unwrap();
     assert_eq!(program_version(), 1);
 
     let capsule = Capsule::load("libtarget.so.1", host.root()).expect("load the capsule");
     assert_ne!(capsule.namespace_id(), 0);
+    // SAFETY: the fixture defines these functions with exactly these C signatures.
     let target_version: extern "C" fn() -> c_int = unsafe { func(&capsule, "target_dep_version") };
     assert_eq!(
         target_version(),
@@ -90,6 +93,7 @@ fn capsule_and_program_each_get_their_own_copy() {
     );
 
     // And dlsym in the program's namespace still finds the program's copy.
+    // SAFETY: dlsym with a NUL-terminated name.
     let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"dep_version".as_ptr()) };
     let capsule_dep = capsule.symbol("dep_version").unwrap();
     assert_ne!(global, capsule_dep.as_ptr());

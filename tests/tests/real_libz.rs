@@ -15,12 +15,15 @@ fn zlib_compresses_and_uncompresses_through_a_capsule() {
         0,
         "a capsule never lives in the base namespace"
     );
+    // SAFETY: the fixture defines these functions with exactly these C signatures.
     let compress: Compress = unsafe { func(&z, "compress") };
+    // SAFETY: the fixture defines these functions with exactly these C signatures.
     let uncompress: Compress = unsafe { func(&z, "uncompress") };
 
     let input: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
     let mut packed = vec![0u8; input.len() + 1024];
     let mut packed_len = packed.len() as c_ulong;
+    // SAFETY: the buffers and lengths describe live Vec storage; zlib writes within them.
     let rc = unsafe {
         compress(
             packed.as_mut_ptr(),
@@ -37,6 +40,7 @@ fn zlib_compresses_and_uncompresses_through_a_capsule() {
 
     let mut output = vec![0u8; input.len()];
     let mut output_len = output.len() as c_ulong;
+    // SAFETY: the buffers and lengths describe live Vec storage; zlib writes within them.
     let rc = unsafe {
         uncompress(
             output.as_mut_ptr(),

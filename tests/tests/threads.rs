@@ -44,6 +44,7 @@ impl Text {
         let mut name = [0 as c_char; 64];
         assert_eq!((self.user_name)(name.as_mut_ptr(), 64), 0);
         assert_eq!(
+            // SAFETY: the fixture wrote a NUL-terminated name into this buffer.
             unsafe { CStr::from_ptr(name.as_ptr()) }.to_str().unwrap(),
             "root"
         );
@@ -66,6 +67,7 @@ fn program_threads_before_and_after_load_use_ctype_and_nss_inside() {
         &host.path("usr/lib/libtext.so.1"),
     );
     let capsule = Capsule::load("libtext.so.1", host.root()).expect("load libtext");
+    // SAFETY: the fixture defines these functions with exactly these C signatures.
     let text = || unsafe {
         Text {
             upper: func(&capsule, "text_upper"),
