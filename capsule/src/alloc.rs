@@ -166,11 +166,17 @@ const DIRECT: [&CStr; 10] = [
     c"malloc_usable_size",
 ];
 
-/// Point the allocator slots of every object of the namespace not yet seen straight at
-/// the program's allocator. Objects keep the interposer's routing until then (their
-/// constructors ran with it), and keep it for good while `CAPSULE_DEBUG=alloc` counts
-/// calls. A slot that holds anything but the interposer's function is left alone.
-pub(crate) fn route_slots(ns: &crate::namespace::Namespace) {
+/// Point the allocator slots of the object of `handle`, just opened, straight at the
+/// program's allocator (once per object). Objects keep the interposer's routing until then
+/// (their constructors ran with it), and keep it for good while `CAPSULE_DEBUG=alloc`
+/// counts calls. A slot that holds anything but the interposer's function is left alone.
+///
+/// Only an object whose handle the caller holds is patched: it is fully relocated and
+/// cannot be unloaded meanwhile. (Another thread's object may be in the namespace's list
+/// before ld.so has relocated it, and restoring its RELRO pages to read-only then would
+/// make ld.so fault.) Closures are opened object by object, so each gets its turn; an
+/// object ld.so pulls in by itself keeps the interposer's routing, which is just as right.
+pub(crate) fn route_slots(ns: &crate::namespace::Namespace, handle: crate::namespace::Handle) {
     if crate::config::debug_enabled(crate::config::Topic::Alloc) {
         return;
     }
@@ -190,20 +196,18 @@ pub(crate) fn route_slots(ns: &crate::namespace::Namespace) {
             crate::patch::Expect::Target(own as usize),
         ));
     }
-    for map in ns.link_maps().into_iter().skip(1) {
-        if !ns.first_visit(map) {
-            continue;
-        }
-        // SAFETY: `map` is a live link map of the namespace, walked just now; objects of
-        // a capsule namespace stay loaded while we patch (dlclose needs the loader lock
-        // that this load path's caller holds, or it is a race glibc itself has).
-        let result = unsafe { crate::elf::Object::from_link_map(map) }
-            // SAFETY: each target is the program's definition of that allocator function,
-            // which has the same ABI as the interposer's forwarder it replaces.
-            .and_then(|object| unsafe { crate::patch::rewrite_symbols(&object, &targets) });
-        if let Err(e) = result {
-            crate::debug!(Alloc, "allocator slots left on the interposer: {e}");
-        }
+    // glibc's handle of an object is its link map.
+    let map = handle.as_ptr() as *const crate::elf::LinkMap;
+    if !ns.first_visit(map) {
+        return;
+    }
+    // SAFETY: the caller holds a reference to the object, which is loaded and relocated.
+    let result = unsafe { crate::elf::Object::from_link_map(map) }
+        // SAFETY: each target is the program's definition of that allocator function,
+        // which has the same ABI as the interposer's forwarder it replaces.
+        .and_then(|object| unsafe { crate::patch::rewrite_symbols(&object, &targets) });
+    if let Err(e) = result {
+        crate::debug!(Alloc, "allocator slots left on the interposer: {e}");
     }
 }
 

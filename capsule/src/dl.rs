@@ -187,18 +187,24 @@ fn open_resolved(
             return Ok(handle);
         }
     }
+    // Not loaded a moment ago: open the whole closure by path. Objects another thread has
+    // loaded meanwhile are matched by ld.so under its own lock (by name or file identity)
+    // and just gain a reference, which a separate "is it loaded?" check could not promise
+    // while other threads dlclose.
     let closure = owned
         .prefix
-        .resolve_closure_from(name, requester, &|soname| ns.is_loaded(soname))
+        .resolve_closure_from(name, requester, &|_| false)
         .map_err(|e| e.to_string())?;
     let Some(target) = closure.objects.last() else {
-        // Already loaded: take another reference.
-        return open_noload(ns, name, mode);
+        return Err(format!(
+            "capsule: {name}: the resolver returned an empty closure"
+        ));
     };
     let deps_mode = (mode & !libc::RTLD_NODELETE) | libc::RTLD_LOCAL;
     let mut deps = Vec::new();
     for object in &closure.objects[..closure.objects.len() - 1] {
-        if object.soname.starts_with("ld-linux") {
+        // ld.so is in every namespace; the namespace's libc was loaded when it was made.
+        if object.soname.starts_with("ld-linux") || object.soname == "libc.so.6" {
             continue;
         }
         match ns.open(&object.path, deps_mode, &object.soname) {
@@ -451,17 +457,13 @@ fn next_after(caller: *const c_void) -> Vec<*mut c_void> {
     let Some(map) = crate::linkmap::containing(caller) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    // SAFETY: the caller's link map is live (the caller is running code in it), and the
-    // l_next chain of a live namespace is valid.
-    unsafe {
-        let mut next = (*map).l_next;
-        while !next.is_null() {
-            out.push(next as *mut c_void);
-            next = (*next).l_next;
-        }
-    }
-    out
+    // SAFETY: the caller's link map is live (the caller is running code in it).
+    let all = unsafe { crate::linkmap::namespace_of(map, |m| m) };
+    all.into_iter()
+        .skip_while(|&m| m != map)
+        .skip(1)
+        .map(|m| m as *mut c_void)
+        .collect()
 }
 
 extern "C" fn capsule_dlclose(_lmid: c_long, handle: *mut c_void) -> c_int {

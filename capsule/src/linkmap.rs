@@ -26,26 +26,71 @@ pub(crate) fn containing(addr: *const c_void) -> Option<*const LinkMap> {
     (found != 0 && !map.is_null()).then_some(map as *const LinkMap)
 }
 
-/// Every object of the namespace `map` belongs to, in link-map order.
+/// Every object of the namespace `map` belongs to, in link-map order, as `read` sees each
+/// one. The walk runs while glibc's loader holds the lock that `dlclose` needs to unlink an
+/// object (the one `dl_iterate_phdr` holds for its callbacks), so no object of the list is
+/// unlinked, nor its link map freed, until `read` has seen it.
 ///
 /// # Safety
-/// `map` must be a live link map. The list is read without glibc's loader lock, as every
-/// link-map walker (gdb's too) reads it: an object loaded meanwhile may be missed, and
-/// one unloaded meanwhile must not be used by the caller.
-pub(crate) unsafe fn namespace_of(map: *const LinkMap) -> Vec<*const LinkMap> {
-    let mut head = map;
-    // SAFETY: l_prev/l_next of a live namespace are valid links, NULL at both ends.
-    unsafe {
-        while !(*head).l_prev.is_null() {
-            head = (*head).l_prev;
+/// `map` must be a live link map; `read` must not keep the link-map pointers it is given.
+pub(crate) unsafe fn namespace_of<T>(
+    map: *const LinkMap,
+    read: impl Fn(*const LinkMap) -> T,
+) -> Vec<T> {
+    locked(|| {
+        let mut head = map;
+        // SAFETY: l_prev/l_next of a live namespace are valid links, NULL at both ends, and
+        // the list cannot change while the loader's list lock is held.
+        unsafe {
+            while !(*head).l_prev.is_null() {
+                head = (*head).l_prev;
+            }
         }
+        let mut all = Vec::new();
+        let mut at = head;
+        while !at.is_null() {
+            all.push(read(at));
+            // SAFETY: as above.
+            at = unsafe { (*at).l_next };
+        }
+        all
+    })
+}
+
+/// Run `f` while glibc holds its loader's list lock (`dl_load_write_lock`, recursive), by
+/// running it from a `dl_iterate_phdr` callback.
+fn locked<F: FnOnce() -> R, R>(f: F) -> R {
+    struct Call<F, R> {
+        f: Option<F>,
+        out: Option<R>,
     }
-    let mut all = Vec::new();
-    let mut at = head;
-    while !at.is_null() {
-        all.push(at);
-        // SAFETY: as above.
-        at = unsafe { (*at).l_next };
+    unsafe extern "C" fn once<F: FnOnce() -> R, R>(
+        _: *mut libc::dl_phdr_info,
+        _: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the `Call` below, alive for the whole dl_iterate_phdr call.
+        let call = unsafe { &mut *(data as *mut Call<F, R>) };
+        if let Some(f) = call.f.take() {
+            call.out = Some(f());
+        }
+        1 // stop after the first object
     }
-    all
+    let mut call = Call {
+        f: Some(f),
+        out: None,
+    };
+    // SAFETY: the callback matches dl_iterate_phdr's type and only touches `call`.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(once::<F, R>),
+            &mut call as *mut Call<F, R> as *mut c_void,
+        )
+    };
+    match (call.out, call.f) {
+        (Some(out), _) => out,
+        // dl_iterate_phdr always reports the main program; never reached in practice.
+        (None, Some(f)) => f(),
+        (None, None) => unreachable!("the callback either ran `f` or left it"),
+    }
 }

@@ -255,7 +255,6 @@ impl Namespace {
             return self.load_through_owner(library);
         };
         let closure = owned.prefix.resolve_closure(library)?;
-        let before = self.objects().len();
         let handles = self.load_closure(&closure, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
         let (Some(object), Some(&handle)) = (closure.objects.last(), handles.last()) else {
             return Err(Error::NotFound {
@@ -268,10 +267,9 @@ impl Namespace {
         self.add_global(handle);
         crate::debug!(
             Libs,
-            "{library}: namespace {} holds {} object(s), {} new",
+            "{library}: loaded; namespace {} holds {} object(s)",
             self.lmid,
-            { self.objects().len() },
-            self.objects().len().saturating_sub(before)
+            self.objects().len()
         );
         Ok(Loaded {
             handle,
@@ -366,22 +364,12 @@ impl Namespace {
         match NonNull::new(raw) {
             Some(handle) => {
                 if self.owned.is_some() {
-                    alloc::route_slots(self);
+                    alloc::route_slots(self, Handle(handle));
                 }
                 Ok(Handle(handle))
             }
             None => Err(load_error(name, path, &last_dl_error())),
         }
-    }
-
-    /// Every link map of the namespace, the interposer first.
-    pub fn link_maps(&self) -> Vec<*const LinkMap> {
-        let head = self.interposer.link_map();
-        if head.is_null() {
-            return Vec::new();
-        }
-        // SAFETY: the interposer heading the namespace is never closed.
-        unsafe { crate::linkmap::namespace_of(head) }
     }
 
     /// Whether `map` is seen here for the first time (owner only; see `State::routed`).
@@ -396,40 +384,21 @@ impl Namespace {
 
     /// Every object in the namespace, in link-map order.
     pub fn objects(&self) -> Vec<crate::LoadedObject> {
-        self.link_maps()
-            .into_iter()
-            .map(|map| {
-                // SAFETY: link maps of a live namespace have a NUL-terminated l_name.
-                let name = unsafe { CStr::from_ptr((*map).l_name) };
+        let head = self.interposer.link_map();
+        if head.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: the interposer heading the namespace is never closed; each link map is
+        // read while the loader's list lock keeps it alive, and its name is copied out.
+        unsafe {
+            crate::linkmap::namespace_of(head, |map| {
+                let name = CStr::from_ptr((*map).l_name);
                 crate::LoadedObject {
                     path: PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())),
-                    // SAFETY: as above.
-                    base: unsafe { (*map).l_addr },
+                    base: (*map).l_addr,
                 }
             })
-            .collect()
-    }
-
-    /// Whether an object of this soname is in the namespace now, as glibc's loader itself
-    /// decides (by soname or name), so what dlclose unloaded counts as gone.
-    pub fn is_loaded(&self, soname: &str) -> bool {
-        let Ok(name) = CString::new(soname) else {
-            return false;
-        };
-        // SAFETY: RTLD_NOLOAD never loads anything; the reference it takes on a loaded
-        // object is dropped at once.
-        unsafe {
-            let handle = libc::dlmopen(
-                self.lmid,
-                name.as_ptr(),
-                libc::RTLD_LAZY | libc::RTLD_NOLOAD,
-            );
-            if handle.is_null() {
-                return false;
-            }
-            libc::dlclose(handle);
         }
-        true
     }
 
     /// Add `handle` to the scope `dlsym(RTLD_DEFAULT)` searches inside the capsule.

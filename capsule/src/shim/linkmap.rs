@@ -32,7 +32,7 @@ pub(super) unsafe fn patchable_objects(
     skip: *const LinkMap,
 ) -> Vec<Object<'static>> {
     // SAFETY: forwarded from this function's contract.
-    let maps = unsafe { namespace_of(map) };
+    let maps = unsafe { namespace_of(map, |m| m) };
     maps.into_iter()
         .filter(|&m| m != skip)
         .filter_map(|m| {
