@@ -196,8 +196,7 @@ pub(crate) fn route_slots(ns: &crate::namespace::Namespace, handle: crate::names
             crate::patch::Expect::Target(own as usize),
         ));
     }
-    // glibc's handle of an object is its link map.
-    let map = handle.as_ptr() as *const crate::elf::LinkMap;
+    let map = handle.link_map();
     if !ns.first_visit(map) {
         return;
     }

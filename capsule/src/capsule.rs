@@ -106,7 +106,7 @@ impl Capsule {
 
     /// The library's link map (glibc's handle of an object is its link map).
     pub(crate) fn link_map(&self) -> *const crate::elf::LinkMap {
-        self.handle.as_ptr() as *const crate::elf::LinkMap
+        self.handle.link_map()
     }
 
     fn c_name(&self, s: &str) -> Result<CString> {

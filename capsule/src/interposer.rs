@@ -210,7 +210,8 @@ impl Interposer {
 
     /// The head of the namespace's link-map list (the interposer itself).
     pub fn link_map(&self) -> *const LinkMap {
-        namespace::namespace_head(self.handle).unwrap_or(std::ptr::null_mut())
+        // The interposer is the first object of its namespace.
+        self.handle.link_map()
     }
 
     /// The interposer's own definition of `name`, if it interposes it.

@@ -304,7 +304,7 @@ impl Namespace {
         };
         // SAFETY: the handle is the loaded object's link map (glibc's handle), whose
         // l_name is its path.
-        let path = unsafe { CStr::from_ptr((*(handle.as_ptr() as *const LinkMap)).l_name) };
+        let path = unsafe { CStr::from_ptr((*handle.link_map()).l_name) };
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes()));
         let soname = if library.contains('/') {
             path.file_name()
@@ -385,9 +385,6 @@ impl Namespace {
     /// Every object in the namespace, in link-map order.
     pub fn objects(&self) -> Vec<crate::LoadedObject> {
         let head = self.interposer.link_map();
-        if head.is_null() {
-            return Vec::new();
-        }
         // SAFETY: the interposer heading the namespace is never closed; each link map is
         // read while the loader's list lock keeps it alive, and its name is copied out.
         unsafe {
@@ -454,6 +451,11 @@ impl Handle {
         self.0.as_ptr() as usize
     }
 
+    /// The object's link map: glibc's `dlopen` handle is a pointer to it.
+    pub fn link_map(self) -> *const LinkMap {
+        self.as_ptr() as *const LinkMap
+    }
+
     /// `dlsym` on this handle.
     pub fn symbol(self, name: &CStr) -> Option<NonNull<c_void>> {
         // SAFETY: the handle came from dlmopen and its object is never unloaded while a
@@ -466,33 +468,6 @@ impl Handle {
         // SAFETY: as in `symbol`.
         NonNull::new(unsafe { libc::dlvsym(self.as_ptr(), name.as_ptr(), version.as_ptr()) })
     }
-}
-
-/// The link map of `handle`, rewound to the head of its namespace's list.
-pub(crate) fn namespace_head(handle: Handle) -> Result<*const LinkMap> {
-    let mut map: *const LinkMap = std::ptr::null();
-    // SAFETY: RTLD_DI_LINKMAP writes one pointer to `map`; handle is live.
-    let rc = unsafe {
-        libc::dlinfo(
-            handle.as_ptr(),
-            libc::RTLD_DI_LINKMAP,
-            &mut map as *mut _ as *mut c_void,
-        )
-    };
-    if rc != 0 || map.is_null() {
-        return Err(Error::Dl {
-            operation: "dlinfo(RTLD_DI_LINKMAP) of",
-            target: format!("{handle:?}"),
-            message: last_dl_error(),
-        });
-    }
-    // SAFETY: l_prev links of a live namespace are valid until the head (NULL l_prev).
-    unsafe {
-        while !(*map).l_prev.is_null() {
-            map = (*map).l_prev;
-        }
-    }
-    Ok(map)
 }
 
 /// The namespace id of `handle`.

@@ -68,7 +68,7 @@ pub(crate) fn prepare(libc_handle: Handle, ctype_init: unsafe extern "C" fn()) {
 /// Build the namespace libc's TLS image with the ctype pointers in place, and make glibc
 /// use it for new threads.
 fn seed_tls_image(libc_handle: Handle) -> Result<(), String> {
-    let map = libc_handle.as_ptr() as *const LinkMap;
+    let map = libc_handle.link_map();
     // SAFETY: glibc's handle is the object's link map; libc is never unloaded.
     let object = unsafe { Object::from_link_map(map) }.map_err(|e| e.to_string())?;
     let tls = object.tls().ok_or("libc has no PT_TLS")?;
