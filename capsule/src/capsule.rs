@@ -34,6 +34,7 @@ impl Capsule {
     /// Load `library` (a soname, or a path inside the prefix) and its closure from the host
     /// tree at `prefix` into a capsule.
     pub fn load(library: &str, prefix: &Path) -> Result<Capsule> {
+        crate::config::phase_start();
         let namespace = namespace::for_prefix(prefix)?;
         let loaded = namespace.load_library(library)?;
         Ok(Capsule {

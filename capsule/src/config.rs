@@ -63,6 +63,8 @@ pub enum Topic {
     Alloc = 4,
     /// dlopen/dlsym calls made inside a capsule and where they went.
     Dlopen = 8,
+    /// How long each phase of a load took.
+    Time = 16,
 }
 
 fn debug_mask() -> u32 {
@@ -85,10 +87,11 @@ fn parse_debug(value: &str) -> u32 {
             "reloc" => Topic::Reloc as u32,
             "alloc" => Topic::Alloc as u32,
             "dlopen" => Topic::Dlopen as u32,
+            "time" => Topic::Time as u32,
             "all" => u32::MAX,
             other => {
                 eprintln!(
-                    "capsule: CAPSULE_DEBUG: unknown topic {other:?} (known: libs, reloc, alloc, dlopen, all)"
+                    "capsule: CAPSULE_DEBUG: unknown topic {other:?} (known: libs, reloc, alloc, dlopen, time, all)"
                 );
                 0
             }
@@ -109,6 +112,44 @@ macro_rules! debug {
     ($topic:ident, $($arg:tt)*) => {
         if $crate::config::debug_enabled($crate::config::Topic::$topic) {
             eprintln!("capsule: {}", format_args!($($arg)*));
+        }
+    };
+}
+
+thread_local! {
+    /// When this thread's previous `phase!` line was printed (`CAPSULE_DEBUG=time`).
+    static PHASE_MARK: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Start timing a load on this thread (`CAPSULE_DEBUG=time`).
+pub fn phase_start() {
+    if debug_enabled(Topic::Time) {
+        let _ = PHASE_MARK.try_with(|m| m.set(Some(std::time::Instant::now())));
+    }
+}
+
+/// Print how long the phase that ends here took, since the previous mark on this thread.
+/// The printing itself is not counted in the next phase.
+#[doc(hidden)]
+pub fn print_phase(what: std::fmt::Arguments<'_>) {
+    let _ = PHASE_MARK.try_with(|m| {
+        if let Some(since) = m.get() {
+            let micros = since.elapsed().as_secs_f64() * 1e6;
+            eprintln!("capsule: time: {micros:8.1} us  {what}");
+        }
+        m.set(Some(std::time::Instant::now()));
+    });
+}
+
+/// With `CAPSULE_DEBUG=time`, a `capsule: time:` line with the time since this thread's
+/// previous mark (see [`phase_start`]) and what was done in it.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! phase {
+    ($($arg:tt)*) => {
+        if $crate::config::debug_enabled($crate::config::Topic::Time) {
+            $crate::config::print_phase(format_args!($($arg)*));
         }
     };
 }

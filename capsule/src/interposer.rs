@@ -178,7 +178,7 @@ impl Interposer {
 
     /// Finish the setup that needs the namespace's libc: per-thread ctype setup, errno,
     /// and the multi-threaded flag.
-    pub fn attach_libc(&self, libc_handle: Handle) -> Result<()> {
+    pub fn attach_libc(&self, libc_handle: Handle, threads: crate::threads::Threads) -> Result<()> {
         let ctype = libc_handle.symbol(c"__ctype_init");
         let errno = libc_handle.symbol(c"__errno_location");
         // SAFETY: the libc handle is live; these symbols have these C signatures in
@@ -196,7 +196,7 @@ impl Interposer {
             let init = unsafe {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(init.as_ptr())
             };
-            crate::threads::prepare(libc_handle, init);
+            crate::threads::prepare(libc_handle, init, threads);
         }
         crate::exit::register(libc_handle);
         // The namespace's libc believes it is single-threaded (it never saw the program's

@@ -88,7 +88,8 @@ pub(crate) fn by_lmid(lmid: Lmid) -> Option<&'static Namespace> {
 /// The namespace for `prefix`: one this copy of the runtime knows, else one another copy
 /// created (adopted), else a new one.
 pub(crate) fn for_prefix(prefix: &Path) -> Result<&'static Namespace> {
-    let key = canonical_prefix(prefix)?;
+    let key = crate::prefix::canonical_root(prefix)?;
+    crate::phase!("prefix {} checked", key.display());
     let mut all = NAMESPACES.lock();
     if let Some(ns) = all.iter().find(|ns| ns.key == key) {
         return Ok(ns);
@@ -96,7 +97,8 @@ pub(crate) fn for_prefix(prefix: &Path) -> Result<&'static Namespace> {
     let ns = match adopt(&key) {
         Some(ns) => ns,
         None => {
-            let prefix = Prefix::open(&key)?;
+            let prefix = Prefix::open_canonical(key.clone())?;
+            crate::phase!("prefix configuration read");
             create(prefix, key)?
         }
     };
@@ -164,25 +166,15 @@ fn adopt(key: &Path) -> Option<Namespace> {
     None
 }
 
-fn canonical_prefix(prefix: &Path) -> Result<PathBuf> {
-    let bad = |reason: String| Error::BadPrefix {
-        prefix: prefix.to_path_buf(),
-        reason,
-    };
-    let key = std::fs::canonicalize(prefix).map_err(|e| bad(e.to_string()))?;
-    if !key.is_dir() {
-        return Err(bad("not a directory".into()));
-    }
-    Ok(key)
-}
-
 /// Create a namespace: the interposer first, its table filled, then the running libc.
 fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
     let interposer = interposer::Interposer::load_into_new_namespace(&key)?;
-    crate::threads::mark_program_multithreaded();
+    crate::phase!("namespace created with the interposer");
+    let threads = crate::threads::mark_program_multithreaded();
     let lmid = interposer.lmid();
     alloc::route_to_program(&interposer)?;
     dl::route_to_runtime(&interposer, lmid);
+    crate::phase!("interposer table filled");
     let ns = Namespace {
         lmid,
         key,
@@ -192,7 +184,7 @@ fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
             state: Mutex::new(State::default()),
         }),
     };
-    ns.load_libc()?;
+    ns.load_libc(threads)?;
     ns.interposer
         .with_table(|t| t.load = Some(load_for_another_copy));
     crate::debug!(
@@ -255,6 +247,10 @@ impl Namespace {
             return self.load_through_owner(library);
         };
         let closure = owned.prefix.resolve_closure(library)?;
+        crate::phase!(
+            "{library}: closure resolved ({} objects)",
+            closure.objects.len()
+        );
         let handles = self.load_closure(&closure, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
         let (Some(object), Some(&handle)) = (closure.objects.last(), handles.last()) else {
             return Err(Error::NotFound {
@@ -265,6 +261,7 @@ impl Namespace {
             });
         };
         self.add_global(handle);
+        crate::phase!("{library}: made visible to dlsym(RTLD_DEFAULT) inside");
         crate::debug!(
             Libs,
             "{library}: loaded; namespace {} holds {} object(s)",
@@ -321,11 +318,13 @@ impl Namespace {
 
     /// Load the running system's libc (it must match the running ld.so) and finish the
     /// interposer's setup that needs it.
-    fn load_libc(&self) -> Result<()> {
+    fn load_libc(&self, threads: crate::threads::Threads) -> Result<()> {
         let path = running_libc_path()?;
         let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
         crate::hostenv::prepare(&self.key, handle)?;
-        self.interposer.attach_libc(handle)
+        self.interposer.attach_libc(handle, threads)?;
+        crate::phase!("namespace libc set up (environment, threads, exit)");
+        Ok(())
     }
 
     /// Load every object of `closure` that the namespace lacks, dependencies first, and
@@ -363,8 +362,10 @@ impl Namespace {
         };
         match NonNull::new(raw) {
             Some(handle) => {
+                crate::phase!("{name}: dlmopen");
                 if self.owned.is_some() {
                     alloc::route_slots(self, Handle(handle));
+                    crate::phase!("{name}: allocator slots routed");
                 }
                 Ok(Handle(handle))
             }

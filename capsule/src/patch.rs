@@ -119,8 +119,10 @@ pub unsafe fn rewrite_symbols(
         if slot.symbol == 0 {
             continue;
         }
-        let name = object.symbol_name(slot.symbol)?;
-        if let Some((_, replacement, expect)) = targets.iter().find(|(n, _, _)| *n == name) {
+        let name = object.symbol_name_bytes(slot.symbol)?;
+        if let Some((_, replacement, expect)) =
+            targets.iter().find(|(n, _, _)| n.as_bytes() == name)
+        {
             writes.push(slot_write(object, &slot, *replacement, *expect));
         }
     }

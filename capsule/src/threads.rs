@@ -41,20 +41,41 @@ const LINK_MAP_SCAN_BYTES: usize = 4096;
 /// creates (Mesa's llvmpipe workers) allocate from the program's heap through the routing,
 /// unseen by the program's libc: left set, two threads would run malloc unlocked at once.
 /// Clearing it only costs the single-thread shortcut; glibc never sets it again.
-pub(crate) fn mark_program_multithreaded() {
+///
+/// Returns whether the flag was set: then the calling thread is the process's only one.
+pub(crate) fn mark_program_multithreaded() -> Threads {
     // SAFETY: RTLD_DEFAULT lookups from the runtime search the program's namespace.
     let flag = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) };
-    if !flag.is_null() {
-        // SAFETY: `__libc_single_threaded` (GLIBC_2.32) is a `char` data object of libc.
-        unsafe { (flag as *mut u8).write_volatile(0) };
+    if flag.is_null() {
+        return Threads::Unknown;
+    }
+    // SAFETY: `__libc_single_threaded` (GLIBC_2.32) is a `char` data object of libc.
+    let was = unsafe { (flag as *mut u8).replace(0) };
+    if was != 0 {
+        Threads::OnlyThis
+    } else {
+        Threads::Unknown
     }
 }
 
+/// What is known of the program's threads when a namespace is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Threads {
+    /// The calling thread is the only one (the program's libc never created another).
+    OnlyThis,
+    /// There may be others.
+    Unknown,
+}
+
 /// Give the namespace libc of `libc_handle` the per-thread setup on every thread.
-pub(crate) fn prepare(libc_handle: Handle, ctype_init: unsafe extern "C" fn()) {
+pub(crate) fn prepare(libc_handle: Handle, ctype_init: unsafe extern "C" fn(), threads: Threads) {
     match seed_tls_image(libc_handle) {
         Ok(()) => crate::debug!(Libs, "threads created from now on get the namespace libc's ctype setup from its TLS image"),
         Err(why) => crate::debug!(Libs, "cannot seed the namespace libc's TLS image ({why}); new threads are set up on their first malloc or dlopen inside the capsule"),
+    }
+    if threads == Threads::OnlyThis {
+        // The namespace libc's early init ran on this thread; there is no other.
+        return;
     }
     let (done, sent) = broadcast(ctype_init);
     if sent > 0 {

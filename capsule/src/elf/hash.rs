@@ -1,7 +1,7 @@
 //! Symbol hash tables (DT_GNU_HASH, DT_HASH): how many symbols the table holds, and which
 //! indices may carry a given name.
 
-use super::memory::Memory;
+use super::memory::{le_u32, Memory};
 
 /// The hash table an object provides; GNU preferred, as glibc does.
 #[derive(Clone, Copy, Debug)]
@@ -62,22 +62,23 @@ impl HashTable {
             HashTable::Sysv(address) => memory.u32(address.checked_add(4)?),
             HashTable::Gnu(address) => {
                 let h = gnu_header(memory, address)?;
-                let mut last = 0;
-                for i in 0..h.nbuckets as usize {
-                    last = last.max(memory.u32(h.buckets + i * 4)?);
-                }
+                // One bounds check for the whole bucket array, then plain slice reads.
+                let buckets = memory.bytes(h.buckets, (h.nbuckets as usize).checked_mul(4)?)?;
+                let last = buckets.chunks_exact(4).map(le_u32).max().unwrap_or(0);
                 if last < h.symoffset {
                     return Some(h.symoffset);
                 }
+                let first = h
+                    .chains
+                    .checked_add(((last - h.symoffset) as usize).checked_mul(4)?)?;
                 let mut index = last;
+                let mut at = first;
                 loop {
-                    let chain = h
-                        .chains
-                        .checked_add(((index - h.symoffset) as usize).checked_mul(4)?)?;
-                    if memory.u32(chain)? & 1 != 0 {
+                    if memory.u32(at)? & 1 != 0 {
                         return index.checked_add(1);
                     }
                     index = index.checked_add(1)?;
+                    at = at.checked_add(4)?;
                 }
             }
         }

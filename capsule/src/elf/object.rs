@@ -13,7 +13,7 @@ use super::segment::{
     PT_TLS,
 };
 use super::symbol::{RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
-use super::version::{SymbolVersion, VersionTables};
+use super::version::{Required, SymbolVersion, VersionTables};
 use crate::error::{Error, Result};
 
 /// The public prefix of glibc's `struct link_map` (`<link.h>`); glibc's private fields
@@ -249,6 +249,49 @@ impl<'a> Object<'a> {
         self.string(offset, "DT_SONAME").map(Some)
     }
 
+    /// Its DT_NEEDED names, in order.
+    pub fn needed(&self) -> Result<Vec<&'a str>> {
+        self.dynamic_strings(&self.dynamic.needed, "DT_NEEDED")
+    }
+
+    /// Its DT_RPATH and DT_RUNPATH entries, each unsplit.
+    pub fn search_paths(&self) -> Result<(Vec<&'a str>, Vec<&'a str>)> {
+        Ok((
+            self.dynamic_strings(&self.dynamic.rpath, "DT_RPATH")?,
+            self.dynamic_strings(&self.dynamic.runpath, "DT_RUNPATH")?,
+        ))
+    }
+
+    /// Its DT_FLAGS_1 (0 when absent).
+    pub fn flags_1(&self) -> u64 {
+        self.dynamic.flags_1
+    }
+
+    fn dynamic_strings(&self, offsets: &[u64], what: &str) -> Result<Vec<&'a str>> {
+        offsets
+            .iter()
+            .map(|&offset| {
+                let offset =
+                    u32::try_from(offset).map_err(|_| self.malformed(&format!("{what} offset")))?;
+                self.string(offset, what)
+            })
+            .collect()
+    }
+
+    /// The version names it defines (DT_VERDEF; its base name included).
+    pub fn defined_versions(&self) -> Result<Vec<&'a str>> {
+        self.versions
+            .defined_names(&self.memory, &self.symbols)
+            .map_err(|what| self.malformed(what))
+    }
+
+    /// The versions it requires, per file (DT_VERNEED).
+    pub fn required_versions(&self) -> Result<Vec<Required<'a>>> {
+        self.versions
+            .required_names(&self.memory, &self.symbols)
+            .map_err(|what| self.malformed(what))
+    }
+
     /// Whether the object has text relocations (DT_TEXTREL or DF_TEXTREL): its slots may
     /// lie in executable segments, which the patcher refuses to touch.
     pub fn has_text_relocations(&self) -> bool {
@@ -339,6 +382,17 @@ impl<'a> Object<'a> {
         self.string(raw.name, "symbol name")
     }
 
+    /// The name of symbol `index` as bytes, for comparisons that need no UTF-8 check.
+    pub fn symbol_name_bytes(&self, index: u32) -> Result<&'a [u8]> {
+        let raw = self.raw_symbol(index)?;
+        self.symbols.string(raw.name).ok_or_else(|| {
+            self.malformed(&format!(
+                "symbol name (string offset {} outside DT_STRTAB)",
+                raw.name
+            ))
+        })
+    }
+
     /// The version of symbol `index`: for a definition the version it defines, for an
     /// import the version it requires.
     pub fn symbol_version(&self, index: u32) -> Result<SymbolVersion<'a>> {
@@ -358,7 +412,7 @@ impl<'a> Object<'a> {
     pub fn slots(&self, name: &str, version: Option<&str>) -> Result<Vec<Slot>> {
         let mut matching = Vec::new();
         for slot in self.all_slots()? {
-            if slot.symbol == 0 || self.symbol_name(slot.symbol)? != name {
+            if slot.symbol == 0 || self.symbol_name_bytes(slot.symbol)? != name.as_bytes() {
                 continue;
             }
             if let Some(wanted) = version {

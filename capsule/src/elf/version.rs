@@ -1,6 +1,8 @@
 //! Symbol versions: DT_VERSYM gives each symbol a version index; DT_VERDEF names the indices
 //! an object defines, DT_VERNEED the ones it requires from others.
 
+use std::ops::ControlFlow;
+
 use super::memory::Memory;
 use super::symbol::SymbolTable;
 
@@ -77,38 +79,16 @@ impl VersionTables {
         symbols: &SymbolTable<'a>,
         number: u16,
     ) -> Result<Option<&'a str>, Failure> {
-        let Some((mut entry, count)) = self.verdef else {
-            return Ok(None);
-        };
-        for _ in 0..count.unwrap_or(MAX_VERSION_ENTRIES) {
-            // Elf64_Verdef: vd_version, vd_flags, vd_ndx (u16), vd_cnt (u16), vd_hash,
-            // vd_aux, vd_next (u32).
-            let ndx = memory
-                .u16_at(entry, 4)
-                .ok_or("DT_VERDEF entry (outside the object)")?;
-            let aux = memory
-                .u32_at(entry, 12)
-                .ok_or("DT_VERDEF entry (outside the object)")?;
-            let next = memory
-                .u32_at(entry, 16)
-                .ok_or("DT_VERDEF entry (outside the object)")?;
-            if ndx == number {
-                let aux = entry
-                    .checked_add(aux as usize)
-                    .ok_or("DT_VERDEF aux offset")?;
-                let name = memory
-                    .u32(aux)
-                    .ok_or("DT_VERDEF aux entry (outside the object)")?;
-                return string(symbols, name, "DT_VERDEF version name").map(Some);
+        let found = self.walk_verdef(memory, |index, name| {
+            if index == number {
+                ControlFlow::Break(name)
+            } else {
+                ControlFlow::Continue(())
             }
-            if next == 0 {
-                break;
-            }
-            entry = entry
-                .checked_add(next as usize)
-                .ok_or("DT_VERDEF next offset")?;
-        }
-        Ok(None)
+        })?;
+        found
+            .map(|name| string(symbols, name, "DT_VERDEF version name"))
+            .transpose()
     }
 
     /// The name and file of the version this object requires with index `number`.
@@ -118,43 +98,157 @@ impl VersionTables {
         symbols: &SymbolTable<'a>,
         number: u16,
     ) -> Result<Option<(&'a str, &'a str)>, Failure> {
+        let found = self.walk_verneed(memory, |file, v| {
+            if v.index == number {
+                ControlFlow::Break((v.name, file))
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        let Some((name, file)) = found else {
+            return Ok(None);
+        };
+        Ok(Some((
+            string(symbols, name, "DT_VERNEED version name")?,
+            string(symbols, file, "DT_VERNEED file name")?,
+        )))
+    }
+
+    /// Every version name the object defines (DT_VERDEF order; its base name included).
+    pub fn defined_names<'a>(
+        &self,
+        memory: &Memory<'a>,
+        symbols: &SymbolTable<'a>,
+    ) -> Result<Vec<&'a str>, Failure> {
+        let mut names = Vec::new();
+        self.walk_verdef(memory, |_, name| {
+            names.push(name);
+            ControlFlow::<()>::Continue(())
+        })?;
+        names
+            .into_iter()
+            .map(|name| string(symbols, name, "DT_VERDEF version name"))
+            .collect()
+    }
+
+    /// Every DT_VERNEED record with at least one version, in order.
+    pub fn required_names<'a>(
+        &self,
+        memory: &Memory<'a>,
+        symbols: &SymbolTable<'a>,
+    ) -> Result<Vec<Required<'a>>, Failure> {
+        let mut records: Vec<(u32, Vec<Needed>)> = Vec::new();
+        self.walk_verneed(memory, |file, version| {
+            match records.last_mut() {
+                Some((last, versions)) if *last == file => versions.push(version),
+                _ => records.push((file, vec![version])),
+            }
+            ControlFlow::<()>::Continue(())
+        })?;
+        records
+            .into_iter()
+            .map(|(file, versions)| {
+                let versions = versions
+                    .into_iter()
+                    .map(|v| Ok((string(symbols, v.name, "DT_VERNEED version name")?, v.weak)))
+                    .collect::<Result<_, Failure>>()?;
+                Ok((string(symbols, file, "DT_VERNEED file name")?, versions))
+            })
+            .collect()
+    }
+
+    /// Visit each DT_VERDEF record's index and name (a DT_STRTAB offset) until `visit`
+    /// breaks, bounded by DT_VERDEFNUM.
+    fn walk_verdef<T>(
+        &self,
+        memory: &Memory<'_>,
+        mut visit: impl FnMut(u16, u32) -> ControlFlow<T>,
+    ) -> Result<Option<T>, Failure> {
+        let Some((mut entry, count)) = self.verdef else {
+            return Ok(None);
+        };
+        let bad = "DT_VERDEF entry (outside the object)";
+        for _ in 0..count.unwrap_or(MAX_VERSION_ENTRIES) {
+            // Elf64_Verdef: vd_version, vd_flags, vd_ndx (u16), vd_cnt (u16), vd_hash,
+            // vd_aux, vd_next (u32); its first Elf64_Verdaux names it.
+            let index = memory.u16_at(entry, 4).ok_or(bad)?;
+            let aux = memory.u32_at(entry, 12).ok_or(bad)?;
+            let aux = entry
+                .checked_add(aux as usize)
+                .ok_or("DT_VERDEF aux offset")?;
+            let name = memory
+                .u32(aux)
+                .ok_or("DT_VERDEF aux entry (outside the object)")?;
+            if let ControlFlow::Break(found) = visit(index, name) {
+                return Ok(Some(found));
+            }
+            match memory.u32_at(entry, 16).ok_or(bad)? {
+                0 => break,
+                next => {
+                    entry = entry
+                        .checked_add(next as usize)
+                        .ok_or("DT_VERDEF next offset")?
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Visit each version of each DT_VERNEED record (with the record's file name, a
+    /// DT_STRTAB offset) until `visit` breaks, bounded by DT_VERNEEDNUM.
+    fn walk_verneed<T>(
+        &self,
+        memory: &Memory<'_>,
+        mut visit: impl FnMut(u32, Needed) -> ControlFlow<T>,
+    ) -> Result<Option<T>, Failure> {
         let Some((mut entry, count)) = self.verneed else {
             return Ok(None);
         };
         let bad = "DT_VERNEED entry (outside the object)";
         for _ in 0..count.unwrap_or(MAX_VERSION_ENTRIES) {
             // Elf64_Verneed: vn_version, vn_cnt (u16), vn_file, vn_aux, vn_next (u32).
-            let aux_count = memory.u16_at(entry, 2).ok_or(bad)?;
             let file = memory.u32_at(entry, 4).ok_or(bad)?;
             let mut aux = entry
                 .checked_add(memory.u32_at(entry, 8).ok_or(bad)? as usize)
                 .ok_or(bad)?;
-            for _ in 0..aux_count {
+            for _ in 0..memory.u16_at(entry, 2).ok_or(bad)? {
                 // Elf64_Vernaux: vna_hash (u32), vna_flags, vna_other (u16), vna_name,
                 // vna_next (u32).
-                let other = memory.u16_at(aux, 6).ok_or(bad)?;
-                if other == number {
-                    let name = memory.u32_at(aux, 8).ok_or(bad)?;
-                    return Ok(Some((
-                        string(symbols, name, "DT_VERNEED version name")?,
-                        string(symbols, file, "DT_VERNEED file name")?,
-                    )));
+                let version = Needed {
+                    index: memory.u16_at(aux, 6).ok_or(bad)?,
+                    name: memory.u32_at(aux, 8).ok_or(bad)?,
+                    weak: memory.u16_at(aux, 4).ok_or(bad)? & VER_FLG_WEAK != 0,
+                };
+                if let ControlFlow::Break(found) = visit(file, version) {
+                    return Ok(Some(found));
                 }
-                let next = memory.u32_at(aux, 12).ok_or(bad)?;
-                if next == 0 {
-                    break;
+                match memory.u32_at(aux, 12).ok_or(bad)? {
+                    0 => break,
+                    next => aux = aux.checked_add(next as usize).ok_or(bad)?,
                 }
-                aux = aux.checked_add(next as usize).ok_or(bad)?;
             }
-            let next = memory.u32_at(entry, 12).ok_or(bad)?;
-            if next == 0 {
-                break;
+            match memory.u32_at(entry, 12).ok_or(bad)? {
+                0 => break,
+                next => entry = entry.checked_add(next as usize).ok_or(bad)?,
             }
-            entry = entry.checked_add(next as usize).ok_or(bad)?;
         }
         Ok(None)
     }
 }
+
+/// One version a DT_VERNEED record asks for: its index (`vna_other`), its name (a
+/// DT_STRTAB offset), and whether it is weak.
+struct Needed {
+    index: u16,
+    name: u32,
+    weak: bool,
+}
+
+/// One DT_VERNEED record: the file a version is needed from, and each version with its
+/// `VER_FLG_WEAK` flag.
+pub type Required<'a> = (&'a str, Vec<(&'a str, bool)>);
+
+const VER_FLG_WEAK: u16 = 2;
 
 fn string<'a>(symbols: &SymbolTable<'a>, offset: u32, what: Failure) -> Result<&'a str, Failure> {
     symbols

@@ -209,6 +209,11 @@ fn number(s: &[u8], at: usize) -> (u64, usize) {
 
 /// Parse the bytes of an `ld.so.cache` file of either layout.
 pub fn parse(bytes: &[u8]) -> Result<Cache, CacheError> {
+    parse_owned(bytes.to_vec())
+}
+
+/// [`parse`], keeping `bytes` (a file just read) rather than a copy.
+pub fn parse_owned(bytes: Vec<u8>) -> Result<Cache, CacheError> {
     if bytes.starts_with(MAGIC_NEW) {
         return parse_new(bytes, 0);
     }
@@ -222,8 +227,8 @@ pub fn parse(bytes: &[u8]) -> Result<Cache, CacheError> {
     ))
 }
 
-fn parse_old_with_new(bytes: &[u8]) -> Result<Cache, CacheError> {
-    let nlibs = read_u32(bytes, 12, "old-format header")? as usize;
+fn parse_old_with_new(bytes: Vec<u8>) -> Result<Cache, CacheError> {
+    let nlibs = read_u32(&bytes, 12, "old-format header")? as usize;
     let entries_end = nlibs
         .checked_mul(OLD_ENTRY)
         .and_then(|n| n.checked_add(OLD_HEADER))
@@ -239,7 +244,7 @@ fn parse_old_with_new(bytes: &[u8]) -> Result<Cache, CacheError> {
         return parse_new(bytes, new_start);
     }
     checked(Cache {
-        bytes: bytes.to_vec(),
+        bytes,
         table: OLD_HEADER,
         count: nlibs,
         entry_size: OLD_ENTRY,
@@ -249,7 +254,7 @@ fn parse_old_with_new(bytes: &[u8]) -> Result<Cache, CacheError> {
 }
 
 /// The new-format header is at `start` of `bytes`; string offsets count from there.
-fn parse_new(bytes: &[u8], start: usize) -> Result<Cache, CacheError> {
+fn parse_new(bytes: Vec<u8>, start: usize) -> Result<Cache, CacheError> {
     let part = &bytes[start..];
     if part.len() < NEW_HEADER {
         return malformed(format!(
@@ -274,7 +279,7 @@ fn parse_new(bytes: &[u8], start: usize) -> Result<Cache, CacheError> {
         ));
     }
     checked(Cache {
-        bytes: bytes.to_vec(),
+        bytes,
         table: start + NEW_HEADER,
         count: nlibs,
         entry_size: NEW_ENTRY,

@@ -8,7 +8,6 @@
 //! of the host tree) would raise SIGBUS in the middle of the search, while a short read
 //! is just a "truncated" candidate that the search passes over, as ld.so would.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -49,10 +48,51 @@ pub struct ElfFile {
     pub verdef: Vec<String>,
 }
 
+impl ElfFile {
+    /// The same facts of an object already loaded in this process, read from its memory
+    /// (no file I/O).
+    pub fn from_object(object: &crate::elf::Object<'_>) -> crate::Result<ElfFile> {
+        let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
+        let (rpath, runpath) = object.search_paths()?;
+        let has_runpath = !runpath.is_empty();
+        Ok(ElfFile {
+            soname: object.soname()?.map(str::to_string),
+            needed: owned(object.needed()?),
+            rpath: if has_runpath {
+                Vec::new()
+            } else {
+                split(owned(rpath))
+            },
+            runpath: split(owned(runpath)),
+            has_runpath,
+            nodeflib: object.flags_1() & DF_1_NODEFLIB != 0,
+            verneed: object
+                .required_versions()?
+                .into_iter()
+                .map(|(file, versions)| {
+                    let versions = versions
+                        .into_iter()
+                        .map(|(name, weak)| NeededVersion {
+                            name: name.to_string(),
+                            weak,
+                        })
+                        .collect();
+                    (file.to_string(), versions)
+                })
+                .collect(),
+            verdef: owned(object.defined_versions()?),
+        })
+    }
+}
+
 /// Read `path`, or say why ld.so would pass it over (not ELF, another class or machine,
 /// not a shared object, truncated, malformed). The reason names the problem, not the path.
 pub fn read(path: &Path) -> Result<ElfFile, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    read_file(File::open(path).map_err(|e| format!("cannot open: {e}"))?)
+}
+
+/// [`read`] of a file already open.
+pub fn read_file(file: File) -> Result<ElfFile, String> {
     parse(&mut Blocks::new(file))
 }
 
@@ -76,7 +116,8 @@ const VERDAUX_SIZE: usize = 8;
 /// A file read in aligned blocks on demand, each block at most once.
 struct Blocks<R> {
     source: R,
-    blocks: HashMap<u64, Vec<u8>>,
+    /// By block index; a handful per file, so a list beats a hash map.
+    blocks: Vec<(u64, Vec<u8>)>,
 }
 
 /// Where blocks come from: a file, or bytes in the tests.
@@ -94,17 +135,21 @@ impl<R: ReadAt> Blocks<R> {
     fn new(source: R) -> Self {
         Blocks {
             source,
-            blocks: HashMap::new(),
+            blocks: Vec::new(),
         }
     }
 
     /// Block `index`, read if not yet; shorter than `BLOCK` at the end of the file.
     fn block(&mut self, index: u64) -> Result<&[u8], String> {
-        if !self.blocks.contains_key(&index) {
-            let bytes = self.read_block(index)?;
-            self.blocks.insert(index, bytes);
-        }
-        Ok(self.blocks.get(&index).map_or(&[], Vec::as_slice))
+        let at = match self.blocks.iter().position(|(i, _)| *i == index) {
+            Some(at) => at,
+            None => {
+                let bytes = self.read_block(index)?;
+                self.blocks.push((index, bytes));
+                self.blocks.len() - 1
+            }
+        };
+        Ok(&self.blocks[at].1)
     }
 
     fn read_block(&self, index: u64) -> Result<Vec<u8>, String> {
@@ -551,6 +596,19 @@ mod tests {
         assert!(ours.verdef.iter().any(|v| v == "GLIBC_2.2.5"), "{ours:?}");
         assert!(!ours.verneed.is_empty(), "libc needs versions of ld.so");
         assert_eq!(format!("{ours:?}"), format!("{full:?}"));
+    }
+
+    #[test]
+    fn loaded_libc_and_ld_so_read_from_memory_agree_with_their_files() {
+        for soname in ["libc.so.6", "ld-linux-x86-64.so.2"] {
+            let (path, in_memory) =
+                crate::prefix::glibc::loaded(soname).expect("glibc is loaded in a test process");
+            let on_disk = read(&path).unwrap();
+            assert_eq!(in_memory.soname.as_deref(), Some(soname));
+            assert!(!in_memory.verdef.is_empty(), "{soname}: {in_memory:?}");
+            assert_eq!(format!("{in_memory:?}"), format!("{on_disk:?}"), "{soname}");
+        }
+        assert!(crate::prefix::glibc::loaded("libnot-loaded-here.so.9").is_none());
     }
 
     #[test]

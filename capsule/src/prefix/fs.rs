@@ -1,14 +1,22 @@
 //! Paths confined to the prefix.
 //!
 //! A host tree is full of absolute symlinks (`/usr/lib/libfoo.so.1 -> /opt/foo/...`) that
-//! mean "inside the host tree", not "on this machine". So paths are resolved one component
-//! at a time with `lstat`/`readlink`, treating the prefix root as `/`: an absolute target
-//! restarts at the prefix root and `..` stops there. `canonicalize` would follow such links
-//! out of the tree.
+//! mean "inside the host tree", not "on this machine". So paths are resolved treating the
+//! prefix root as `/`: an absolute target restarts at the prefix root and `..` stops
+//! there. `canonicalize` would follow such links out of the tree.
+//!
+//! The kernel does this in one system call (`openat2` with `RESOLVE_IN_ROOT`, Linux 5.6),
+//! and `/proc/self/fd` names what it found. Where either is missing (an old kernel, a
+//! seccomp filter, no `/proc`), paths are walked one component at a time with
+//! `lstat`/`readlink` instead, with the same rules.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
+use std::fs::File;
 use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -20,12 +28,159 @@ pub fn host_path(root: &Path, inside: &Path) -> PathBuf {
     root.join(inside.strip_prefix("/").unwrap_or(inside))
 }
 
+/// Open the file `inside` names (a path of the host tree) for reading, every symlink
+/// followed inside `root`, with its resolved host-tree path. `Ok(None)` and errors as
+/// for [`resolve`].
+pub fn open(root: &Path, inside: &Path) -> Result<Option<(PathBuf, File)>> {
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    match kernel_open(root, inside, flags)? {
+        Kernel::Found(path, fd) => Ok(Some((path, File::from(fd)))),
+        Kernel::Missing => Ok(None),
+        Kernel::Unavailable => {
+            let Some(real) = walk(root, inside)? else {
+                return Ok(None);
+            };
+            match File::open(host_path(root, &real)) {
+                Ok(file) => Ok(Some((real, file))),
+                Err(e) => {
+                    crate::debug!(Libs, "{}: {e}; treated as missing", real.display());
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
 /// Resolve `inside` (a path of the host tree; relative paths are taken from its root)
 /// to the host-tree path of the file it names, every symlink followed inside `root`.
 ///
 /// `Ok(None)` when some component does not exist (or is not a directory where one is
 /// needed, or cannot be read); `Error::BadPath` for a symlink loop.
 pub fn resolve(root: &Path, inside: &Path) -> Result<Option<PathBuf>> {
+    match kernel_open(root, inside, libc::O_PATH)? {
+        Kernel::Found(path, _) => Ok(Some(path)),
+        Kernel::Missing => Ok(None),
+        Kernel::Unavailable => walk(root, inside),
+    }
+}
+
+/// What the kernel's confined lookup gave.
+enum Kernel {
+    /// The host-tree path, and the file opened with the flags asked for.
+    Found(PathBuf, OwnedFd),
+    Missing,
+    /// `openat2` or `/proc/self/fd` cannot do it here: walk instead.
+    Unavailable,
+}
+
+/// Cleared for good when `openat2` or `/proc/self/fd` turns out to be missing.
+static KERNEL_LOOKUP: AtomicBool = AtomicBool::new(true);
+
+fn kernel_open(root: &Path, inside: &Path, flags: libc::c_int) -> Result<Kernel> {
+    if !KERNEL_LOOKUP.load(Ordering::Relaxed) {
+        return Ok(Kernel::Unavailable);
+    }
+    let relative = inside.strip_prefix("/").unwrap_or(inside);
+    // Under `/` the absolute path; under another root the path relative to it.
+    let name = match (root == Path::new("/"), relative.as_os_str().is_empty()) {
+        (true, _) => Path::new("/").join(relative),
+        (false, true) => PathBuf::from("."),
+        (false, false) => relative.to_path_buf(),
+    };
+    let Ok(name) = CString::new(name.into_os_string().into_vec()) else {
+        return Ok(Kernel::Missing);
+    };
+    let flags = flags | libc::O_CLOEXEC;
+    let root_fd = if root == Path::new("/") {
+        // The process's own root is the tree's root: the ordinary lookup is the confined one.
+        None
+    } else {
+        let Ok(root_name) = CString::new(root.as_os_str().as_bytes()) else {
+            return Ok(Kernel::Missing);
+        };
+        // SAFETY: a NUL-terminated path; the descriptor returned is owned below.
+        let fd = unsafe {
+            libc::open(
+                root_name.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Ok(Kernel::Unavailable);
+        }
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let fd = match &root_fd {
+        // SAFETY: a NUL-terminated absolute path; the descriptor returned is owned below.
+        None => unsafe { libc::openat(libc::AT_FDCWD, name.as_ptr(), flags) },
+        Some(dir) => {
+            // SAFETY: open_how is plain integers, for which zero is valid ("no mode").
+            let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+            how.flags = flags as u64;
+            how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+            // SAFETY: openat2 reads `how` (of the size passed) and the NUL-terminated
+            // path; it returns a fresh descriptor or -1.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                ) as libc::c_int
+            }
+        }
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ENOTDIR) => Ok(Kernel::Missing),
+            Some(libc::ELOOP) => Err(symlink_loop(root, inside, &host_path(root, inside))),
+            Some(libc::ENOSYS | libc::EPERM | libc::EINVAL | libc::E2BIG) => {
+                KERNEL_LOOKUP.store(false, Ordering::Relaxed);
+                Ok(Kernel::Unavailable)
+            }
+            // EAGAIN/EXDEV: a rename raced with `..`; the walk has no such limit.
+            Some(libc::EAGAIN | libc::EXDEV) => Ok(Kernel::Unavailable),
+            _ => {
+                crate::debug!(
+                    Libs,
+                    "{}: {e}; treated as missing",
+                    host_path(root, inside).display()
+                );
+                Ok(Kernel::Missing)
+            }
+        };
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let Ok(full) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        KERNEL_LOOKUP.store(false, Ordering::Relaxed);
+        return Ok(Kernel::Unavailable);
+    };
+    // The kernel names the file by its path on this machine, which lies under the root it
+    // was confined to, unless the root is a path the kernel spells otherwise (or the file
+    // was just deleted): then walk.
+    match full.strip_prefix(root) {
+        Ok(tail) => Ok(Kernel::Found(Path::new("/").join(tail), fd)),
+        Err(_) => Ok(Kernel::Unavailable),
+    }
+}
+
+fn symlink_loop(root: &Path, inside: &Path, at: &Path) -> Error {
+    Error::BadPath {
+        path: host_path(root, inside),
+        prefix: root.to_path_buf(),
+        reason: format!(
+            "more than {MAX_SYMLINKS} symbolic links followed (a symlink loop at {}?)",
+            at.display()
+        ),
+    }
+}
+
+/// [`resolve`] by hand: one `lstat` per component, `readlink` per symlink.
+fn walk(root: &Path, inside: &Path) -> Result<Option<PathBuf>> {
     let mut pending = components_reversed(inside);
     let mut done = PathBuf::from("/");
     let mut links = 0;
@@ -48,14 +203,7 @@ pub fn resolve(root: &Path, inside: &Path) -> Result<Option<PathBuf>> {
         if meta.file_type().is_symlink() {
             links += 1;
             if links > MAX_SYMLINKS {
-                return Err(Error::BadPath {
-                    path: host_path(root, inside),
-                    prefix: root.to_path_buf(),
-                    reason: format!(
-                        "more than {MAX_SYMLINKS} symbolic links followed (a symlink loop at {}?)",
-                        on_host.display()
-                    ),
-                });
+                return Err(symlink_loop(root, inside, &on_host));
             }
             let target = match std::fs::read_link(&on_host) {
                 Ok(target) => target,
@@ -97,6 +245,23 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    /// `resolve` (the kernel's lookup here) after checking that the walk agrees.
+    fn both(root: &Path, inside: &Path) -> Result<Option<PathBuf>> {
+        let kernel = resolve(root, inside);
+        assert!(
+            KERNEL_LOOKUP.load(Ordering::Relaxed),
+            "openat2(RESOLVE_IN_ROOT) and /proc/self/fd must work on this machine"
+        );
+        let walked = walk(root, inside);
+        match (&kernel, &walked) {
+            (Ok(k), Ok(w)) => assert_eq!(k, w, "kernel and walk differ for {inside:?}"),
+            // Both name the loop; only the link they stopped at may differ.
+            (Err(Error::BadPath { .. }), Err(Error::BadPath { .. })) => {}
+            _ => panic!("kernel {kernel:?} but walk {walked:?} for {inside:?}"),
+        }
+        kernel
+    }
+
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("opt/x")).unwrap();
@@ -106,10 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn open_reads_the_file_a_symlink_names_inside_the_tree() {
+        let dir = tree();
+        symlink("/opt/x/libx.so.1.0", dir.path().join("usr/lib/libx.so.1")).unwrap();
+        let (path, file) = open(dir.path(), Path::new("/usr/lib/libx.so.1"))
+            .unwrap()
+            .expect("found");
+        assert_eq!(path, PathBuf::from("/opt/x/libx.so.1.0"));
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut bytes).unwrap();
+        assert_eq!(bytes, b"x");
+        assert!(open(dir.path(), Path::new("/usr/lib/nope"))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
     fn absolute_symlink_stays_in_tree() {
         let dir = tree();
         symlink("/opt/x/libx.so.1.0", dir.path().join("usr/lib/libx.so.1")).unwrap();
-        let got = resolve(dir.path(), Path::new("/usr/lib/libx.so.1")).unwrap();
+        let got = both(dir.path(), Path::new("/usr/lib/libx.so.1")).unwrap();
         assert_eq!(got, Some(PathBuf::from("/opt/x/libx.so.1.0")));
     }
 
@@ -121,7 +302,7 @@ mod tests {
             dir.path().join("usr/lib/up"),
         )
         .unwrap();
-        let got = resolve(dir.path(), Path::new("usr/lib/up")).unwrap();
+        let got = both(dir.path(), Path::new("usr/lib/up")).unwrap();
         assert_eq!(got, Some(PathBuf::from("/opt/x/libx.so.1.0")));
     }
 
@@ -130,7 +311,7 @@ mod tests {
         let dir = tree();
         symlink("b", dir.path().join("usr/lib/a")).unwrap();
         symlink("a", dir.path().join("usr/lib/b")).unwrap();
-        let err = resolve(dir.path(), Path::new("/usr/lib/a")).unwrap_err();
+        let err = both(dir.path(), Path::new("/usr/lib/a")).unwrap_err();
         assert!(matches!(err, Error::BadPath { .. }), "{err}");
         assert!(err.to_string().contains("symlink loop"), "{err}");
     }
@@ -138,9 +319,9 @@ mod tests {
     #[test]
     fn missing_and_file_as_directory_are_none() {
         let dir = tree();
-        assert_eq!(resolve(dir.path(), Path::new("/nope/x")).unwrap(), None);
+        assert_eq!(both(dir.path(), Path::new("/nope/x")).unwrap(), None);
         assert_eq!(
-            resolve(dir.path(), Path::new("/opt/x/libx.so.1.0/y")).unwrap(),
+            both(dir.path(), Path::new("/opt/x/libx.so.1.0/y")).unwrap(),
             None
         );
     }

@@ -1,13 +1,15 @@
 //! glibc's own libraries, which a capsule takes from the running system, and the check
 //! that every symbol version the closure needs is defined by whoever provides it.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::ptr::NonNull;
 
 use super::elffile::ElfFile;
+use crate::elf::{LinkMap, Object};
 use crate::error::{Error, Result, VersionProvider};
+use crate::namespace::Handle;
 
 /// Sonames built from glibc's source. They share GLIBC_PRIVATE interfaces with the
 /// dynamic linker of the same build, so a copy from another tree would not work with the
@@ -49,31 +51,53 @@ pub fn running_version() -> String {
 }
 
 /// The file of the libc.so.6 mapped in this process, so that the capsule's libc is the
-/// very build the running ld.so belongs to (several may be installed). Asked once per
-/// process: dladdr scans libc's whole symbol table for the nearest symbol.
+/// very build the running ld.so belongs to (several may be installed).
 pub fn running_libc_path() -> Option<PathBuf> {
-    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PATH.get_or_init(ask_running_libc_path).clone()
+    with_loaded("libc.so.6", |_, path| Some(path))
 }
 
-fn ask_running_libc_path() -> Option<PathBuf> {
-    let mut info = libc::Dl_info {
-        dli_fname: std::ptr::null(),
-        dli_fbase: std::ptr::null_mut(),
-        dli_sname: std::ptr::null(),
-        dli_saddr: std::ptr::null_mut(),
+/// A glibc library the program has loaded: the path ld.so opened it under, and its
+/// linking facts read from its memory (no file I/O). None when the program has not
+/// loaded it, or its dynamic section cannot be read (the caller then searches the files).
+pub fn loaded(soname: &str) -> Option<(PathBuf, ElfFile)> {
+    with_loaded(soname, |map, path| {
+        // SAFETY: `with_loaded` holds a reference to the object while this runs.
+        let facts =
+            unsafe { Object::from_link_map(map) }.and_then(|object| ElfFile::from_object(&object));
+        match facts {
+            Ok(file) => Some((path, file)),
+            Err(e) => {
+                crate::debug!(Libs, "{}: not read from memory: {e}", path.display());
+                None
+            }
+        }
+    })
+}
+
+/// Run `read` on the link map and path of `soname`, loaded in this (the program's)
+/// namespace, holding a reference so that it cannot be unloaded meanwhile.
+fn with_loaded<T>(
+    soname: &str,
+    read: impl FnOnce(*const LinkMap, PathBuf) -> Option<T>,
+) -> Option<T> {
+    let name = CString::new(soname).ok()?;
+    // SAFETY: RTLD_NOLOAD only looks the name up among the loaded objects of the caller's
+    // namespace: nothing is mapped and no constructor runs. The name is NUL-terminated.
+    let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    let handle = Handle(NonNull::new(raw)?);
+    let map = handle.link_map();
+    // SAFETY: glibc's handle is the object's live link map; l_name is NUL-terminated.
+    let path = unsafe { CStr::from_ptr((*map).l_name) };
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes()));
+    let result = if path.is_absolute() {
+        read(map, path)
+    } else {
+        None
     };
-    // SAFETY: gnu_get_libc_version is a function of libc.so.6 (not interposable by an
-    // allocator or the program, unlike malloc), and `info` is a valid out-pointer.
-    let found = unsafe { libc::dladdr(gnu_get_libc_version as *const libc::c_void, &mut info) };
-    if found == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dladdr succeeded, so dli_fname points to the object's NUL-terminated name,
-    // which lives as long as the object stays loaded (libc always does).
-    let name = unsafe { CStr::from_ptr(info.dli_fname) };
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
-    path.is_absolute().then_some(path)
+    // SAFETY: drops the reference the NOLOAD dlopen took; the object stays loaded for
+    // whoever loaded it.
+    unsafe { libc::dlclose(raw) };
+    result
 }
 
 extern "C" {

@@ -123,7 +123,11 @@ impl Prefix {
     /// (the search reads it anyway for glibc's libraries), so an `ldconfig` run after
     /// that is not seen by later namespaces of the process.
     pub fn open(root: &Path) -> Result<Prefix> {
-        let root = check_root(root)?;
+        Prefix::open_canonical(canonical_root(root)?)
+    }
+
+    /// [`Prefix::open`] of a root that [`canonical_root`] gave.
+    pub(crate) fn open_canonical(root: PathBuf) -> Result<Prefix> {
         if root == Path::new("/") {
             if let Ok(system) = search::system_prefix() {
                 return Ok(Prefix {
@@ -168,7 +172,9 @@ impl Prefix {
     }
 }
 
-fn check_root(root: &Path) -> Result<PathBuf> {
+/// The canonical path of a prefix root (the path *to* the prefix is this machine's
+/// business: resolving it normally is right), after checking it is a readable directory.
+pub(crate) fn canonical_root(root: &Path) -> Result<PathBuf> {
     let bad = |reason: String| Error::BadPrefix {
         prefix: root.to_path_buf(),
         reason,
@@ -178,18 +184,18 @@ fn check_root(root: &Path) -> Result<PathBuf> {
         return Err(bad("not a directory".into()));
     }
     std::fs::read_dir(root).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    // The path *to* the prefix is this machine's business: resolving it normally is right.
     std::fs::canonicalize(root).map_err(|e| bad(format!("cannot resolve it: {e}")))
 }
 
 fn read_config(root: &Path) -> Result<LinkerConfig> {
-    if let Some(inside) = fs::resolve(root, Path::new("/etc/ld.so.cache"))? {
+    if let Some((inside, mut file)) = fs::open(root, Path::new("/etc/ld.so.cache"))? {
         let path = fs::host_path(root, &inside);
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?;
-        let cache = cache::parse(&bytes).map_err(|e| Error::BadConfig {
+        let cache = cache::parse_owned(bytes).map_err(|e| Error::BadConfig {
             path: path.clone(),
             reason: format!("corrupt ld.so.cache: {e}"),
         })?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::elffile::{self, ElfFile};
-use super::fs::{host_path, resolve};
+use super::fs::{self, host_path};
 use super::glibc::{self, Versioned};
 use super::{Closure, LinkerConfig, Object, Origin, Prefix};
 use crate::error::{Error, Result};
@@ -364,29 +364,16 @@ fn find_standard(
     Ok(None)
 }
 
-/// A glibc library from the running system: the mapped libc itself, else `/` searched
-/// as ld.so would (cache, then default directories).
+/// A glibc library from the running system: the program's loaded copy (read from
+/// memory), else `/` searched as ld.so would (cache, then default directories).
 fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>> {
-    if name == "libc.so.6" {
-        let mapped = glibc::running_libc_path();
-        // dladdr gives the name ld.so opened, which may run through symlinks (/lib -> usr/lib).
-        let mapped = match mapped {
-            Some(path) => resolve(Path::new("/"), &path)?,
-            None => None,
-        };
-        if let Some(path) = mapped {
-            match elffile::read(&path) {
-                Ok(file) => {
-                    return Ok(Some(Found {
-                        path,
-                        found_as: None,
-                        origin: Origin::System,
-                        file,
-                    }))
-                }
-                Err(reason) => crate::debug!(Libs, "{}: skipped: {reason}", path.display()),
-            }
-        }
+    if let Some((path, file)) = glibc::loaded(&file_name(Path::new(name))) {
+        return Ok(Some(Found {
+            path,
+            found_as: None,
+            origin: Origin::System,
+            file,
+        }));
     }
     let system = system_prefix()?;
     let found = if name.contains('/') {
@@ -406,9 +393,8 @@ pub(super) fn system_prefix() -> Result<&'static Prefix> {
     static SYSTEM: OnceLock<std::result::Result<Prefix, String>> = OnceLock::new();
     SYSTEM
         .get_or_init(|| {
-            super::check_root(Path::new("/"))
-                .and_then(Prefix::open_unshared)
-                .map_err(|e| e.to_string())
+            // `/` is a directory, and the process reads it all the time.
+            Prefix::open_unshared(PathBuf::from("/")).map_err(|e| e.to_string())
         })
         .as_ref()
         .map_err(|reason| Error::BadPrefix {
@@ -427,11 +413,11 @@ fn try_file(
 ) -> Result<Option<Found>> {
     let inside = Path::new("/").join(inside);
     searched.push(host_path(&prefix.root, &inside));
-    let Some(real) = resolve(&prefix.root, &inside)? else {
+    let Some((real, file)) = fs::open(&prefix.root, &inside)? else {
         return Ok(None);
     };
     let path = host_path(&prefix.root, &real);
-    match elffile::read(&path) {
+    match elffile::read_file(file) {
         Ok(file) => Ok(Some(Found {
             path,
             found_as: Some(inside),
