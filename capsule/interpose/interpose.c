@@ -9,7 +9,9 @@
  *
  * Every function forwards through the table that the Rust runtime fills: the allocator
  * entries point at the program's allocator, the dl entries at the runtime's emulation
- * (which keeps dlopen inside the capsule and emulates RTLD_GLOBAL).
+ * (which keeps dlopen inside the capsule and emulates RTLD_GLOBAL), the data-file entries
+ * (open, fopen, stat, ...: end of this file) at the namespace's libc, after rewriting
+ * paths under the host's data directories into the prefix.
  */
 
 typedef unsigned long size_t;
