@@ -46,8 +46,11 @@
 //! - With the prefix `/` the list is empty and the wrappers only forward (one indirect
 //!   call more than calling libc directly).
 //! - Not covered: libc's own internal opens made on the capsule's behalf by functions
-//!   not wrapped here (`glob`, `ftw`, `freopen`, `execve`, ...), and the program's
-//!   calls, which never enter the capsule's namespace.
+//!   not wrapped here (`glob`, `ftw`, `freopen`, `canonicalize_file_name`, ...), and the
+//!   program's calls, which never enter the capsule's namespace. An *absolute* symlink
+//!   inside the host's data directory is followed by the kernel from the real root, so
+//!   it reaches the runtime's tree (unlike `dlopen` paths, which `dl.rs` resolves inside
+//!   the prefix); relative symlinks stay in the prefix.
 //!
 //! `CAPSULE_DEBUG=libs` lists the mapped paths once, when the namespace is created;
 //! `CAPSULE_DEBUG=files` prints every rewritten path as it is opened.
