@@ -1,5 +1,5 @@
 //! The namespace's first object (`interpose/interpose.c`, embedded at build time) and its
-//! table, which routes the namespace's malloc and dl families.
+//! table, which routes the namespace's malloc and dl families and its data-file functions.
 
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::io::Write;
