@@ -9,13 +9,18 @@
  *
  * Every function forwards through the table that the Rust runtime fills: the allocator
  * entries point at the program's allocator, the dl entries at the runtime's emulation
- * (which keeps dlopen inside the capsule and emulates RTLD_GLOBAL).
+ * (which keeps dlopen inside the capsule and emulates RTLD_GLOBAL), the data-file entries
+ * (open, fopen, stat, ...: end of this file) at the namespace's libc, after rewriting
+ * paths under the host's data directories into the prefix.
  */
 
 typedef unsigned long size_t;
 
 #define EXPORT __attribute__((visibility("default")))
 #define TABLE_MAGIC 0x3156534c55535043UL /* "CPSULSV1" */
+#define DATA_DIRS_CAPACITY 1024
+#define FILE_FUNCTION_NAMES_CAPACITY 512
+#define FILE_FUNCTIONS_CAPACITY 48
 
 struct capsule_table {
     unsigned long magic;
@@ -53,9 +58,72 @@ struct capsule_table {
      * library and returns its handle, or NULL with a message in `error`. */
     void *(*load)(long lmid, const char *library, char *error, size_t error_len);
     char prefix[4096];
+    /* ---- Fields below are appended only (older fields keep their offsets). ---- */
+    /* Data files: paths of the host tree (directories or single files, absolute, without
+     * a trailing slash) whose files the capsule reads from the prefix, each NUL-terminated,
+     * back to back, ended by an empty string. Empty (first byte 0) for the prefix `/`:
+     * then nothing is rewritten. */
+    char data_dirs[DATA_DIRS_CAPACITY];
+    /* strlen(prefix), set with data_dirs. */
+    unsigned long prefix_len;
+    /* Non-zero: print each rewritten path on stderr (CAPSULE_DEBUG=files). */
+    unsigned long trace_files;
+    /* The names of the namespace libc's functions that the wrappers below forward to,
+     * NUL-terminated, back to back, ended by an empty string, in the order of
+     * `enum file_function` (a `@VERSION` suffix: the version to ask for when the name has
+     * no default version). Written here, read by the runtime. */
+    char file_function_names[FILE_FUNCTION_NAMES_CAPACITY];
+    /* Those functions of the namespace's libc, in the same order, or 0 before libc is
+     * loaded (or where that libc lacks one). */
+    void *libc_file[FILE_FUNCTIONS_CAPACITY];
 };
 
-EXPORT struct capsule_table capsule_table = {TABLE_MAGIC, sizeof(struct capsule_table)};
+/* The namespace libc functions behind the data-file wrappers (end of this file). */
+#define FILE_FUNCTIONS(X)                                                              \
+    X(F_OPEN, "open")                                                                  \
+    X(F_OPEN64, "open64")                                                              \
+    X(F_OPENAT, "openat")                                                              \
+    X(F_OPENAT64, "openat64")                                                          \
+    X(F_OPEN_2, "__open_2")                                                            \
+    X(F_OPEN64_2, "__open64_2")                                                        \
+    X(F_OPENAT_2, "__openat_2")                                                        \
+    X(F_OPENAT64_2, "__openat64_2")                                                    \
+    X(F_FOPEN, "fopen")                                                                \
+    X(F_FOPEN64, "fopen64")                                                            \
+    X(F_OPENDIR, "opendir")                                                            \
+    X(F_SCANDIR, "scandir")                                                            \
+    X(F_SCANDIR64, "scandir64")                                                        \
+    X(F_ACCESS, "access")                                                              \
+    X(F_FACCESSAT, "faccessat")                                                        \
+    X(F_EACCESS, "eaccess")                                                            \
+    X(F_EUIDACCESS, "euidaccess")                                                      \
+    X(F_STAT, "stat")                                                                  \
+    X(F_STAT64, "stat64")                                                              \
+    X(F_LSTAT, "lstat")                                                                \
+    X(F_LSTAT64, "lstat64")                                                            \
+    X(F_FSTATAT, "fstatat")                                                            \
+    X(F_FSTATAT64, "fstatat64")                                                        \
+    X(F_STATX, "statx")                                                                \
+    X(F_XSTAT, "__xstat@GLIBC_2.2.5")                                                  \
+    X(F_XSTAT64, "__xstat64@GLIBC_2.2.5")                                              \
+    X(F_LXSTAT, "__lxstat@GLIBC_2.2.5")                                                \
+    X(F_LXSTAT64, "__lxstat64@GLIBC_2.2.5")                                            \
+    X(F_FXSTATAT, "__fxstatat@GLIBC_2.4")                                              \
+    X(F_FXSTATAT64, "__fxstatat64@GLIBC_2.4")                                          \
+    X(F_REALPATH, "realpath")
+
+#define FILE_ENUM(id, name) id,
+#define FILE_NAME(id, name) name "\0"
+enum file_function { FILE_FUNCTIONS(FILE_ENUM) FILE_FUNCTION_COUNT };
+_Static_assert(FILE_FUNCTION_COUNT <= FILE_FUNCTIONS_CAPACITY, "libc_file is too small");
+_Static_assert(sizeof(FILE_FUNCTIONS(FILE_NAME)) <= FILE_FUNCTION_NAMES_CAPACITY,
+               "file_function_names is too small");
+
+EXPORT struct capsule_table capsule_table = {
+    .magic = TABLE_MAGIC,
+    .size = sizeof(struct capsule_table),
+    .file_function_names = FILE_FUNCTIONS(FILE_NAME),
+};
 
 #define T capsule_table
 #define COUNT(field)                                                                   \
@@ -127,3 +195,294 @@ EXPORT void *dlvsym(void *handle, const char *name, const char *version) {
 }
 EXPORT int dlclose(void *handle) { return T.dlclose(T.lmid, handle); }
 EXPORT char *dlerror(void) { return T.dlerror(T.lmid); }
+
+/* ---- Data files ------------------------------------------------------------------------
+ *
+ * The host's driver stack reads data files at fixed paths (Mesa's /usr/share/drirc.d and
+ * /etc/drirc, the Vulkan loader's /etc/vulkan, libdrm's /usr/share/libdrm/amdgpu.ids,
+ * ...). With a prefix other than `/`, a path under one of the table's `data_dirs` is
+ * rewritten to the same path inside the prefix before the namespace's libc sees it, so
+ * the capsule reads the host's files while the program (another namespace, another libc)
+ * keeps reading its own. No fallback: a data file the host lacks is missing for the
+ * capsule, even when the program's tree has one.
+ *
+ * Only absolute paths are rewritten (a relative one, or one relative to a directory
+ * descriptor, is left alone: a directory opened through these wrappers is already the
+ * host's). Matching follows path components: `/etc/vulkanfoo` is not under `/etc/vulkan`,
+ * and repeated slashes count as one. The rewritten path is built in a PATH_MAX buffer on
+ * the stack (no malloc); when it would not fit, the call fails with ENAMETOOLONG, which is
+ * what the kernel answers for the rewritten path, rather than reading the program's file.
+ * The wrappers of async-signal-safe functions (open, stat, access, ...) stay so: they read
+ * the table, which is written once before the namespace is used, and trace with the raw
+ * `writev` system call.
+ *
+ * libc's internal calls (fopen's own open, scandir's own opendir) do not come through
+ * here, which is why every entry point is wrapped, not only `open`. */
+
+#define PATH_CAPACITY 4096 /* PATH_MAX, the terminating NUL included */
+#define E_NAMETOOLONG 36
+#define E_NOSYS 38
+#define O_CREAT_ 0100
+#define O_TMPFILE_ 020200000
+
+static void set_errno(int e) {
+    if (T.errno_location)
+        *T.errno_location() = e;
+}
+
+static size_t length(const char *s) {
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+/* writev(2) with the raw system call: no libc, no errno, async-signal-safe. */
+struct iovec_ {
+    const void *base;
+    size_t len;
+};
+static void write_stderr(const struct iovec_ *iov, long count) {
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(20L /* SYS_writev */), "D"(2L), "S"(iov), "d"(count)
+                     : "rcx", "r11", "memory");
+    (void)ret;
+}
+
+#define IOV(s) {(s), length(s)}
+static void trace(const char *what, const char *path, const char *mapped) {
+    if (mapped) {
+        struct iovec_ iov[] = {IOV("capsule: data file "), IOV(path), IOV(" -> "),
+                               IOV(mapped), IOV(" ("), IOV(what), IOV(")\n")};
+        write_stderr(iov, sizeof iov / sizeof iov[0]);
+    } else {
+        struct iovec_ iov[] = {IOV("capsule: data file "), IOV(path),
+                               IOV(": longer than PATH_MAX inside prefix "), IOV(T.prefix),
+                               IOV(" ("), IOV(what), IOV("): ENAMETOOLONG\n")};
+        write_stderr(iov, sizeof iov / sizeof iov[0]);
+    }
+}
+
+/* Whether the absolute `path` is `dir` or lies under it, component by component. */
+static int under(const char *path, const char *dir) {
+    while (*dir) {
+        if (*dir == '/') {
+            if (*path != '/')
+                return 0;
+            while (*path == '/')
+                path++;
+        } else if (*path++ != *dir) {
+            return 0;
+        }
+        dir++;
+    }
+    return *path == 0 || *path == '/';
+}
+
+static int is_data_path(const char *path) {
+    for (const char *dir = T.data_dirs; *dir; dir += length(dir) + 1)
+        if (under(path, dir))
+            return 1;
+    return 0;
+}
+
+/* The path to hand to libc for `path`: itself, or, under a data directory, the same path
+ * inside the prefix, written to `buf`. NULL (errno ENAMETOOLONG) when that is too long. */
+static const char *map(const char *path, char *buf, const char *what) {
+    if (__builtin_expect(T.data_dirs[0] == 0, 1) || !path || path[0] != '/' ||
+        !is_data_path(path))
+        return path;
+    size_t n = T.prefix_len, len = length(path);
+    if (n + len >= PATH_CAPACITY) {
+        if (T.trace_files)
+            trace(what, path, 0);
+        set_errno(E_NAMETOOLONG);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        buf[i] = T.prefix[i];
+    for (size_t i = 0; i <= len; i++)
+        buf[n + i] = path[i];
+    if (T.trace_files)
+        trace(what, path, buf);
+    return buf;
+}
+
+#define REAL(id, type) ((type)T.libc_file[id])
+
+/* Map `path` into `p` (declared here), or fail the call with `fail` as libc would. */
+#define MAP_OR_FAIL(path, what, fail)                                                  \
+    char buf_[PATH_CAPACITY];                                                          \
+    const char *p = map(path, buf_, what);                                             \
+    if (!p)                                                                            \
+        return fail;
+
+/* Forward to libc's function `id`, or fail with ENOSYS if that libc lacks it. */
+#define FORWARD(id, type, fail, ...)                                                   \
+    do {                                                                               \
+        type real_ = REAL(id, type);                                                   \
+        if (!real_) {                                                                  \
+            set_errno(E_NOSYS);                                                        \
+            return fail;                                                               \
+        }                                                                              \
+        return real_(__VA_ARGS__);                                                     \
+    } while (0)
+
+typedef unsigned int mode_t_;
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*openat_fn)(int, const char *, int, ...);
+typedef int (*open2_fn)(const char *, int);
+typedef int (*openat2_fn)(int, const char *, int);
+typedef void *(*fopen_fn)(const char *, const char *);
+typedef void *(*opendir_fn)(const char *);
+typedef int (*scandir_fn)(const char *, void *, void *, void *);
+typedef int (*access_fn)(const char *, int);
+typedef int (*faccessat_fn)(int, const char *, int, int);
+typedef int (*stat_fn)(const char *, void *);
+typedef int (*fstatat_fn)(int, const char *, void *, int);
+typedef int (*statx_fn)(int, const char *, int, unsigned int, void *);
+typedef int (*xstat_fn)(int, const char *, void *);
+typedef int (*fxstatat_fn)(int, int, const char *, void *, int);
+typedef char *(*realpath_fn)(const char *, char *);
+
+/* open's mode argument is there only with O_CREAT or O_TMPFILE (glibc reads it the same). */
+#define MODE_ARG(flags, mode)                                                          \
+    mode_t_ mode = 0;                                                                  \
+    if ((flags & O_CREAT_) || (flags & O_TMPFILE_) == O_TMPFILE_) {                    \
+        __builtin_va_list ap;                                                          \
+        __builtin_va_start(ap, flags);                                                 \
+        mode = __builtin_va_arg(ap, mode_t_);                                          \
+        __builtin_va_end(ap);                                                          \
+    }
+
+EXPORT int open(const char *path, int flags, ...) {
+    MODE_ARG(flags, mode);
+    MAP_OR_FAIL(path, "open", -1);
+    FORWARD(F_OPEN, open_fn, -1, p, flags, mode);
+}
+EXPORT int open64(const char *path, int flags, ...) {
+    MODE_ARG(flags, mode);
+    MAP_OR_FAIL(path, "open64", -1);
+    FORWARD(F_OPEN64, open_fn, -1, p, flags, mode);
+}
+EXPORT int openat(int dirfd, const char *path, int flags, ...) {
+    MODE_ARG(flags, mode);
+    MAP_OR_FAIL(path, "openat", -1);
+    FORWARD(F_OPENAT, openat_fn, -1, dirfd, p, flags, mode);
+}
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
+    MODE_ARG(flags, mode);
+    MAP_OR_FAIL(path, "openat64", -1);
+    FORWARD(F_OPENAT64, openat_fn, -1, dirfd, p, flags, mode);
+}
+/* _FORTIFY_SOURCE's checked variants: libc does its own checks (O_CREAT without a mode
+ * aborts there, as it would without the capsule). */
+EXPORT int __open_2(const char *path, int flags) {
+    MAP_OR_FAIL(path, "__open_2", -1);
+    FORWARD(F_OPEN_2, open2_fn, -1, p, flags);
+}
+EXPORT int __open64_2(const char *path, int flags) {
+    MAP_OR_FAIL(path, "__open64_2", -1);
+    FORWARD(F_OPEN64_2, open2_fn, -1, p, flags);
+}
+EXPORT int __openat_2(int dirfd, const char *path, int flags) {
+    MAP_OR_FAIL(path, "__openat_2", -1);
+    FORWARD(F_OPENAT_2, openat2_fn, -1, dirfd, p, flags);
+}
+EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
+    MAP_OR_FAIL(path, "__openat64_2", -1);
+    FORWARD(F_OPENAT64_2, openat2_fn, -1, dirfd, p, flags);
+}
+EXPORT void *fopen(const char *path, const char *mode) {
+    MAP_OR_FAIL(path, "fopen", 0);
+    FORWARD(F_FOPEN, fopen_fn, 0, p, mode);
+}
+EXPORT void *fopen64(const char *path, const char *mode) {
+    MAP_OR_FAIL(path, "fopen64", 0);
+    FORWARD(F_FOPEN64, fopen_fn, 0, p, mode);
+}
+EXPORT void *opendir(const char *path) {
+    MAP_OR_FAIL(path, "opendir", 0);
+    FORWARD(F_OPENDIR, opendir_fn, 0, p);
+}
+EXPORT int scandir(const char *path, void *list, void *filter, void *compare) {
+    MAP_OR_FAIL(path, "scandir", -1);
+    FORWARD(F_SCANDIR, scandir_fn, -1, p, list, filter, compare);
+}
+EXPORT int scandir64(const char *path, void *list, void *filter, void *compare) {
+    MAP_OR_FAIL(path, "scandir64", -1);
+    FORWARD(F_SCANDIR64, scandir_fn, -1, p, list, filter, compare);
+}
+EXPORT int access(const char *path, int how) {
+    MAP_OR_FAIL(path, "access", -1);
+    FORWARD(F_ACCESS, access_fn, -1, p, how);
+}
+EXPORT int faccessat(int dirfd, const char *path, int how, int flags) {
+    MAP_OR_FAIL(path, "faccessat", -1);
+    FORWARD(F_FACCESSAT, faccessat_fn, -1, dirfd, p, how, flags);
+}
+EXPORT int eaccess(const char *path, int how) {
+    MAP_OR_FAIL(path, "eaccess", -1);
+    FORWARD(F_EACCESS, access_fn, -1, p, how);
+}
+EXPORT int euidaccess(const char *path, int how) {
+    MAP_OR_FAIL(path, "euidaccess", -1);
+    FORWARD(F_EUIDACCESS, access_fn, -1, p, how);
+}
+
+/* stat, lstat and fstatat are functions of libc since glibc 2.33; an older libc has only
+ * the __xstat family (version argument 1 on x86_64), which objects built against it call. */
+#define STAT_VER 1
+#define STAT_LIKE(name, id, xid)                                                       \
+    EXPORT int name(const char *path, void *st) {                                      \
+        MAP_OR_FAIL(path, #name, -1);                                                  \
+        if (!T.libc_file[id] && T.libc_file[xid])                                      \
+            return REAL(xid, xstat_fn)(STAT_VER, p, st);                               \
+        FORWARD(id, stat_fn, -1, p, st);                                               \
+    }
+STAT_LIKE(stat, F_STAT, F_XSTAT)
+STAT_LIKE(stat64, F_STAT64, F_XSTAT64)
+STAT_LIKE(lstat, F_LSTAT, F_LXSTAT)
+STAT_LIKE(lstat64, F_LSTAT64, F_LXSTAT64)
+
+#define FSTATAT_LIKE(name, id, xid)                                                    \
+    EXPORT int name(int dirfd, const char *path, void *st, int flags) {                \
+        MAP_OR_FAIL(path, #name, -1);                                                  \
+        if (!T.libc_file[id] && T.libc_file[xid])                                      \
+            return REAL(xid, fxstatat_fn)(STAT_VER, dirfd, p, st, flags);              \
+        FORWARD(id, fstatat_fn, -1, dirfd, p, st, flags);                              \
+    }
+FSTATAT_LIKE(fstatat, F_FSTATAT, F_FXSTATAT)
+FSTATAT_LIKE(fstatat64, F_FSTATAT64, F_FXSTATAT64)
+
+EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, void *st) {
+    MAP_OR_FAIL(path, "statx", -1);
+    FORWARD(F_STATX, statx_fn, -1, dirfd, p, flags, mask, st);
+}
+
+#define XSTAT_LIKE(name, id)                                                           \
+    EXPORT int name(int ver, const char *path, void *st) {                             \
+        MAP_OR_FAIL(path, #name, -1);                                                  \
+        FORWARD(id, xstat_fn, -1, ver, p, st);                                         \
+    }
+XSTAT_LIKE(__xstat, F_XSTAT)
+XSTAT_LIKE(__xstat64, F_XSTAT64)
+XSTAT_LIKE(__lxstat, F_LXSTAT)
+XSTAT_LIKE(__lxstat64, F_LXSTAT64)
+
+#define FXSTATAT_LIKE(name, id)                                                        \
+    EXPORT int name(int ver, int dirfd, const char *path, void *st, int flags) {       \
+        MAP_OR_FAIL(path, #name, -1);                                                  \
+        FORWARD(id, fxstatat_fn, -1, ver, dirfd, p, st, flags);                        \
+    }
+FXSTATAT_LIKE(__fxstatat, F_FXSTATAT)
+FXSTATAT_LIKE(__fxstatat64, F_FXSTATAT64)
+
+/* The result names the file inside the prefix (/run/host/usr/share/...): a path that is
+ * not rewritten again, and that names the host's file to whoever opens it. */
+EXPORT char *realpath(const char *path, char *resolved) {
+    MAP_OR_FAIL(path, "realpath", 0);
+    FORWARD(F_REALPATH, realpath_fn, 0, p, resolved);
+}

@@ -63,8 +63,11 @@ pub enum Topic {
     Alloc = 4,
     /// dlopen/dlsym calls made inside a capsule and where they went.
     Dlopen = 8,
+    /// Each data file path the capsule's code opens that is rewritten into the prefix
+    /// (printed by the interposer itself).
+    Files = 16,
     /// How long each phase of a load took.
-    Time = 16,
+    Time = 32,
 }
 
 fn debug_mask() -> u32 {
@@ -87,11 +90,12 @@ fn parse_debug(value: &str) -> u32 {
             "reloc" => Topic::Reloc as u32,
             "alloc" => Topic::Alloc as u32,
             "dlopen" => Topic::Dlopen as u32,
+            "files" => Topic::Files as u32,
             "time" => Topic::Time as u32,
             "all" => u32::MAX,
             other => {
                 eprintln!(
-                    "capsule: CAPSULE_DEBUG: unknown topic {other:?} (known: libs, reloc, alloc, dlopen, time, all)"
+                    "capsule: CAPSULE_DEBUG: unknown topic {other:?} (known: libs, reloc, alloc, dlopen, files, time, all)"
                 );
                 0
             }
@@ -174,6 +178,7 @@ mod tests {
             parse_debug("reloc, alloc"),
             Topic::Reloc as u32 | Topic::Alloc as u32
         );
+        assert_eq!(parse_debug("files"), Topic::Files as u32);
         assert_eq!(parse_debug("all"), u32::MAX);
         assert_eq!(parse_debug(""), 0);
     }

@@ -18,18 +18,49 @@
 //! the host names the host's file. For the same reason `LIBGL_DRIVERS_PATH` and Mesa's
 //! built-in DRI directory need nothing here.
 //!
-//! Not covered (no variable exists for them): Mesa's `drirc` files (`/etc/drirc`,
-//! `/usr/share/drirc.d`) and the Vulkan loader's fixed `/etc/vulkan` directory are read
-//! from the runtime's tree.
-//!
 //! The copy is taken once, when the namespace is created: the program's later `setenv`
 //! calls are not seen inside, nor the capsule's by the program.
+//!
+//! # Data files at fixed paths
+//!
+//! Some data files have no variable: Mesa's `drirc` files (`/etc/drirc`,
+//! `/usr/share/drirc.d/*.conf`), the Vulkan loader's `/etc/vulkan`, libdrm's
+//! `/usr/share/libdrm/amdgpu.ids`, ... For those, the interposer (the namespace's global
+//! scope, see `interpose/interpose.c`) wraps the path-taking libc functions that driver
+//! stacks read files with (`open`, `openat`, their `_2` fortified and `64` variants,
+//! `fopen`, `opendir`, `scandir`, `access`, `faccessat`, `stat`, `lstat`, `fstatat`,
+//! `statx`, the old `__xstat` family, `realpath`) and rewrites an absolute path under one
+//! of [`DATA_PATHS`] to the same path inside the prefix. [`map_data_files`] fills the
+//! list when the namespace's libc is loaded: the driver stack inside the capsule sees the
+//! host's files, the program (its own libc, another namespace) the runtime's.
+//!
+//! - The rule when the host lacks a file: it is missing. Data directories are the host's,
+//!   and the runtime's copy is never used instead (its settings describe another build of
+//!   the stack). A whole directory the host lacks is an empty one for the capsule.
+//! - Matching follows path components (`/etc/vulkanfoo` is not under `/etc/vulkan`);
+//!   repeated slashes count as one. Relative paths, and paths relative to a directory
+//!   descriptor, are not rewritten (a directory opened through the wrappers is already
+//!   the host's).
+//! - A rewritten path longer than `PATH_MAX` fails with `ENAMETOOLONG`, as the kernel
+//!   would fail it, rather than falling back to the runtime's file.
+//! - With the prefix `/` the list is empty and the wrappers only forward (one indirect
+//!   call more than calling libc directly).
+//! - Not covered: libc's own internal opens made on the capsule's behalf by functions
+//!   not wrapped here (`glob`, `ftw`, `freopen`, `canonicalize_file_name`, ...), and the
+//!   program's calls, which never enter the capsule's namespace. An *absolute* symlink
+//!   inside the host's data directory is followed by the kernel from the real root, so
+//!   it reaches the runtime's tree (unlike `dlopen` paths, which `dl.rs` resolves inside
+//!   the prefix); relative symlinks stay in the prefix.
+//!
+//! `CAPSULE_DEBUG=libs` lists the mapped paths once, when the namespace is created;
+//! `CAPSULE_DEBUG=files` prints every rewritten path as it is opened.
 
 use std::ffi::{c_char, CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::interposer::Interposer;
 use crate::namespace::Handle;
 
 /// What the capsule's environment says about one variable.
@@ -61,6 +92,57 @@ const VULKAN_ICD_DIRS: &[&str] = &[
     "/usr/local/share/vulkan/icd.d",
     "/usr/share/vulkan/icd.d",
 ];
+
+/// Host-tree paths (directories, or single files like `/etc/drirc`) whose files the
+/// driver stack reads at fixed paths: inside a capsule with a prefix other than `/`, an
+/// absolute path under one of them is rewritten into the prefix (see the module doc).
+pub const DATA_PATHS: &[&str] = &[
+    // Mesa's driconf.
+    "/etc/drirc",
+    "/usr/share/drirc.d",
+    // libglvnd's vendor JSON files (also pointed at by the environment).
+    "/etc/glvnd",
+    "/usr/share/glvnd",
+    // The Vulkan loader's manifests: `/etc/vulkan` is searched whatever the environment.
+    "/etc/vulkan",
+    "/usr/share/vulkan",
+    // EGL external platforms (NVIDIA's eglexternalplatform).
+    "/etc/egl",
+    "/usr/share/egl",
+    // libdrm's GPU name table.
+    "/usr/share/libdrm",
+    // The OpenCL ICD loader's vendor files.
+    "/etc/OpenCL/vendors",
+    // NVIDIA's application profiles.
+    "/usr/share/nvidia",
+];
+
+/// The data paths rewritten into `prefix` (none for `/`, where they are the same files).
+pub fn data_paths(prefix: &Path) -> &'static [&'static str] {
+    if prefix == Path::new("/") {
+        &[]
+    } else {
+        DATA_PATHS
+    }
+}
+
+/// Make the interposer of a new namespace rewrite [`data_paths`] into its prefix, and
+/// log each mapping (`CAPSULE_DEBUG=libs`). Called once the namespace's libc is loaded,
+/// before any other object.
+pub(crate) fn map_data_files(interposer: &Interposer) -> Result<()> {
+    let prefix = interposer.prefix().to_path_buf();
+    let paths = data_paths(&prefix);
+    for path in paths {
+        crate::debug!(
+            Libs,
+            "namespace {}: data files under {path} are read from {}",
+            interposer.lmid(),
+            inside(&prefix, path).display()
+        );
+    }
+    let trace = crate::config::debug_enabled(crate::config::Topic::Files);
+    interposer.map_data_dirs(paths, trace)
+}
 
 /// The XDG defaults (XDG Base Directory specification).
 const XDG_DATA_DIRS: &[&str] = &["/usr/local/share", "/usr/share"];
@@ -242,6 +324,22 @@ mod tests {
     #[test]
     fn root_prefix_changes_nothing() {
         assert!(overrides(Path::new("/")).is_empty());
+        assert!(data_paths(Path::new("/")).is_empty());
+    }
+
+    #[test]
+    fn data_paths_fit_the_interposer_and_are_plain_absolute_paths() {
+        let bytes: usize = DATA_PATHS.iter().map(|p| p.len() + 1).sum::<usize>() + 1;
+        assert!(
+            bytes <= crate::interposer::DATA_DIRS_CAPACITY,
+            "{bytes} bytes"
+        );
+        for path in DATA_PATHS {
+            assert!(path.starts_with('/'), "{path}");
+            assert!(!path.ends_with('/') && !path.contains("//"), "{path}");
+            assert!(!path.split('/').any(|c| c == "." || c == ".."), "{path}");
+        }
+        assert_eq!(data_paths(Path::new("/run/host")), DATA_PATHS);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The namespace's first object (`interpose/interpose.c`, embedded at build time) and its
-//! table, which routes the namespace's malloc and dl families.
+//! table, which routes the namespace's malloc and dl families and its data-file functions.
 
-use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -59,10 +59,26 @@ pub(crate) struct Table {
     pub aligned: u64,
     pub load: Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void>,
     pub prefix: [u8; PREFIX_CAPACITY],
+    // ---- Appended only, after `prefix` (see interpose.c): data files of the host.
+    /// Host-tree paths whose files are read from the prefix, NUL-separated, ending with
+    /// an empty one; empty (nothing rewritten) for the prefix `/`.
+    pub data_dirs: [u8; DATA_DIRS_CAPACITY],
+    pub prefix_len: u64,
+    /// Non-zero: the C side prints each rewritten path (`CAPSULE_DEBUG=files`).
+    pub trace_files: u64,
+    /// Written by the C side: the libc functions its wrappers forward to, in the order
+    /// of `libc_file`, NUL-separated, ending with an empty name; `name@VERSION` where
+    /// the name may have no default version.
+    pub file_function_names: [u8; FILE_FUNCTION_NAMES_CAPACITY],
+    pub libc_file: [*mut c_void; FILE_FUNCTIONS_CAPACITY],
 }
 
 /// Room for the canonical prefix path in the table, NUL included.
 pub(crate) const PREFIX_CAPACITY: usize = 4096;
+/// Room for the data directories in the table, every NUL included.
+pub(crate) const DATA_DIRS_CAPACITY: usize = 1024;
+const FILE_FUNCTION_NAMES_CAPACITY: usize = 512;
+const FILE_FUNCTIONS_CAPACITY: usize = 48;
 
 /// The interposer loaded at the head of a namespace.
 pub(crate) struct Interposer {
@@ -198,6 +214,8 @@ impl Interposer {
             };
             crate::threads::prepare(libc_handle, init, threads);
         }
+        self.attach_file_functions(libc_handle);
+        crate::hostenv::map_data_files(self)?;
         crate::exit::register(libc_handle);
         // The namespace's libc believes it is single-threaded (it never saw the program's
         // pthread_create), and its libstdc++ would then skip atomic reference counts.
@@ -205,6 +223,49 @@ impl Interposer {
             // SAFETY: `__libc_single_threaded` is a `char` data object of libc.
             unsafe { (flag.as_ptr() as *mut u8).write_volatile(0) };
         }
+        Ok(())
+    }
+
+    /// Point the data-file wrappers (`open`, `fopen`, `stat`, ...) at the namespace
+    /// libc's own functions, named by the interposer's table.
+    fn attach_file_functions(&self, libc_handle: Handle) {
+        self.with_table(|t| {
+            let names = file_function_names(&t.file_function_names);
+            for (slot, (name, version)) in t.libc_file.iter_mut().zip(names) {
+                debug_assert!(INTERPOSED.contains(&name.to_bytes()), "{name:?}");
+                let found = libc_handle
+                    .symbol(&name)
+                    .or_else(|| version.and_then(|v| libc_handle.symbol_versioned(&name, &v)));
+                *slot = found.map_or(std::ptr::null_mut(), |p| p.as_ptr());
+            }
+        });
+    }
+
+    /// Rewrite absolute paths under `dirs` (host-tree paths) into this namespace's
+    /// prefix for the code inside; no `dirs`: rewrite nothing. `trace`: the interposer
+    /// prints each rewritten path. Fails if the list does not fit the table.
+    pub fn map_data_dirs(&self, dirs: &[&str], trace: bool) -> Result<()> {
+        let mut packed = Vec::new();
+        for dir in dirs {
+            packed.extend_from_slice(dir.as_bytes());
+            packed.push(0);
+        }
+        packed.push(0);
+        if packed.len() > DATA_DIRS_CAPACITY || dirs.iter().any(|d| d.contains('\0')) {
+            return Err(Error::Malformed {
+                object: "capsule interposer".into(),
+                what: format!(
+                    "table: the data directories take {} bytes, room for {DATA_DIRS_CAPACITY}",
+                    packed.len()
+                ),
+            });
+        }
+        let prefix_len = self.prefix().as_os_str().len() as u64;
+        self.with_table(|t| {
+            t.data_dirs[..packed.len()].copy_from_slice(&packed);
+            t.prefix_len = prefix_len;
+            t.trace_files = u64::from(trace);
+        });
         Ok(())
     }
 
@@ -249,7 +310,55 @@ pub(crate) const INTERPOSED: &[&[u8]] = &[
     b"dlvsym",
     b"dlclose",
     b"dlerror",
+    // Data files (see interpose.c): paths under the host's data directories are
+    // rewritten into the prefix.
+    b"open",
+    b"open64",
+    b"openat",
+    b"openat64",
+    b"__open_2",
+    b"__open64_2",
+    b"__openat_2",
+    b"__openat64_2",
+    b"fopen",
+    b"fopen64",
+    b"opendir",
+    b"scandir",
+    b"scandir64",
+    b"access",
+    b"faccessat",
+    b"eaccess",
+    b"euidaccess",
+    b"stat",
+    b"stat64",
+    b"lstat",
+    b"lstat64",
+    b"fstatat",
+    b"fstatat64",
+    b"statx",
+    b"__xstat",
+    b"__xstat64",
+    b"__lxstat",
+    b"__lxstat64",
+    b"__fxstatat",
+    b"__fxstatat64",
+    b"realpath",
 ];
+
+/// The names in the table's `file_function_names`: each `(name, version to ask for when
+/// the name has no default version)`.
+fn file_function_names(bytes: &[u8]) -> Vec<(CString, Option<CString>)> {
+    bytes
+        .split(|&b| b == 0)
+        .take_while(|entry| !entry.is_empty())
+        .filter_map(|entry| {
+            let mut parts = entry.splitn(2, |&b| b == b'@');
+            let name = CString::new(parts.next()?).ok()?;
+            let version = parts.next().and_then(|v| CString::new(v).ok());
+            Some((name, version))
+        })
+        .collect()
+}
 
 /// The interposer image in a memfd, so it loads without touching the filesystem.
 fn image_file() -> Result<OwnedFd> {

@@ -287,3 +287,141 @@ fn the_runtimes_copy_of_a_driver_dependency_stays_the_programs() {
         through.describe()
     );
 }
+
+/// A drirc file forcing the GL vendor string for the test's programs (the one observable
+/// setting Mesa's llvmpipe honours without a GPU).
+fn drirc_forcing_vendor(vendor: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" standalone="yes"?>
+<driconf>
+    <device>
+        <application name="capsule test, direct" executable="direct">
+            <option name="force_gl_vendor" value="{vendor}"/>
+        </application>
+        <application name="capsule test, shims" executable="through-shims">
+            <option name="force_gl_vendor" value="{vendor}"/>
+        </application>
+    </device>
+</driconf>
+"#
+    )
+}
+
+/// A copy of this machine's `/usr/share/drirc.d` (Mesa's defaults) plus
+/// `99-capsule-test.conf` forcing `vendor`, at `work/dir`.
+fn drirc_dir(work: &Tree, dir: &str, vendor: &str) -> PathBuf {
+    let system = Path::new("/usr/share/drirc.d");
+    let entries = std::fs::read_dir(system).unwrap_or_else(|e| {
+        panic!(
+            "{} is needed (Mesa's driconf: apt-get install libgl1-mesa-dri): {e}",
+            system.display()
+        )
+    });
+    for entry in entries {
+        let entry = entry.expect("read a drirc.d entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        std::fs::copy(entry.path(), work.path(&format!("{dir}/{name}")))
+            .expect("copy Mesa's drirc file");
+    }
+    work.write(
+        &format!("{dir}/99-capsule-test.conf"),
+        &drirc_forcing_vendor(vendor),
+    );
+    work.root().join(dir)
+}
+
+/// The EGL program, also printing the GL vendor and which drirc file the program itself
+/// reads at the fixed path.
+fn egl_vendor_program() -> String {
+    EGL_PROGRAM
+        .replace(
+            "#include <stdlib.h>",
+            "#include <stdlib.h>\n#include <string.h>",
+        )
+        .replace(
+            r#"    printf("pixel="#,
+            r#"    printf("vendor=%s\n", (const char *)glGetString(GL_VENDOR));
+    {
+        char buf[4096] = {0};
+        FILE *f = fopen("/usr/share/drirc.d/99-capsule-test.conf", "r");
+        if (f) {
+            fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+        }
+        printf("program drirc=%s\n", strstr(buf, "capsule-runtime-drirc") ? "runtime"
+                                     : strstr(buf, "capsule-host-drirc")  ? "host"
+                                                                          : "none");
+    }
+    printf("pixel="#,
+        )
+}
+
+#[test]
+fn mesa_in_the_capsule_reads_the_hosts_drirc_and_the_program_the_runtimes() {
+    let work = Tree::new();
+    let program = egl_vendor_program();
+    assert!(
+        program.contains("vendor=%s"),
+        "the program edit did not apply"
+    );
+    let (direct, shimmed) = build_both(&work, &program, &["-lEGL", "-lGLESv2"], EGL_SHIMS);
+    let host_drirc = drirc_dir(&work, "host-drirc.d", "capsule-host-drirc");
+    let runtime_drirc = drirc_dir(&work, "runtime-drirc.d", "capsule-runtime-drirc");
+
+    // Mesa honours the file: the direct program, with the machine's driver and the
+    // runtime's drirc.d in place, reports the forced vendor.
+    let control = run(Command::new("bwrap")
+        .args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--ro-bind",
+        ])
+        .arg(&runtime_drirc)
+        .args(["/usr/share/drirc.d", "--die-with-parent", "--"])
+        .arg(&direct)
+        .env("MESA_SHADER_CACHE_DISABLE", "true"));
+    assert!(
+        control.out.status.success() && control.stdout.contains("vendor=capsule-runtime-drirc\n"),
+        "Mesa did not apply the drirc file, so this test proves nothing:\n{}",
+        control.describe()
+    );
+
+    // In the sandbox, the host (/run/host) and the runtime each have their own drirc.d.
+    let host_mount = Path::new(SANDBOX_HOST).join("usr/share/drirc.d");
+    let binds: [(&Path, &Path); 2] = [
+        (&host_drirc, &host_mount),
+        (&runtime_drirc, Path::new("/usr/share/drirc.d")),
+    ];
+    let through = run(in_sandbox(&work, &shimmed, &binds).env("CAPSULE_DEBUG", "libs,files"));
+    assert!(
+        through.out.status.success() && through.stdout.contains("pixel=0,255,255,255\n"),
+        "the shimmed program failed in the sandbox:\n{}",
+        through.describe()
+    );
+    assert!(
+        through.stdout.contains("vendor=capsule-host-drirc\n"),
+        "Mesa in the capsule did not read the host's drirc.d:\n{}",
+        through.describe()
+    );
+    assert!(
+        through.stdout.contains("program drirc=runtime\n"),
+        "the program lost the runtime's drirc.d:\n{}",
+        through.describe()
+    );
+    let log = &through.stderr;
+    assert!(
+        log.contains(
+            "data files under /usr/share/drirc.d are read from /run/host/usr/share/drirc.d\n"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("capsule: data file /usr/share/drirc.d/99-capsule-test.conf -> /run/host/usr/share/drirc.d/99-capsule-test.conf ("),
+        "Mesa's drirc open did not go to /run/host:\n{log}"
+    );
+}
