@@ -125,7 +125,12 @@ EXPORT struct capsule_table capsule_table = {
     .file_function_names = FILE_FUNCTIONS(FILE_NAME),
 };
 
-#define T capsule_table
+/* The table as this object itself reads it: PC-relative, never through the GOT, so that
+ * the IFUNC resolvers below may run while ld.so is still relocating this very object. */
+extern struct capsule_table capsule_table_here
+    __attribute__((alias("capsule_table"), visibility("hidden")));
+
+#define T capsule_table_here
 #define COUNT(field)                                                                   \
     do {                                                                               \
         if (__builtin_expect(T.count != 0, 0))                                         \
@@ -143,29 +148,54 @@ static inline void enter(void) {
     }
 }
 
-EXPORT void *malloc(size_t n) { enter(); COUNT(mallocs); return T.malloc(n); }
-EXPORT void free(void *p) { COUNT(frees); T.free(p); }
-EXPORT void *calloc(size_t n, size_t size) { enter(); COUNT(mallocs); return T.calloc(n, size); }
-EXPORT void *realloc(void *p, size_t n) { enter(); COUNT(reallocs); return T.realloc(p, n); }
-EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+/* Forwarders to the program's allocator, counting calls while CAPSULE_DEBUG=alloc. */
+static void *forward_malloc(size_t n) { enter(); COUNT(mallocs); return T.malloc(n); }
+static void forward_free(void *p) { COUNT(frees); T.free(p); }
+static void *forward_calloc(size_t n, size_t size) { enter(); COUNT(mallocs); return T.calloc(n, size); }
+static void *forward_realloc(void *p, size_t n) { enter(); COUNT(reallocs); return T.realloc(p, n); }
+static int forward_posix_memalign(void **out, size_t align, size_t n) {
     COUNT(aligned);
     return T.posix_memalign(out, align, n);
 }
-EXPORT void *memalign(size_t align, size_t n) { COUNT(aligned); return T.memalign(align, n); }
-EXPORT void *aligned_alloc(size_t align, size_t n) { COUNT(aligned); return T.aligned_alloc(align, n); }
-EXPORT void *valloc(size_t n) { COUNT(aligned); return T.valloc(n); }
-EXPORT void *pvalloc(size_t n) { COUNT(aligned); return T.pvalloc(n); }
-EXPORT size_t malloc_usable_size(void *p) { return T.malloc_usable_size(p); }
+static void *forward_memalign(size_t align, size_t n) { COUNT(aligned); return T.memalign(align, n); }
+static void *forward_aligned_alloc(size_t align, size_t n) { COUNT(aligned); return T.aligned_alloc(align, n); }
+static void *forward_valloc(size_t n) { COUNT(aligned); return T.valloc(n); }
+static void *forward_pvalloc(size_t n) { COUNT(aligned); return T.pvalloc(n); }
+static size_t forward_malloc_usable_size(void *p) { return T.malloc_usable_size(p); }
+
+/* Each allocator name is an IFUNC. ld.so asks its resolver when it binds a reference (at
+ * load time, or at the first call through a lazy PLT slot) and stores the answer in the
+ * referencing object's slot. The runtime fills the table before it loads anything else
+ * into the namespace, so every object, the namespace's libc included, gets the program's
+ * function itself in its slots: no forwarder per call and no slot to patch after the
+ * load. The forwarder is the answer only while the table is empty, or while
+ * CAPSULE_DEBUG=alloc counts calls. */
+#define ALLOCATOR(name)                                                                \
+    static __typeof__(&forward_##name) resolve_##name(void) {                          \
+        return T.name && !T.count ? T.name : forward_##name;                            \
+    }                                                                                  \
+    EXPORT __typeof__(forward_##name) name __attribute__((ifunc("resolve_" #name)));
+
+ALLOCATOR(malloc)
+ALLOCATOR(free)
+ALLOCATOR(calloc)
+ALLOCATOR(realloc)
+ALLOCATOR(posix_memalign)
+ALLOCATOR(memalign)
+ALLOCATOR(aligned_alloc)
+ALLOCATOR(valloc)
+ALLOCATOR(pvalloc)
+ALLOCATOR(malloc_usable_size)
 
 /* glibc's own name for its allocator; libraries that call these directly must reach the
  * same allocator as everybody else. */
-EXPORT void *__libc_malloc(size_t n) { return malloc(n); }
-EXPORT void __libc_free(void *p) { free(p); }
-EXPORT void *__libc_calloc(size_t n, size_t size) { return calloc(n, size); }
-EXPORT void *__libc_realloc(void *p, size_t n) { return realloc(p, n); }
-EXPORT void *__libc_memalign(size_t align, size_t n) { return memalign(align, n); }
-EXPORT void *__libc_valloc(size_t n) { return valloc(n); }
-EXPORT void *__libc_pvalloc(size_t n) { return pvalloc(n); }
+EXPORT void *__libc_malloc(size_t n) { return forward_malloc(n); }
+EXPORT void __libc_free(void *p) { forward_free(p); }
+EXPORT void *__libc_calloc(size_t n, size_t size) { return forward_calloc(n, size); }
+EXPORT void *__libc_realloc(void *p, size_t n) { return forward_realloc(p, n); }
+EXPORT void *__libc_memalign(size_t align, size_t n) { return forward_memalign(align, n); }
+EXPORT void *__libc_valloc(size_t n) { return forward_valloc(n); }
+EXPORT void *__libc_pvalloc(size_t n) { return forward_pvalloc(n); }
 
 /* glibc implements reallocarray inside libc without a slot, so it must be defined here. */
 EXPORT void *reallocarray(void *p, size_t n, size_t size) {
@@ -176,7 +206,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size) {
             *T.errno_location() = 12;
         return 0;
     }
-    return realloc(p, bytes);
+    return forward_realloc(p, bytes);
 }
 
 EXPORT void *dlopen(const char *file, int mode) {

@@ -1,5 +1,8 @@
 //! One allocator for both sides: the namespace's malloc family is routed to the
-//! program's, through the interposer that heads the namespace.
+//! program's, through the interposer that heads the namespace. Its allocator functions
+//! are IFUNCs that resolve to the entries of its table, which [`route_to_program`] fills
+//! before anything else is loaded: each object's slots are bound straight to the
+//! program's allocator by ld.so itself (see `interpose.c`).
 //!
 //! "The program's allocator" is whatever `malloc` the program's own namespace resolves
 //! (glibc's, or jemalloc or a Rust global allocator exported as `malloc`): ld.so's own
@@ -147,81 +150,4 @@ unsafe extern "C" fn fallback_pvalloc(size: libc::size_t) -> *mut c_void {
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
-}
-
-/// Allocator functions whose slots, once an object is loaded, point straight at the
-/// program's: the interposer's forwarders would add an indirect call to every allocation.
-/// (`reallocarray` and the `__libc_*` names stay on the interposer: the program's libc
-/// implements them with internal calls that bypass an interposed allocator.)
-const DIRECT: [&CStr; 10] = [
-    c"malloc",
-    c"free",
-    c"calloc",
-    c"realloc",
-    c"posix_memalign",
-    c"memalign",
-    c"aligned_alloc",
-    c"valloc",
-    c"pvalloc",
-    c"malloc_usable_size",
-];
-
-/// Point the allocator slots of the object of `handle`, just opened, straight at the
-/// program's allocator (once per object). Objects keep the interposer's routing until then
-/// (their constructors ran with it), and keep it for good while `CAPSULE_DEBUG=alloc`
-/// counts calls. A slot that holds anything but the interposer's function is left alone.
-///
-/// Only an object whose handle the caller holds is patched: it is fully relocated and
-/// cannot be unloaded meanwhile. (Another thread's object may be in the namespace's list
-/// before ld.so has relocated it, and restoring its RELRO pages to read-only then would
-/// make ld.so fault.) Closures are opened object by object, so each gets its turn; an
-/// object ld.so pulls in by itself keeps the interposer's routing, which is just as right.
-pub(crate) fn route_slots(ns: &crate::namespace::Namespace, handle: crate::namespace::Handle) {
-    if crate::config::debug_enabled(crate::config::Topic::Alloc) {
-        return;
-    }
-    let table = ns.interposer.table();
-    let mut targets = Vec::with_capacity(DIRECT.len());
-    for name in DIRECT {
-        let Some(own) = ns.interposer.own_symbol(name) else {
-            continue;
-        };
-        // SAFETY: the table lives as long as the process and was filled before any
-        // object was loaded; these fields are never written again.
-        let program = unsafe { program_entry(&*table, name) };
-        let name = name.to_str().unwrap_or_default();
-        targets.push((
-            name,
-            program as usize,
-            crate::patch::Expect::Target(own as usize),
-        ));
-    }
-    let map = handle.link_map();
-    if !ns.first_visit(map) {
-        return;
-    }
-    // SAFETY: the caller holds a reference to the object, which is loaded and relocated.
-    let result = unsafe { crate::elf::Object::from_link_map(map) }
-        // SAFETY: each target is the program's definition of that allocator function,
-        // which has the same ABI as the interposer's forwarder it replaces.
-        .and_then(|object| unsafe { crate::patch::rewrite_symbols(&object, &targets) });
-    if let Err(e) = result {
-        crate::debug!(Alloc, "allocator slots left on the interposer: {e}");
-    }
-}
-
-/// The program's function for `name` in the interposer's table.
-fn program_entry(t: &Table, name: &CStr) -> *mut c_void {
-    match name.to_bytes() {
-        b"malloc" => t.malloc,
-        b"free" => t.free,
-        b"calloc" => t.calloc,
-        b"realloc" => t.realloc,
-        b"posix_memalign" => t.posix_memalign,
-        b"memalign" => t.memalign,
-        b"aligned_alloc" => t.aligned_alloc,
-        b"valloc" => t.valloc,
-        b"pvalloc" => t.pvalloc,
-        _ => t.malloc_usable_size,
-    }
 }

@@ -11,7 +11,6 @@
 //! NODELETE, the second libc stays mapped), and a fresh one costs ~70-80 MB. They are
 //! shared by every capsule of the same prefix, since glibc has at most 15 to give.
 
-use std::collections::HashSet;
 use std::ffi::{c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -54,10 +53,6 @@ pub(crate) struct Owned {
 /// What the runtime knows of a namespace's contents beyond its link map.
 #[derive(Default)]
 pub(crate) struct State {
-    /// Objects whose allocator slots were routed, by (link map, load bias): a reused link
-    /// map at another address is a new object. (A stale entry only costs speed: the
-    /// object keeps calling through the interposer, which routes correctly.)
-    pub routed: HashSet<(usize, usize)>,
     /// Handles searched by `dlsym(RTLD_DEFAULT)` inside the capsule, in load order: the
     /// capsules' libraries, then what the capsule dlopened with RTLD_GLOBAL (with a count,
     /// since each RTLD_GLOBAL dlopen is undone by one dlclose).
@@ -363,24 +358,10 @@ impl Namespace {
         match NonNull::new(raw) {
             Some(handle) => {
                 crate::phase!("{name}: dlmopen");
-                if self.owned.is_some() {
-                    alloc::route_slots(self, Handle(handle));
-                    crate::phase!("{name}: allocator slots routed");
-                }
                 Ok(Handle(handle))
             }
             None => Err(load_error(name, path, &last_dl_error())),
         }
-    }
-
-    /// Whether `map` is seen here for the first time (owner only; see `State::routed`).
-    pub fn first_visit(&self, map: *const LinkMap) -> bool {
-        let Some(owned) = &self.owned else {
-            return false;
-        };
-        // SAFETY: map is a live link map.
-        let key = (map as usize, unsafe { (*map).l_addr });
-        owned.state.lock().routed.insert(key)
     }
 
     /// Every object in the namespace, in link-map order.

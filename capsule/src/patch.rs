@@ -104,45 +104,6 @@ pub unsafe fn rewrite_symbol(
     Ok(report)
 }
 
-/// Rewrite the slots of several symbols (any version) in one pass over `object`'s
-/// relocations: for each `(name, replacement, expect)`, as [`rewrite_symbol`] would.
-/// Returns the total report.
-///
-/// # Safety
-/// As for [`rewrite_symbol`], for every entry.
-pub unsafe fn rewrite_symbols(
-    object: &Object<'_>,
-    targets: &[(&str, usize, Expect)],
-) -> Result<PatchReport> {
-    let mut writes = Vec::new();
-    for slot in object.all_slots()? {
-        if slot.symbol == 0 {
-            continue;
-        }
-        let name = object.symbol_name_bytes(slot.symbol)?;
-        if let Some((_, replacement, expect)) =
-            targets.iter().find(|(n, _, _)| n.as_bytes() == name)
-        {
-            writes.push(slot_write(object, &slot, *replacement, *expect));
-        }
-    }
-    if writes.is_empty() {
-        return Ok(PatchReport::default());
-    }
-    let label = format!("{} symbol(s)", targets.len());
-    // SAFETY: forwarded from this function's contract.
-    let report = unsafe { write_batch(object, &label, &writes) }?;
-    crate::debug!(
-        Reloc,
-        "{}: {} slot(s) of {}{}",
-        object.name(),
-        report.rewritten,
-        targets.iter().map(|t| t.0).collect::<Vec<_>>().join(", "),
-        skipped_note(&report)
-    );
-    Ok(report)
-}
-
 /// Write `value` into the single slot at `address` of `object` if it currently holds
 /// `expected` (or anything, for `None`). Returns whether the slot now holds `value`.
 /// Protections are handled as for [`rewrite_symbol`].
