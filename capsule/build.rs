@@ -1,13 +1,23 @@
 //! Builds the namespace interposer (`interpose/interpose.c`) as a dependency-free shared
 //! object that the runtime embeds and loads first into every capsule namespace.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     let source = "interpose/interpose.c";
     println!("cargo:rerun-if-changed={source}");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("interpose.so");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    // One image per kind of prefix: `/` has no data files to map (see interpose.c).
+    build(source, &out_dir.join("interpose.so"), &[]);
+    build(
+        source,
+        &out_dir.join("interpose-root.so"),
+        &["-DCAPSULE_ROOT_PREFIX"],
+    );
+}
+
+fn build(source: &str, out: &Path, defines: &[&str]) {
     let compiler = cc::Build::new().get_compiler();
     let status = Command::new(compiler.path())
         .args([
@@ -23,10 +33,14 @@ fn main() {
             "-Werror",
             "-Wl,-z,now",
             "-Wl,-z,relro",
+            // Headers and code share one read+execute segment: two mappings fewer to make
+            // for every namespace.
+            "-Wl,-z,noseparate-code",
             "-Wl,-soname,capsule-interpose.so",
-            "-o",
         ])
-        .arg(&out)
+        .args(defines)
+        .arg("-o")
+        .arg(out)
         .arg(source)
         .status()
         .unwrap_or_else(|e| {

@@ -226,6 +226,10 @@ EXPORT void *dlvsym(void *handle, const char *name, const char *version) {
 EXPORT int dlclose(void *handle) { return T.dlclose(T.lmid, handle); }
 EXPORT char *dlerror(void) { return T.dlerror(T.lmid); }
 
+#ifndef CAPSULE_ROOT_PREFIX
+/* (The image for the prefix `/`, built with CAPSULE_ROOT_PREFIX, has nothing to map and
+ * leaves these functions to libc: no wrapper, no cost.) */
+
 /* ---- Data files ------------------------------------------------------------------------
  *
  * The host's driver stack reads data files at fixed paths (Mesa's /usr/share/drirc.d and
@@ -516,3 +520,5 @@ EXPORT char *realpath(const char *path, char *resolved) {
     MAP_OR_FAIL(path, "realpath", 0);
     FORWARD(F_REALPATH, realpath_fn, 0, p, resolved);
 }
+
+#endif /* CAPSULE_ROOT_PREFIX */

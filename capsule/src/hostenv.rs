@@ -43,8 +43,8 @@
 //!   the host's).
 //! - A rewritten path longer than `PATH_MAX` fails with `ENAMETOOLONG`, as the kernel
 //!   would fail it, rather than falling back to the runtime's file.
-//! - With the prefix `/` the list is empty and the wrappers only forward (one indirect
-//!   call more than calling libc directly).
+//! - With the prefix `/` there is nothing to map: the namespace gets an interposer built
+//!   without the wrappers, so these functions are libc's own there, at no cost.
 //! - Not covered: libc's own internal opens made on the capsule's behalf by functions
 //!   not wrapped here (`glob`, `ftw`, `freopen`, `canonicalize_file_name`, ...), and the
 //!   program's calls, which never enter the capsule's namespace. An *absolute* symlink

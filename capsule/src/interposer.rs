@@ -6,12 +6,16 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::namespace::{self, Handle, LinkMap, Lmid};
 
 /// The interposer's bytes, built by build.rs from `interpose/interpose.c`.
 static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose.so"));
+/// The same without the data-file wrappers, for the prefix `/`, where there is nothing
+/// to map: `open`, `stat`, ... stay libc's own, at no cost.
+static IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-root.so"));
 
 const TABLE_MAGIC: u64 = 0x3156_534c_5553_5043;
 
@@ -97,7 +101,12 @@ impl Interposer {
                 reason: format!("the path is longer than {} bytes", PREFIX_CAPACITY - 1),
             });
         }
-        let file = image_file()?;
+        let image = if wraps_data_files(prefix) {
+            IMAGE
+        } else {
+            IMAGE_ROOT
+        };
+        let file = image_file(image)?;
         // Named through this process's pid, not /proc/self: a debugger reads link-map
         // names in its own process, where /proc/self/fd/N is one of *its* descriptors.
         // SAFETY: getpid has no preconditions.
@@ -195,6 +204,9 @@ impl Interposer {
     /// Finish the setup that needs the namespace's libc: per-thread ctype setup, errno,
     /// and the multi-threaded flag.
     pub fn attach_libc(&self, libc_handle: Handle, threads: crate::threads::Threads) -> Result<()> {
+        // SAFETY: glibc's handle is the object's link map; the namespace's libc is never
+        // unloaded.
+        let libc_object = unsafe { crate::elf::Object::from_link_map(libc_handle.link_map()) }?;
         let ctype = libc_handle.symbol(c"__ctype_init");
         let errno = libc_handle.symbol(c"__errno_location");
         // SAFETY: the libc handle is live; these symbols have these C signatures in
@@ -212,9 +224,11 @@ impl Interposer {
             let init = unsafe {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(init.as_ptr())
             };
-            crate::threads::prepare(libc_handle, init, threads);
+            crate::threads::prepare(libc_handle, &libc_object, init, threads);
         }
-        self.attach_file_functions(libc_handle);
+        if wraps_data_files(self.prefix()) {
+            self.attach_file_functions(libc_handle, &libc_object);
+        }
         crate::hostenv::map_data_files(self)?;
         crate::exit::register(libc_handle);
         // The namespace's libc believes it is single-threaded (it never saw the program's
@@ -228,13 +242,23 @@ impl Interposer {
 
     /// Point the data-file wrappers (`open`, `fopen`, `stat`, ...) at the namespace
     /// libc's own functions, named by the interposer's table.
-    fn attach_file_functions(&self, libc_handle: Handle) {
+    fn attach_file_functions(&self, libc_handle: Handle, libc_object: &crate::elf::Object<'_>) {
         self.with_table(|t| {
             let names = file_function_names(&t.file_function_names);
             for (slot, (name, version)) in t.libc_file.iter_mut().zip(names) {
                 debug_assert!(INTERPOSED.contains(&name.to_bytes()), "{name:?}");
-                let found = libc_handle
-                    .symbol(&name)
+                // libc's own hash table answers as dlsym/dlvsym would (the default version,
+                // else the named one), at a fraction of their cost (a failed dlsym alone
+                // costs microseconds); they stay for what it does not answer plainly.
+                let in_libc = |version: Option<&str>| {
+                    let symbol = libc_object.lookup(name.to_str().ok()?, version).ok()??;
+                    (symbol.kind == crate::elf::SymbolKind::Function)
+                        .then(|| NonNull::new(symbol.address as *mut c_void))?
+                };
+                let version_str = version.as_ref().and_then(|v| v.to_str().ok());
+                let found = in_libc(None)
+                    .or_else(|| version_str.and_then(|v| in_libc(Some(v))))
+                    .or_else(|| libc_handle.symbol(&name))
                     .or_else(|| version.and_then(|v| libc_handle.symbol_versioned(&name, &v)));
                 *slot = found.map_or(std::ptr::null_mut(), |p| p.as_ptr());
             }
@@ -360,8 +384,14 @@ fn file_function_names(bytes: &[u8]) -> Vec<(CString, Option<CString>)> {
         .collect()
 }
 
+/// Whether the interposer of a namespace for `prefix` wraps the data-file functions:
+/// not for `/`, where the host's files are the program's.
+fn wraps_data_files(prefix: &Path) -> bool {
+    prefix != Path::new("/")
+}
+
 /// The interposer image in a memfd, so it loads without touching the filesystem.
-fn image_file() -> Result<OwnedFd> {
+fn image_file(image: &[u8]) -> Result<OwnedFd> {
     // SAFETY: the name is NUL-terminated; MFD_CLOEXEC keeps it out of child processes.
     let fd = unsafe { libc::memfd_create(c"capsule-interpose".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -373,9 +403,44 @@ fn image_file() -> Result<OwnedFd> {
     // SAFETY: fd is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(fd);
-    file.write_all(IMAGE).map_err(|source| Error::Io {
+    file.write_all(image).map_err(|source| Error::Io {
         path: "memfd:capsule-interpose".into(),
         source,
     })?;
     Ok(OwnedFd::from(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lookup `attach_file_functions` makes in libc's own hash table finds what
+    /// dlsym finds, for every name the interposer wraps that libc defines.
+    #[test]
+    fn libc_hash_lookup_agrees_with_dlsym() {
+        // SAFETY: NOLOAD only finds the already loaded libc; the handle is dropped below.
+        let raw =
+            unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+        let handle = Handle(NonNull::new(raw).expect("libc.so.6 is loaded"));
+        // SAFETY: libc stays loaded for the whole test process.
+        let object = unsafe { crate::elf::Object::from_link_map(handle.link_map()) }.unwrap();
+        let mut compared = 0;
+        for name in INTERPOSED {
+            let name = std::str::from_utf8(name).unwrap();
+            let Some(found) = object.lookup(name, None).unwrap() else {
+                continue;
+            };
+            if found.kind != crate::elf::SymbolKind::Function {
+                continue;
+            }
+            let wanted = handle
+                .symbol(&CString::new(name).unwrap())
+                .map(|p| p.as_ptr() as usize);
+            assert_eq!(Some(found.address), wanted, "{name}");
+            compared += 1;
+        }
+        assert!(compared >= 20, "only {compared} names compared");
+        // SAFETY: drops the reference the NOLOAD dlopen took.
+        unsafe { libc::dlclose(raw) };
+    }
 }

@@ -68,8 +68,13 @@ pub(crate) enum Threads {
 }
 
 /// Give the namespace libc of `libc_handle` the per-thread setup on every thread.
-pub(crate) fn prepare(libc_handle: Handle, ctype_init: unsafe extern "C" fn(), threads: Threads) {
-    match seed_tls_image(libc_handle) {
+pub(crate) fn prepare(
+    libc_handle: Handle,
+    libc_object: &Object<'_>,
+    ctype_init: unsafe extern "C" fn(),
+    threads: Threads,
+) {
+    match seed_tls_image(libc_handle, libc_object) {
         Ok(()) => crate::debug!(Libs, "threads created from now on get the namespace libc's ctype setup from its TLS image"),
         Err(why) => crate::debug!(Libs, "cannot seed the namespace libc's TLS image ({why}); new threads are set up on their first malloc or dlopen inside the capsule"),
     }
@@ -88,11 +93,9 @@ pub(crate) fn prepare(libc_handle: Handle, ctype_init: unsafe extern "C" fn(), t
 
 /// Build the namespace libc's TLS image with the ctype pointers in place, and make glibc
 /// use it for new threads.
-fn seed_tls_image(libc_handle: Handle) -> Result<(), String> {
+fn seed_tls_image(libc_handle: Handle, libc_object: &Object<'_>) -> Result<(), String> {
     let map = libc_handle.link_map();
-    // SAFETY: glibc's handle is the object's link map; libc is never unloaded.
-    let object = unsafe { Object::from_link_map(map) }.map_err(|e| e.to_string())?;
-    let tls = object.tls().ok_or("libc has no PT_TLS")?;
+    let tls = libc_object.tls().ok_or("libc has no PT_TLS")?;
     let (image_addr, file_size, mem_size) = (tls.address, tls.file_size as usize, tls.mem_size);
     let fields = TlsFields::find(map, image_addr, file_size, mem_size)?;
     let block = fields.this_threads_block();

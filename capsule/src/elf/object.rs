@@ -354,10 +354,14 @@ impl<'a> Object<'a> {
             .ok_or_else(|| self.malformed("hash table (chain points outside the object)"))?;
         let mut default = None;
         for index in candidates {
+            // The name first: only a match is worth its version lookup.
+            if self.symbol_name_bytes(index)? != name.as_bytes() {
+                continue;
+            }
             let Some(symbol) = self.defined_symbol(index)? else {
                 continue;
             };
-            if symbol.name != name || !binds_in_lookup(&symbol) {
+            if !binds_in_lookup(&symbol) {
                 continue;
             }
             match (version, symbol.version) {

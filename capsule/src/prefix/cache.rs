@@ -13,8 +13,13 @@
 use std::cmp::Ordering;
 use std::ffi::OsStr;
 use std::fmt;
+use std::fs::File;
+use std::ops::Deref;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
 
 const MAGIC_OLD: &[u8] = b"ld.so-1.7.0";
 const MAGIC_NEW: &[u8] = b"glibc-ld.so.cache1.1";
@@ -52,7 +57,7 @@ pub struct Entry {
 /// first load. Every entry was checked at parse time, so lookups cannot fail.
 #[derive(Clone, Debug, Default)]
 pub struct Cache {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     /// Where the entry table starts, how many entries, and the size of one.
     table: usize,
     count: usize,
@@ -61,6 +66,80 @@ pub struct Cache {
     has_hwcap: bool,
     /// Where string offsets count from.
     strings: usize,
+}
+
+/// The bytes of a cache: a copy, or the file mapped read-only as ld.so maps it (a
+/// lookup touches a few of its pages, and nothing is copied). ldconfig replaces the file
+/// by renaming a new one over it, so a mapped cache never changes under a reader.
+#[derive(Clone, Debug, Default)]
+pub enum Bytes {
+    #[default]
+    Empty,
+    Owned(Vec<u8>),
+    Mapped(Arc<Mapping>),
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Empty => &[],
+            Bytes::Owned(bytes) => bytes,
+            Bytes::Mapped(mapping) => mapping.bytes(),
+        }
+    }
+}
+
+/// A read-only private mapping of a whole file, unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    start: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone.
+unsafe impl Send for Mapping {}
+// SAFETY: as above: shared readers only ever read it.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: start..start+len is a live PROT_READ mapping for as long as self lives.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping this value owns; no borrow of it outlives self.
+        unsafe { libc::munmap(self.start.as_ptr().cast(), self.len) };
+    }
+}
+
+/// The whole of `file` (an `ld.so.cache`), mapped.
+pub fn map(file: &File) -> std::io::Result<Bytes> {
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    if len == 0 {
+        return Ok(Bytes::Empty);
+    }
+    // SAFETY: a fresh private read-only mapping of an open file; the kernel picks the
+    // address.
+    let start = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if start == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    let start = NonNull::new(start.cast()).ok_or_else(std::io::Error::last_os_error)?;
+    Ok(Bytes::Mapped(Arc::new(Mapping { start, len })))
 }
 
 /// What is wrong with a cache file.
@@ -209,11 +288,11 @@ fn number(s: &[u8], at: usize) -> (u64, usize) {
 
 /// Parse the bytes of an `ld.so.cache` file of either layout.
 pub fn parse(bytes: &[u8]) -> Result<Cache, CacheError> {
-    parse_owned(bytes.to_vec())
+    parse_bytes(Bytes::Owned(bytes.to_vec()))
 }
 
-/// [`parse`], keeping `bytes` (a file just read) rather than a copy.
-pub fn parse_owned(bytes: Vec<u8>) -> Result<Cache, CacheError> {
+/// [`parse`], keeping `bytes` (a mapped file) rather than a copy.
+pub fn parse_bytes(bytes: Bytes) -> Result<Cache, CacheError> {
     if bytes.starts_with(MAGIC_NEW) {
         return parse_new(bytes, 0);
     }
@@ -227,7 +306,7 @@ pub fn parse_owned(bytes: Vec<u8>) -> Result<Cache, CacheError> {
     ))
 }
 
-fn parse_old_with_new(bytes: Vec<u8>) -> Result<Cache, CacheError> {
+fn parse_old_with_new(bytes: Bytes) -> Result<Cache, CacheError> {
     let nlibs = read_u32(&bytes, 12, "old-format header")? as usize;
     let entries_end = nlibs
         .checked_mul(OLD_ENTRY)
@@ -254,7 +333,7 @@ fn parse_old_with_new(bytes: Vec<u8>) -> Result<Cache, CacheError> {
 }
 
 /// The new-format header is at `start` of `bytes`; string offsets count from there.
-fn parse_new(bytes: Vec<u8>, start: usize) -> Result<Cache, CacheError> {
+fn parse_new(bytes: Bytes, start: usize) -> Result<Cache, CacheError> {
     let part = &bytes[start..];
     if part.len() < NEW_HEADER {
         return malformed(format!(

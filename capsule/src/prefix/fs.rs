@@ -29,11 +29,18 @@ pub fn host_path(root: &Path, inside: &Path) -> PathBuf {
 }
 
 /// Open the file `inside` names (a path of the host tree) for reading, every symlink
-/// followed inside `root`, with its resolved host-tree path. `Ok(None)` and errors as
-/// for [`resolve`].
+/// followed inside `root`, with a host-tree path that names it safely: the resolved one,
+/// except under the root `/`, where the path as given already does (the kernel's own
+/// resolution is the confined one there) and is the name ld.so itself would use.
+/// `Ok(None)` and errors as for [`resolve`].
 pub fn open(root: &Path, inside: &Path) -> Result<Option<(PathBuf, File)>> {
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-    match kernel_open(root, inside, flags)? {
+    let as_given = root == Path::new("/")
+        && inside.is_absolute()
+        && inside
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    match kernel_open(root, inside, flags, !as_given)? {
         Kernel::Found(path, fd) => Ok(Some((path, File::from(fd)))),
         Kernel::Missing => Ok(None),
         Kernel::Unavailable => {
@@ -57,7 +64,7 @@ pub fn open(root: &Path, inside: &Path) -> Result<Option<(PathBuf, File)>> {
 /// `Ok(None)` when some component does not exist (or is not a directory where one is
 /// needed, or cannot be read); `Error::BadPath` for a symlink loop.
 pub fn resolve(root: &Path, inside: &Path) -> Result<Option<PathBuf>> {
-    match kernel_open(root, inside, libc::O_PATH)? {
+    match kernel_open(root, inside, libc::O_PATH, true)? {
         Kernel::Found(path, _) => Ok(Some(path)),
         Kernel::Missing => Ok(None),
         Kernel::Unavailable => walk(root, inside),
@@ -76,7 +83,9 @@ enum Kernel {
 /// Cleared for good when `openat2` or `/proc/self/fd` turns out to be missing.
 static KERNEL_LOOKUP: AtomicBool = AtomicBool::new(true);
 
-fn kernel_open(root: &Path, inside: &Path, flags: libc::c_int) -> Result<Kernel> {
+/// Open `inside` confined to `root`; with `resolved`, name it by its resolved path (one
+/// more system call), else by `inside` itself.
+fn kernel_open(root: &Path, inside: &Path, flags: libc::c_int, resolved: bool) -> Result<Kernel> {
     if !KERNEL_LOOKUP.load(Ordering::Relaxed) {
         return Ok(Kernel::Unavailable);
     }
@@ -155,6 +164,9 @@ fn kernel_open(root: &Path, inside: &Path, flags: libc::c_int) -> Result<Kernel>
     }
     // SAFETY: fd is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if !resolved {
+        return Ok(Kernel::Found(inside.to_path_buf(), fd));
+    }
     let Ok(full) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
         KERNEL_LOOKUP.store(false, Ordering::Relaxed);
         return Ok(Kernel::Unavailable);

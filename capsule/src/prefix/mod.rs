@@ -188,14 +188,13 @@ pub(crate) fn canonical_root(root: &Path) -> Result<PathBuf> {
 }
 
 fn read_config(root: &Path) -> Result<LinkerConfig> {
-    if let Some((inside, mut file)) = fs::open(root, Path::new("/etc/ld.so.cache"))? {
+    if let Some((inside, file)) = fs::open(root, Path::new("/etc/ld.so.cache"))? {
         let path = fs::host_path(root, &inside);
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|source| Error::Io {
+        let bytes = cache::map(&file).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?;
-        let cache = cache::parse_owned(bytes).map_err(|e| Error::BadConfig {
+        let cache = cache::parse_bytes(bytes).map_err(|e| Error::BadConfig {
             path: path.clone(),
             reason: format!("corrupt ld.so.cache: {e}"),
         })?;
