@@ -135,7 +135,9 @@ fn open_in_capsule(
     mode: c_int,
     caller: *const c_void,
 ) -> Result<Handle, String> {
+    crate::config::phase_start();
     let requester = caller_object(caller);
+    crate::phase!("dlopen {name}: caller identified");
     let flags = describe_mode(mode);
     let from = requester
         .as_ref()
@@ -154,6 +156,7 @@ fn open_in_capsule(
     if mode & libc::RTLD_GLOBAL != 0 {
         ns.add_global(handle);
     }
+    crate::phase!("dlopen {name}: done");
     crate::debug!(
         Dlopen,
         "dlopen(\"{name}\", {flags}) from {from} -> namespace {}{}",
@@ -187,37 +190,73 @@ fn open_resolved(
             return Ok(handle);
         }
     }
-    // Not loaded a moment ago: open the whole closure by path. Objects another thread has
-    // loaded meanwhile are matched by ld.so under its own lock (by name or file identity)
-    // and just gain a reference, which a separate "is it loaded?" check could not promise
-    // while other threads dlclose.
-    let closure = owned
+    // Not loaded a moment ago: open the closure by path. A dependency the namespace
+    // already holds is not resolved again, nor are its own dependencies: the NOLOAD open
+    // that finds it also takes a reference (one step, under ld.so's lock), so no other
+    // thread's dlclose can unload it before the objects that need it are loaded. Objects
+    // another thread loads meanwhile are matched by ld.so by name or file identity.
+    let held: RefCell<Vec<(String, Handle)>> = RefCell::new(Vec::new());
+    let is_loaded = |soname: &str| {
+        if soname.contains('/') || held.borrow().iter().any(|(s, _)| s == soname) {
+            return !soname.contains('/');
+        }
+        match ns.open(
+            Path::new(soname),
+            libc::RTLD_LAZY | libc::RTLD_LOCAL | libc::RTLD_NOLOAD,
+            soname,
+        ) {
+            Ok(handle) => {
+                held.borrow_mut().push((soname.to_string(), handle));
+                true
+            }
+            Err(_) => false,
+        }
+    };
+    let resolved = owned
         .prefix
-        .resolve_closure_from(name, requester, &|_| false)
-        .map_err(|e| e.to_string())?;
+        .resolve_closure_from(name, requester, &is_loaded);
+    crate::phase!(
+        "dlopen {name}: closure resolved ({} objects to load)",
+        resolved.as_ref().map_or(0, |c| c.objects.len())
+    );
+    let held: Vec<Handle> = held.into_inner().into_iter().map(|(_, h)| h).collect();
+    let result = resolved
+        .map_err(|e| e.to_string())
+        .and_then(|closure| open_closure(ns, name, &closure, mode));
+    close_all(&held);
+    result
+}
+
+/// Open `closure` (resolved for `name`) by path, dependencies first.
+fn open_closure(
+    ns: &'static Namespace,
+    name: &str,
+    closure: &crate::prefix::Closure,
+    mode: c_int,
+) -> Result<Handle, String> {
     let Some(target) = closure.objects.last() else {
-        return Err(format!(
-            "capsule: {name}: the resolver returned an empty closure"
-        ));
+        // Another thread loaded the library itself meanwhile: one more reference to it.
+        return open_noload(ns, name, mode)
+            .map_err(|_| format!("capsule: {name}: the resolver returned an empty closure"));
     };
     let deps_mode = (mode & !libc::RTLD_NODELETE) | libc::RTLD_LOCAL;
-    let mut deps = Vec::new();
+    let mut handles = Vec::new();
     for object in &closure.objects[..closure.objects.len() - 1] {
         // ld.so is in every namespace; the namespace's libc was loaded when it was made.
         if object.soname.starts_with("ld-linux") || object.soname == "libc.so.6" {
             continue;
         }
         match ns.open(&object.path, deps_mode, &object.soname) {
-            Ok(h) => deps.push(h),
+            Ok(h) => handles.push(h),
             Err(e) => {
-                close_all(&deps);
+                close_all(&handles);
                 return Err(e.to_string());
             }
         }
     }
     let result = ns.open(&target.path, mode, &target.soname);
     // The object now holds its dependencies; drop the references taken to load them first.
-    close_all(&deps);
+    close_all(&handles);
     result.map_err(|e| e.to_string())
 }
 
