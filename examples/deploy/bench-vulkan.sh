@@ -2,14 +2,15 @@
 # Vulkan instance+device creation and the fill+copy work (examples/deploy/vulkan_copy.c),
 # linked directly against the system's libvulkan and through the libvulkan shim (host
 # prefix /), outside any sandbox. Runs alternate; prints the median of each measurement.
-# Usage: examples/deploy/bench-vulkan.sh [RUNS]   (default 15; run demo-sandbox.sh or build
-# shim-libvulkan-so-1 in release first)
+# Usage: examples/deploy/bench-vulkan.sh [RUNS [FILE]]   (default 15 runs; FILE gets the
+# medians as KEY=VALUE fields, for ./bench.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-15}
+FILE=${2:-}
 OUT=target/bench-vulkan
 SHIM=target/release/libvulkan.so
-[ -f "$SHIM" ] || cargo build --release --quiet -p shim-libvulkan-so-1
+cargo build --release --quiet -p shim-libvulkan-so-1
 mkdir -p "$OUT/lib"
 ln -sf "$PWD/$SHIM" "$OUT/lib/libvulkan.so"
 ln -sf "$PWD/$SHIM" "$OUT/lib/libvulkan.so.1"
@@ -25,8 +26,14 @@ for i in $(seq "$RUNS"); do
     done
 done
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-for key in instance_device_ms work_ms process_ms; do
+fields="runs=$RUNS"
+for key in instance_device_ms work_ms repeat_ms process_ms; do
     d=$(cat "$OUT"/run.direct.* | sed -n "s/^$key=//p" | median)
     c=$(cat "$OUT"/run.capsule.* | sed -n "s/^$key=//p" | median)
     awk -v k="$key" -v d="$d" -v c="$c" 'BEGIN {printf "%-20s direct %9.3f  capsule %9.3f  ratio %.2fx\n", k, d, c, c / d}'
+    fields="$fields	direct_$key=$d	capsule_$key=$c"
 done
+if [ -n "$FILE" ]; then
+    mkdir -p "$(dirname "$FILE")"
+    echo "$fields" >"$FILE"
+fi

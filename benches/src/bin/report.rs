@@ -311,6 +311,40 @@ fn demo_rows(target: &Path) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
+/// Vulkan (`examples/deploy/bench-vulkan.sh`): the same program linked directly to the
+/// system's Vulkan loader and linked to the libvulkan shim (host prefix `/`, no sandbox),
+/// medians of `runs` processes each.
+fn vulkan_rows(target: &Path) -> Result<Vec<Row>, String> {
+    let m = Measured::read(target, "vulkan")?;
+    let runs = m.get("runs")?;
+    let ms = |key: &str| m.get(key).map(|v| v * 1e6);
+    let program = "Vulkan (`examples/deploy/vulkan_copy.c`, lavapipe) through the libvulkan shim";
+    let direct = "same program linked directly";
+    Ok(vec![
+        compare(
+            &format!("{program}: instance + llvmpipe device creation, median of {runs} processes"),
+            ms("capsule_instance_device_ms")?,
+            ms("direct_instance_device_ms")?,
+            direct,
+            Goal::Ratio(1.05),
+        ),
+        compare(
+            &format!("{program}: the work, first time (two buffers, fill, copy, read back and check)"),
+            ms("capsule_work_ms")?,
+            ms("direct_work_ms")?,
+            direct,
+            Goal::None,
+        ),
+        compare(
+            &format!("{program}: the work again (submit the recorded fill + copy and wait), per submission"),
+            ms("capsule_repeat_ms")?,
+            ms("direct_repeat_ms")?,
+            direct,
+            Goal::Ratio(1.05),
+        ),
+    ])
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -330,6 +364,7 @@ fn report(target: &Path) -> Result<String, String> {
     rows.extend(load_rows(target)?);
     rows.extend(gen_rows(target)?);
     rows.extend(demo_rows(target)?);
+    rows.extend(vulkan_rows(target)?);
 
     let mut out = String::new();
     let w = &mut out;
@@ -391,6 +426,14 @@ const METHOD: &str = r#"
   the process to `eglInitialize` returning, which includes it. *Frame*: 48 frames of the
   lit cube, each read back with `glReadPixels`, on the main thread and on a thread the game
   creates. *RSS*: VmRSS just before `eglTerminate`.
+- **Vulkan** (`examples/deploy/bench-vulkan.sh RUNS FILE`): `examples/deploy/vulkan_copy.c`
+  built twice, linked directly to the system's Vulkan loader and linked to the checked-in
+  libvulkan shim (host prefix `/`, outside any sandbox); each run in a fresh process, the
+  two alternating, medians of the program's own figures. *Instance + device*: from before
+  `vkCreateInstance` (the loader reads the ICD manifests and `dlopen`s four drivers inside
+  the capsule, lavapipe among them) to `vkCreateDevice` returning on llvmpipe. *Work*: two
+  host-visible buffers, a recorded fill + copy, submitted, waited for, read back and
+  checked; *again*: the recorded work submitted and waited for 200 more times.
 "#;
 
 #[cfg(test)]
@@ -452,6 +495,13 @@ mod tests {
              capsule_startup_ms=120\tcapsule_frame_ms=5.05\tcapsule_thread_frame_ms=5.2\t\
              capsule_rss_kb=110000\n",
         );
+        measured(
+            t,
+            "vulkan",
+            "runs=15\tdirect_instance_device_ms=30\tcapsule_instance_device_ms=31.2\t\
+             direct_work_ms=0.1\tcapsule_work_ms=0.2\tdirect_repeat_ms=0.05\t\
+             capsule_repeat_ms=0.06\tdirect_process_ms=40\tcapsule_process_ms=42\n",
+        );
 
         let text = report(t).unwrap();
         let row = |start: &str| {
@@ -477,5 +527,12 @@ mod tests {
         assert!(row(&format!("{demo}time per frame (")).ends_with("| ≤ 1.02x | yes |"));
         assert!(row(&format!("{demo}time per frame, on a thread")).ends_with("| **no** |"));
         assert!(row(&format!("{demo}RSS")).contains("| +10000 kB |"));
+        let vulkan =
+            "| Vulkan (`examples/deploy/vulkan_copy.c`, lavapipe) through the libvulkan shim: ";
+        assert!(row(&format!("{vulkan}instance"))
+            .contains("| 31.20 ms | 30.00 ms (same program linked directly) | 1.04x"));
+        assert!(row(&format!("{vulkan}instance")).ends_with("| ≤ 1.05x | yes |"));
+        assert!(row(&format!("{vulkan}the work, first")).ends_with("| report | — |"));
+        assert!(row(&format!("{vulkan}the work again")).ends_with("| ≤ 1.05x | **no** |"));
     }
 }
