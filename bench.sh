@@ -16,8 +16,8 @@ cargo bench -p capsule-benches
 # each, alternating; medians in demo.tsv.
 ./demo.sh --bench 9 "$target/capsule-bench/demo.tsv"
 
-# Vulkan through the libvulkan shim against the program linked directly, 15 runs each,
+# Vulkan through the libvulkan shim against the program linked directly, 21 runs each,
 # alternating; medians in vulkan.tsv.
-examples/deploy/bench-vulkan.sh 15 "$target/capsule-bench/vulkan.tsv"
+examples/deploy/bench-vulkan.sh 21 "$target/capsule-bench/vulkan.tsv"
 
 cargo run --release --quiet -p capsule-benches --bin report -- "$target" BENCHMARKS.md

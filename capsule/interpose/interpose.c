@@ -322,9 +322,68 @@ static int is_data_path(const char *path) {
     return 0;
 }
 
+/* Raw system calls (no libc here, no errno): the result, or -errno. */
+static long sys4(long n, long a, long b, long c, long d) {
+    long ret;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#define SYS_close_ 3
+#define SYS_readlink_ 89
+#define SYS_openat_ 257
+#define SYS_openat2_ 437
+#define AT_FDCWD_ (-100)
+#define O_PATH_ 010000000
+#define O_DIRECTORY_ 0200000
+#define O_CLOEXEC_ 02000000
+#define O_NOFOLLOW_ 0400000
+#define AT_SYMLINK_NOFOLLOW_ 0x100
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_IN_ROOT_ 0x10
+struct open_how_ {
+    unsigned long long flags, mode, resolve;
+};
+
+/* The host-tree path `inside` (absolute), resolved inside the prefix into `out`, as the
+ * host's own kernel would resolve it: an absolute symlink (Debian's alternatives:
+ * /usr/share/vulkan/icd.d/x.json -> /etc/alternatives/... -> /usr/lib/...) restarts at
+ * the prefix, not at the runtime's root. Returns 0 when it cannot (missing file, no
+ * openat2 or /proc): the caller keeps the plain rewrite, for which the kernel answers. */
+static int resolve_inside(const char *inside, char *out) {
+    long root = sys4(SYS_openat_, AT_FDCWD_, (long)T.prefix, O_PATH_ | O_DIRECTORY_ | O_CLOEXEC_, 0);
+    if (root < 0)
+        return 0;
+    struct open_how_ how = {O_PATH_ | O_CLOEXEC_, 0, RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_};
+    const char *relative = inside[1] ? inside + 1 : ".";
+    long fd = sys4(SYS_openat2_, root, (long)relative, (long)&how, sizeof how);
+    sys4(SYS_close_, root, 0, 0, 0);
+    if (fd < 0)
+        return 0;
+    char proc[32] = "/proc/self/fd/";
+    size_t at = length(proc), digits = 1;
+    for (long v = fd; v >= 10; v /= 10)
+        digits++;
+    for (long v = fd, i = (long)digits - 1; i >= 0; v /= 10, i--)
+        proc[at + i] = (char)('0' + v % 10);
+    proc[at + digits] = 0;
+    long len = sys4(SYS_readlink_, (long)proc, (long)out, PATH_CAPACITY - 1, 0);
+    sys4(SYS_close_, fd, 0, 0, 0);
+    if (len <= 0 || len >= PATH_CAPACITY - 1)
+        return 0;
+    out[len] = 0;
+    /* The kernel names the file by its path on this machine: under the prefix. */
+    return under(out, T.prefix);
+}
+
 /* The path to hand to libc for `path`: itself, or, under a data directory, the same path
- * inside the prefix, written to `buf`. NULL (errno ENAMETOOLONG) when that is too long. */
-static const char *map(const char *path, char *buf, const char *what) {
+ * inside the prefix, written to `buf`, symlinks followed inside the prefix (all of them
+ * when `follow`, else all but the last component's, for lstat and O_NOFOLLOW). NULL
+ * (errno ENAMETOOLONG) when that is too long. */
+static const char *map(const char *path, char *buf, const char *what, int follow) {
     if (__builtin_expect(T.data_dirs[0] == 0, 1) || !path || path[0] != '/' ||
         !is_data_path(path))
         return path;
@@ -339,6 +398,27 @@ static const char *map(const char *path, char *buf, const char *what) {
         buf[i] = T.prefix[i];
     for (size_t i = 0; i <= len; i++)
         buf[n + i] = path[i];
+    char real[PATH_CAPACITY];
+    if (follow && resolve_inside(path, real)) {
+        for (size_t i = 0; i <= length(real); i++)
+            buf[i] = real[i];
+    } else {
+        /* The directory resolved inside the prefix, the last component kept as it is. */
+        size_t slash = len;
+        while (slash > 0 && path[slash] != '/')
+            slash--;
+        char dir[PATH_CAPACITY];
+        for (size_t i = 0; i < slash; i++)
+            dir[i] = path[i];
+        dir[slash] = 0;
+        if (slash > 0 && resolve_inside(dir, real) && length(real) + len - slash < PATH_CAPACITY) {
+            size_t r = length(real);
+            for (size_t i = 0; i < r; i++)
+                buf[i] = real[i];
+            for (size_t i = slash; i <= len; i++)
+                buf[r + i - slash] = path[i];
+        }
+    }
     if (T.trace_files)
         trace(what, path, buf);
     return buf;
@@ -347,9 +427,9 @@ static const char *map(const char *path, char *buf, const char *what) {
 #define REAL(id, type) ((type)T.libc_file[id])
 
 /* Map `path` into `p` (declared here), or fail the call with `fail` as libc would. */
-#define MAP_OR_FAIL(path, what, fail)                                                  \
+#define MAP_OR_FAIL(path, what, follow, fail)                                          \
     char buf_[PATH_CAPACITY];                                                          \
-    const char *p = map(path, buf_, what);                                             \
+    const char *p = map(path, buf_, what, follow);                                     \
     if (!p)                                                                            \
         return fail;
 
@@ -393,97 +473,97 @@ typedef char *(*realpath_fn)(const char *, char *);
 
 EXPORT int open(const char *path, int flags, ...) {
     MODE_ARG(flags, mode);
-    MAP_OR_FAIL(path, "open", -1);
+    MAP_OR_FAIL(path, "open", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPEN, open_fn, -1, p, flags, mode);
 }
 EXPORT int open64(const char *path, int flags, ...) {
     MODE_ARG(flags, mode);
-    MAP_OR_FAIL(path, "open64", -1);
+    MAP_OR_FAIL(path, "open64", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPEN64, open_fn, -1, p, flags, mode);
 }
 EXPORT int openat(int dirfd, const char *path, int flags, ...) {
     MODE_ARG(flags, mode);
-    MAP_OR_FAIL(path, "openat", -1);
+    MAP_OR_FAIL(path, "openat", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPENAT, openat_fn, -1, dirfd, p, flags, mode);
 }
 EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
     MODE_ARG(flags, mode);
-    MAP_OR_FAIL(path, "openat64", -1);
+    MAP_OR_FAIL(path, "openat64", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPENAT64, openat_fn, -1, dirfd, p, flags, mode);
 }
 /* _FORTIFY_SOURCE's checked variants: libc does its own checks (O_CREAT without a mode
  * aborts there, as it would without the capsule). */
 EXPORT int __open_2(const char *path, int flags) {
-    MAP_OR_FAIL(path, "__open_2", -1);
+    MAP_OR_FAIL(path, "__open_2", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPEN_2, open2_fn, -1, p, flags);
 }
 EXPORT int __open64_2(const char *path, int flags) {
-    MAP_OR_FAIL(path, "__open64_2", -1);
+    MAP_OR_FAIL(path, "__open64_2", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPEN64_2, open2_fn, -1, p, flags);
 }
 EXPORT int __openat_2(int dirfd, const char *path, int flags) {
-    MAP_OR_FAIL(path, "__openat_2", -1);
+    MAP_OR_FAIL(path, "__openat_2", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPENAT_2, openat2_fn, -1, dirfd, p, flags);
 }
 EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
-    MAP_OR_FAIL(path, "__openat64_2", -1);
+    MAP_OR_FAIL(path, "__openat64_2", !(flags & O_NOFOLLOW_), -1);
     FORWARD(F_OPENAT64_2, openat2_fn, -1, dirfd, p, flags);
 }
 EXPORT void *fopen(const char *path, const char *mode) {
-    MAP_OR_FAIL(path, "fopen", 0);
+    MAP_OR_FAIL(path, "fopen", 1, 0);
     FORWARD(F_FOPEN, fopen_fn, 0, p, mode);
 }
 EXPORT void *fopen64(const char *path, const char *mode) {
-    MAP_OR_FAIL(path, "fopen64", 0);
+    MAP_OR_FAIL(path, "fopen64", 1, 0);
     FORWARD(F_FOPEN64, fopen_fn, 0, p, mode);
 }
 EXPORT void *opendir(const char *path) {
-    MAP_OR_FAIL(path, "opendir", 0);
+    MAP_OR_FAIL(path, "opendir", 1, 0);
     FORWARD(F_OPENDIR, opendir_fn, 0, p);
 }
 EXPORT int scandir(const char *path, void *list, void *filter, void *compare) {
-    MAP_OR_FAIL(path, "scandir", -1);
+    MAP_OR_FAIL(path, "scandir", 1, -1);
     FORWARD(F_SCANDIR, scandir_fn, -1, p, list, filter, compare);
 }
 EXPORT int scandir64(const char *path, void *list, void *filter, void *compare) {
-    MAP_OR_FAIL(path, "scandir64", -1);
+    MAP_OR_FAIL(path, "scandir64", 1, -1);
     FORWARD(F_SCANDIR64, scandir_fn, -1, p, list, filter, compare);
 }
 EXPORT int access(const char *path, int how) {
-    MAP_OR_FAIL(path, "access", -1);
+    MAP_OR_FAIL(path, "access", 1, -1);
     FORWARD(F_ACCESS, access_fn, -1, p, how);
 }
 EXPORT int faccessat(int dirfd, const char *path, int how, int flags) {
-    MAP_OR_FAIL(path, "faccessat", -1);
+    MAP_OR_FAIL(path, "faccessat", !(flags & AT_SYMLINK_NOFOLLOW_), -1);
     FORWARD(F_FACCESSAT, faccessat_fn, -1, dirfd, p, how, flags);
 }
 EXPORT int eaccess(const char *path, int how) {
-    MAP_OR_FAIL(path, "eaccess", -1);
+    MAP_OR_FAIL(path, "eaccess", 1, -1);
     FORWARD(F_EACCESS, access_fn, -1, p, how);
 }
 EXPORT int euidaccess(const char *path, int how) {
-    MAP_OR_FAIL(path, "euidaccess", -1);
+    MAP_OR_FAIL(path, "euidaccess", 1, -1);
     FORWARD(F_EUIDACCESS, access_fn, -1, p, how);
 }
 
 /* stat, lstat and fstatat are functions of libc since glibc 2.33; an older libc has only
  * the __xstat family (version argument 1 on x86_64), which objects built against it call. */
 #define STAT_VER 1
-#define STAT_LIKE(name, id, xid)                                                       \
+#define STAT_LIKE(name, id, xid, follow)                                               \
     EXPORT int name(const char *path, void *st) {                                      \
-        MAP_OR_FAIL(path, #name, -1);                                                  \
+        MAP_OR_FAIL(path, #name, follow, -1);                                          \
         if (!T.libc_file[id] && T.libc_file[xid])                                      \
             return REAL(xid, xstat_fn)(STAT_VER, p, st);                               \
         FORWARD(id, stat_fn, -1, p, st);                                               \
     }
-STAT_LIKE(stat, F_STAT, F_XSTAT)
-STAT_LIKE(stat64, F_STAT64, F_XSTAT64)
-STAT_LIKE(lstat, F_LSTAT, F_LXSTAT)
-STAT_LIKE(lstat64, F_LSTAT64, F_LXSTAT64)
+STAT_LIKE(stat, F_STAT, F_XSTAT, 1)
+STAT_LIKE(stat64, F_STAT64, F_XSTAT64, 1)
+STAT_LIKE(lstat, F_LSTAT, F_LXSTAT, 0)
+STAT_LIKE(lstat64, F_LSTAT64, F_LXSTAT64, 0)
 
 #define FSTATAT_LIKE(name, id, xid)                                                    \
     EXPORT int name(int dirfd, const char *path, void *st, int flags) {                \
-        MAP_OR_FAIL(path, #name, -1);                                                  \
+        MAP_OR_FAIL(path, #name, !(flags & AT_SYMLINK_NOFOLLOW_), -1);                 \
         if (!T.libc_file[id] && T.libc_file[xid])                                      \
             return REAL(xid, fxstatat_fn)(STAT_VER, dirfd, p, st, flags);              \
         FORWARD(id, fstatat_fn, -1, dirfd, p, st, flags);                              \
@@ -492,23 +572,23 @@ FSTATAT_LIKE(fstatat, F_FSTATAT, F_FXSTATAT)
 FSTATAT_LIKE(fstatat64, F_FSTATAT64, F_FXSTATAT64)
 
 EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, void *st) {
-    MAP_OR_FAIL(path, "statx", -1);
+    MAP_OR_FAIL(path, "statx", !(flags & AT_SYMLINK_NOFOLLOW_), -1);
     FORWARD(F_STATX, statx_fn, -1, dirfd, p, flags, mask, st);
 }
 
-#define XSTAT_LIKE(name, id)                                                           \
+#define XSTAT_LIKE(name, id, follow)                                                   \
     EXPORT int name(int ver, const char *path, void *st) {                             \
-        MAP_OR_FAIL(path, #name, -1);                                                  \
+        MAP_OR_FAIL(path, #name, follow, -1);                                          \
         FORWARD(id, xstat_fn, -1, ver, p, st);                                         \
     }
-XSTAT_LIKE(__xstat, F_XSTAT)
-XSTAT_LIKE(__xstat64, F_XSTAT64)
-XSTAT_LIKE(__lxstat, F_LXSTAT)
-XSTAT_LIKE(__lxstat64, F_LXSTAT64)
+XSTAT_LIKE(__xstat, F_XSTAT, 1)
+XSTAT_LIKE(__xstat64, F_XSTAT64, 1)
+XSTAT_LIKE(__lxstat, F_LXSTAT, 0)
+XSTAT_LIKE(__lxstat64, F_LXSTAT64, 0)
 
 #define FXSTATAT_LIKE(name, id)                                                        \
     EXPORT int name(int ver, int dirfd, const char *path, void *st, int flags) {       \
-        MAP_OR_FAIL(path, #name, -1);                                                  \
+        MAP_OR_FAIL(path, #name, !(flags & AT_SYMLINK_NOFOLLOW_), -1);                 \
         FORWARD(id, fxstatat_fn, -1, ver, dirfd, p, st, flags);                        \
     }
 FXSTATAT_LIKE(__fxstatat, F_FXSTATAT)
@@ -517,7 +597,7 @@ FXSTATAT_LIKE(__fxstatat64, F_FXSTATAT64)
 /* The result names the file inside the prefix (/run/host/usr/share/...): a path that is
  * not rewritten again, and that names the host's file to whoever opens it. */
 EXPORT char *realpath(const char *path, char *resolved) {
-    MAP_OR_FAIL(path, "realpath", 0);
+    MAP_OR_FAIL(path, "realpath", 1, 0);
     FORWARD(F_REALPATH, realpath_fn, 0, p, resolved);
 }
 

@@ -45,12 +45,14 @@
 //!   would fail it, rather than falling back to the runtime's file.
 //! - With the prefix `/` there is nothing to map: the namespace gets an interposer built
 //!   without the wrappers, so these functions are libc's own there, at no cost.
+//! - Symlinks are followed inside the prefix, absolute ones included (Debian's
+//!   alternatives: `/usr/share/vulkan/icd.d/nvidia_icd.json` -> `/etc/alternatives/...`
+//!   -> `/usr/lib/...` all of the host): the wrapper resolves the rewritten path with
+//!   `openat2(RESOLVE_IN_ROOT)` and hands libc the result; `lstat`, `O_NOFOLLOW` and
+//!   `AT_SYMLINK_NOFOLLOW` keep the last component as it is.
 //! - Not covered: libc's own internal opens made on the capsule's behalf by functions
 //!   not wrapped here (`glob`, `ftw`, `freopen`, `canonicalize_file_name`, ...), and the
-//!   program's calls, which never enter the capsule's namespace. An *absolute* symlink
-//!   inside the host's data directory is followed by the kernel from the real root, so
-//!   it reaches the runtime's tree (unlike `dlopen` paths, which `dl.rs` resolves inside
-//!   the prefix); relative symlinks stay in the prefix.
+//!   program's calls, which never enter the capsule's namespace.
 //!
 //! `CAPSULE_DEBUG=libs` lists the mapped paths once, when the namespace is created;
 //! `CAPSULE_DEBUG=files` prints every rewritten path as it is opened.

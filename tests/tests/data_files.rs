@@ -182,6 +182,64 @@ fn the_capsule_reads_the_hosts_data_files_with_every_libc_family() {
     }
 }
 
+/// A data file that is an absolute symlink of the host tree, twice over, as Debian's
+/// alternatives make them (`/usr/share/vulkan/icd.d/nvidia_icd.json` ->
+/// `/etc/alternatives/...` -> `/usr/lib/...`).
+const ALTERNATIVE: &str = "/usr/share/drirc.d/capsule-data-files-alternative.conf";
+const ALTERNATIVES_LINK: &str = "/etc/alternatives/capsule-data-files-test";
+const VENDOR_FILE: &str = "/opt/capsule-data-files-vendor/vendor.conf";
+const HOST_VENDOR: &str = "host vendor conf, reached through two absolute symlinks\n";
+
+#[test]
+fn absolute_symlinks_in_the_host_tree_are_followed_inside_the_prefix() {
+    for path in [ALTERNATIVE, ALTERNATIVES_LINK, VENDOR_FILE] {
+        assert_machine_lacks(path);
+    }
+    let host = host_tree();
+    host.write(VENDOR_FILE, HOST_VENDOR);
+    std::fs::create_dir_all(host.path("etc/alternatives")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        VENDOR_FILE,
+        host.path(ALTERNATIVES_LINK.trim_start_matches('/')),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(
+        ALTERNATIVES_LINK,
+        host.path(ALTERNATIVE.trim_start_matches('/')),
+    )
+    .expect("symlink");
+    let reader = Reader::load(host.root());
+
+    for how in OPEN {
+        assert_eq!(
+            reader.read(how, ALTERNATIVE),
+            HOST_VENDOR,
+            "{how}({ALTERNATIVE})"
+        );
+    }
+    for how in ["stat", "stat64", "__xstat", "fstatat"] {
+        assert_eq!(
+            reader.call("size_with", how, ALTERNATIVE),
+            format!("size={}", HOST_VENDOR.len()),
+            "{how}({ALTERNATIVE}) follows the links inside the prefix"
+        );
+    }
+    // lstat stats the link itself (its size is the length of its target).
+    for how in ["lstat", "lstat64", "__lxstat"] {
+        assert_eq!(
+            reader.call("size_with", how, ALTERNATIVE),
+            format!("size={}", ALTERNATIVES_LINK.len()),
+            "{how}({ALTERNATIVE})"
+        );
+    }
+    let canonical = std::fs::canonicalize(host.root()).expect("canonical prefix");
+    assert_eq!(
+        reader.resolve(ALTERNATIVE),
+        format!("{}{VENDOR_FILE}", canonical.display()),
+        "realpath names the host's vendor file"
+    );
+}
+
 #[test]
 fn paths_outside_the_data_directories_are_not_rewritten() {
     assert_machine_lacks("/usr/share/drirc.dx");
