@@ -175,6 +175,11 @@ impl Prefix {
 /// The canonical path of a prefix root (the path *to* the prefix is this machine's
 /// business: resolving it normally is right), after checking it is a readable directory.
 pub(crate) fn canonical_root(root: &Path) -> Result<PathBuf> {
+    if root == Path::new("/") {
+        // The process's own root: a directory, canonical by definition (the default
+        // prefix, so the common case is spared four system calls).
+        return Ok(PathBuf::from("/"));
+    }
     let bad = |reason: String| Error::BadPrefix {
         prefix: root.to_path_buf(),
         reason,
