@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Vulkan instance+device creation and the fill+copy work (examples/deploy/vulkan_copy.c),
 # linked directly against the system's libvulkan and through the libvulkan shim (host
-# prefix /), outside any sandbox. Runs alternate; prints the median of each measurement.
+# prefix /), outside any sandbox, both pinned to one CPU. Runs alternate; prints the
+# median of each measurement.
 # Usage: examples/deploy/bench-vulkan.sh [RUNS [FILE]]   (default 15 runs; FILE gets the
 # medians as KEY=VALUE fields, for ./bench.sh)
 set -euo pipefail
@@ -17,10 +18,19 @@ ln -sf "$PWD/$SHIM" "$OUT/lib/libvulkan.so.1"
 cc -O2 -o "$OUT/direct" examples/deploy/vulkan_copy.c -lvulkan
 cc -O2 -o "$OUT/capsule" examples/deploy/vulkan_copy.c -L"$OUT/lib" -Wl,-rpath,"$PWD/$OUT/lib" -lvulkan
 rm -f "$OUT"/run.*
+# Both programs run on one CPU: on a machine of two, where lavapipe's threads wake up
+# decides a submission's time (about 20 or 50 us, either way in either program), which
+# would otherwise outweigh what is measured.
+pin=()
+if command -v taskset >/dev/null; then
+    pin=(taskset -c "$(taskset -pc $$ | sed 's/.*: //; s/[,-].*//')")
+else
+    echo "bench-vulkan: taskset (util-linux) missing: running unpinned, expect noise" >&2
+fi
 for i in $(seq "$RUNS"); do
     for b in direct capsule; do
         start=$(date +%s%N)
-        CAPSULE_PREFIX=/ "$OUT/$b" >"$OUT/run.$b.$i"
+        CAPSULE_PREFIX=/ "${pin[@]}" "$OUT/$b" >"$OUT/run.$b.$i"
         end=$(date +%s%N)
         echo "process_ms=$(((end - start) / 1000000))" >>"$OUT/run.$b.$i"
     done
