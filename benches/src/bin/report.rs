@@ -428,8 +428,9 @@ const METHOD: &str = r#"
   creates. *RSS*: VmRSS just before `eglTerminate`.
 - **Vulkan** (`examples/deploy/bench-vulkan.sh RUNS FILE`): `examples/deploy/vulkan_copy.c`
   built twice, linked directly to the system's Vulkan loader and linked to the checked-in
-  libvulkan shim (host prefix `/`, outside any sandbox); each run in a fresh process, the
-  two alternating, medians of the program's own figures. *Instance + device*: from before
+  libvulkan shim (host prefix `/`, outside any sandbox); each run in a fresh process pinned
+  to one CPU (on two, where lavapipe's threads wake up makes a submission take ~20 or
+  ~50 µs in either program), the two alternating, medians of the program's own figures. *Instance + device*: from before
   `vkCreateInstance` (the loader reads the ICD manifests and `dlopen`s four drivers inside
   the capsule, lavapipe among them) to `vkCreateDevice` returning on llvmpipe. *Work*: two
   host-visible buffers, a recorded fill + copy, submitted, waited for, read back and
