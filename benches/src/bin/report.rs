@@ -405,6 +405,8 @@ const METHOD: &str = r#"
 - **Allocator** (`benches/benches/alloc.rs`): one C library with `churn(n, 64)` (`n`
   malloc+free pairs) and `free_all(ptrs, n)`, loaded once in the program's namespace and
   once in a capsule, where the interposer routes malloc/free to the program's allocator.
+  Each malloc+free sample is cut into 8 equal parts and counts as 8 times its fastest part
+  (a pause of the shared machine lands in one part, not in the figure; both sides alike).
   Frees of program pointers are timed in batches of 20,000 blocks the program allocated
   just before (the allocation is not timed); with 2 threads both free their own batches at
   once and a batch counts as long as the slower thread.
