@@ -197,14 +197,13 @@ fn open_resolved(
     // another thread loads meanwhile are matched by ld.so by name or file identity.
     let held: RefCell<Vec<(String, Handle)>> = RefCell::new(Vec::new());
     let is_loaded = |soname: &str| {
-        if soname.contains('/') || held.borrow().iter().any(|(s, _)| s == soname) {
-            return !soname.contains('/');
+        if soname.contains('/') {
+            return false;
         }
-        match ns.open(
-            Path::new(soname),
-            libc::RTLD_LAZY | libc::RTLD_LOCAL | libc::RTLD_NOLOAD,
-            soname,
-        ) {
+        if held.borrow().iter().any(|(s, _)| s == soname) {
+            return true;
+        }
+        match open_noload(ns, soname, libc::RTLD_LAZY | libc::RTLD_LOCAL) {
             Ok(handle) => {
                 held.borrow_mut().push((soname.to_string(), handle));
                 true

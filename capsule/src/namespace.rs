@@ -294,10 +294,7 @@ impl Namespace {
                 message: String::from_utf8_lossy(&error[..end]).into_owned(),
             });
         };
-        // SAFETY: the handle is the loaded object's link map (glibc's handle), whose
-        // l_name is its path.
-        let path = unsafe { CStr::from_ptr((*handle.link_map()).l_name) };
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes()));
+        let path = handle.path();
         let soname = if library.contains('/') {
             path.file_name()
                 .map_or(library.into(), |f| f.to_string_lossy().into_owned())
@@ -436,6 +433,14 @@ impl Handle {
     /// The object's link map: glibc's `dlopen` handle is a pointer to it.
     pub fn link_map(self) -> *const LinkMap {
         self.as_ptr() as *const LinkMap
+    }
+
+    /// The path the object was loaded from (its `l_name`), for a handle the caller holds.
+    pub fn path(self) -> PathBuf {
+        // SAFETY: glibc's handle is the object's live link map (the caller holds a
+        // reference); l_name is NUL-terminated.
+        let name = unsafe { CStr::from_ptr((*self.link_map()).l_name) };
+        PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()))
     }
 
     /// `dlsym` on this handle.

@@ -2,7 +2,6 @@
 //! that every symbol version the closure needs is defined by whoever provides it.
 
 use std::ffi::{CStr, CString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
@@ -85,12 +84,9 @@ fn with_loaded<T>(
     // namespace: nothing is mapped and no constructor runs. The name is NUL-terminated.
     let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
     let handle = Handle(NonNull::new(raw)?);
-    let map = handle.link_map();
-    // SAFETY: glibc's handle is the object's live link map; l_name is NUL-terminated.
-    let path = unsafe { CStr::from_ptr((*map).l_name) };
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes()));
+    let path = handle.path();
     let result = if path.is_absolute() {
-        read(map, path)
+        read(handle.link_map(), path)
     } else {
         None
     };
