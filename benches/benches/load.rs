@@ -1,20 +1,27 @@
 //! Load time and RSS growth of a capsule against a plain `dlmopen(LM_ID_NEWLM)` of the same
-//! library, each load in a fresh process (the `loadtime` helper), the two modes alternated
-//! so that drifting machine load hits both alike. Medians go to target/capsule-bench.
+//! library, each load in a fresh process (the `loadtime` helper), the modes alternated so
+//! that drifting machine load hits all alike. A third mode, the floor, makes the loads a
+//! capsule makes (a one-function object from a memfd first, then libc, then the library)
+//! with none of the capsule's work. Medians go to target/capsule-bench.
 
 use std::process::Command;
 
 use capsule_benches::{median, wanted, write_result};
+use capsule_tests::{build_lib, Lib};
 
 /// Loads per mode and library.
 const RUNS: usize = 21;
 
 const LIBRARIES: [(&str, &str); 2] = [("libz", "libz.so.1"), ("libEGL", "libEGL.so.1")];
 
+/// The floor's stand-in for the interposer: as small as a shared object gets.
+const FLOOR_OBJECT: &str = "int floor_function(void) { return 1; }\n";
+
 /// One load in a child: (nanoseconds, RSS growth in kB).
-fn load_once(mode: &str, library: &str) -> (f64, f64) {
+fn load_once(mode: &str, library: &str, extra: &[&std::ffi::OsStr]) -> (f64, f64) {
     let out = Command::new(env!("CARGO_BIN_EXE_loadtime"))
         .args([mode, library])
+        .args(extra)
         .output()
         .unwrap_or_else(|e| panic!("run the loadtime helper: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -42,28 +49,41 @@ fn main() {
     if !wanted(&["load/libz", "load/libEGL"]) {
         return;
     }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let object = dir.path().join("floor.so");
+    build_lib(
+        &Lib {
+            source: FLOOR_OBJECT,
+            soname: Some("floor.so"),
+            args: &["-nostdlib", "-Wl,-z,now"],
+        },
+        &object,
+    );
     for (figure, library) in LIBRARIES {
-        let mut samples: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        let mut samples: [Vec<(f64, f64)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..RUNS {
-            samples[0].push(load_once("capsule", library));
-            samples[1].push(load_once("dlmopen", library));
+            samples[0].push(load_once("capsule", library, &[]));
+            samples[1].push(load_once("dlmopen", library, &[]));
+            samples[2].push(load_once("floor", library, &[object.as_os_str()]));
         }
-        let [capsule, plain] = samples.map(|s| {
+        let [capsule, plain, floor] = samples.map(|s| {
             let (mut ns, mut kb): (Vec<f64>, Vec<f64>) = s.into_iter().unzip();
             (median(&mut ns), median(&mut kb))
         });
         println!(
-            "load/{figure}: capsule {:.3} ms, {} kB RSS; dlmopen {:.3} ms, {} kB RSS ({RUNS} runs each, medians)",
+            "load/{figure}: capsule {:.3} ms, {} kB RSS; dlmopen {:.3} ms, {} kB RSS; floor {:.3} ms ({RUNS} runs each, medians)",
             capsule.0 / 1e6,
             capsule.1,
             plain.0 / 1e6,
-            plain.1
+            plain.1,
+            floor.0 / 1e6
         );
         write_result(
             &format!("load_{figure}"),
             &[
                 ("capsule_ns", capsule.0),
                 ("dlmopen_ns", plain.0),
+                ("floor_ns", floor.0),
                 ("capsule_rss_kb", capsule.1),
                 ("dlmopen_rss_kb", plain.1),
                 ("runs", RUNS as f64),

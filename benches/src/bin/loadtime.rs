@@ -3,17 +3,34 @@
 //!
 //! `loadtime capsule|dlmopen LIBRARY` loads LIBRARY (prefix `/` for a capsule, the system's
 //! search path for a plain `dlmopen(LM_ID_NEWLM)`), and prints `NANOSECONDS RSS_GROWTH_KB`.
+//!
+//! `loadtime floor LIBRARY OBJECT` times the loads a capsule makes, with none of its own
+//! work: OBJECT (a one-function shared object, standing in for the interposer) written to a
+//! memfd and `dlmopen`ed into a new namespace, then the running libc, then LIBRARY by name
+//! (ld.so's own search). What a capsule's load costs beyond that is its resolution and
+//! setup.
 
-use std::ffi::CString;
+use std::ffi::{c_void, CString};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [mode, library] = args.as_slice() else {
-        eprintln!("usage: loadtime capsule|dlmopen LIBRARY");
-        return ExitCode::from(2);
+    let (mode, library, object) = match args.as_slice() {
+        [mode, library] if mode != "floor" => (mode, library, None),
+        [mode, library, object] if mode == "floor" => (mode, library, Some(object)),
+        _ => {
+            eprintln!(
+                "usage: loadtime capsule|dlmopen LIBRARY\n       loadtime floor LIBRARY OBJECT"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    // Read before the clock starts, as a capsule has its interposer in memory.
+    let object = match object.map(std::fs::read).transpose() {
+        Ok(bytes) => bytes,
+        Err(e) => return fail(&format!("read the stand-in object: {e}")),
     };
     let before = match rss_kb() {
         Ok(kb) => kb,
@@ -23,6 +40,7 @@ fn main() -> ExitCode {
     let loaded = match mode.as_str() {
         "capsule" => load_capsule(library),
         "dlmopen" => load_dlmopen(library),
+        "floor" => load_floor(library, object.as_deref().unwrap_or_default()),
         other => Err(format!("unknown mode {other:?}: use capsule or dlmopen")),
     };
     let elapsed = start.elapsed();
@@ -56,16 +74,55 @@ fn load_capsule(library: &str) -> Result<(), String> {
 }
 
 fn load_dlmopen(library: &str) -> Result<(), String> {
+    open_in(libc::LM_ID_NEWLM, library).map(|_| ())
+}
+
+fn load_floor(library: &str, object: &[u8]) -> Result<(), String> {
+    // SAFETY: a NUL-terminated name; MFD_CLOEXEC keeps it out of child processes.
+    let fd = unsafe { libc::memfd_create(c"floor-object".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns; it stays open (as the
+    // interposer's does) for the life of the process.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std::io::Write::write_all(&mut file, object).map_err(|e| format!("write the memfd: {e}"))?;
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let head = open_in(libc::LM_ID_NEWLM, &format!("/proc/{pid}/fd/{fd}"))?;
+    std::mem::forget(file);
+    let mut lmid: libc::Lmid_t = 0;
+    // SAFETY: RTLD_DI_LMID writes one Lmid_t; the handle is live.
+    if unsafe { libc::dlinfo(head, libc::RTLD_DI_LMID, &mut lmid as *mut _ as *mut c_void) } != 0 {
+        return Err("dlinfo(RTLD_DI_LMID) of the stand-in object failed".into());
+    }
+    open_in(lmid, &running_libc()?)?;
+    open_in(lmid, library).map(|_| ())
+}
+
+/// The path of the libc this process runs (the one a capsule loads into its namespace).
+fn running_libc() -> Result<String, String> {
+    // SAFETY: RTLD_NOLOAD only finds the loaded libc; the handle is never closed (libc
+    // stays loaded anyway). glibc's handle is the object's link map, whose l_name (the
+    // second word) is the path it was opened under.
+    unsafe {
+        let handle = libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+        if handle.is_null() {
+            return Err("libc.so.6 is not loaded".into());
+        }
+        let name = *(handle as *const *const libc::c_char).add(1);
+        Ok(std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+/// `dlmopen(lmid, name, RTLD_NOW)`, with dlerror's message on failure.
+fn open_in(lmid: libc::Lmid_t, library: &str) -> Result<*mut c_void, String> {
     let name = CString::new(library).map_err(|_| format!("{library:?} contains a NUL byte"))?;
     // SAFETY: a NUL-terminated name; the library's constructors run as in any program that
     // loads it. RTLD_NOW like a capsule, so both bind every symbol at load.
-    let handle = unsafe {
-        libc::dlmopen(
-            libc::LM_ID_NEWLM,
-            name.as_ptr(),
-            libc::RTLD_NOW | libc::RTLD_LOCAL,
-        )
-    };
+    let handle = unsafe { libc::dlmopen(lmid, name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if handle.is_null() {
         // SAFETY: dlerror's string is valid until the next dl call on this thread.
         let e = unsafe { libc::dlerror() };
@@ -79,7 +136,7 @@ fn load_dlmopen(library: &str) -> Result<(), String> {
         };
         return Err(format!("dlmopen of {library}: {message}"));
     }
-    Ok(())
+    Ok(handle)
 }
 
 /// This process's resident set size, from /proc/self/status.
