@@ -14,7 +14,8 @@ const RUNS: usize = 21;
 
 const LIBRARIES: [(&str, &str); 2] = [("libz", "libz.so.1"), ("libEGL", "libEGL.so.1")];
 
-/// The floor's stand-in for the interposer: as small as a shared object gets.
+/// The floor's stand-in for the interposer: as small as a shared object gets, linked
+/// like the interposer (capsule/build.rs: one read+execute segment, bound at load).
 const FLOOR_OBJECT: &str = "int floor_function(void) { return 1; }\n";
 
 /// One load in a child: (nanoseconds, RSS growth in kB).
@@ -55,7 +56,12 @@ fn main() {
         &Lib {
             source: FLOOR_OBJECT,
             soname: Some("floor.so"),
-            args: &["-nostdlib", "-Wl,-z,now"],
+            args: &[
+                "-nostdlib",
+                "-Wl,-z,now",
+                "-Wl,-z,relro",
+                "-Wl,-z,noseparate-code",
+            ],
         },
         &object,
     );
