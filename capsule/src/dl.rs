@@ -186,7 +186,7 @@ fn open_resolved(
     };
     // Already in the namespace (glibc matches sonames as ld.so does): another reference.
     if !name.contains('/') {
-        if let Ok(handle) = open_noload(ns, name, mode) {
+        if let Some(handle) = find_loaded(ns, name, mode) {
             return Ok(handle);
         }
     }
@@ -203,12 +203,12 @@ fn open_resolved(
         if held.borrow().iter().any(|(s, _)| s == soname) {
             return true;
         }
-        match open_noload(ns, soname, libc::RTLD_LAZY | libc::RTLD_LOCAL) {
-            Ok(handle) => {
+        match find_loaded(ns, soname, libc::RTLD_LAZY | libc::RTLD_LOCAL) {
+            Some(handle) => {
                 held.borrow_mut().push((soname.to_string(), handle));
                 true
             }
-            Err(_) => false,
+            None => false,
         }
     };
     let resolved = owned
@@ -259,15 +259,28 @@ fn open_closure(
     result.map_err(|e| e.to_string())
 }
 
+/// The object `name` names if the namespace holds it (a reference taken), else dlmopen's
+/// message, as a `RTLD_NOLOAD` dlopen reports it.
 fn open_noload(ns: &'static Namespace, name: &str, mode: c_int) -> Result<Handle, String> {
-    let path = if name.starts_with('/') {
+    let path = noload_path(ns, name);
+    ns.open(&path, mode | libc::RTLD_NOLOAD, name)
+        .map_err(|e| e.to_string())
+}
+
+/// [`open_noload`] where a miss is an answer, not an error (no message is built).
+fn find_loaded(ns: &'static Namespace, name: &str, mode: c_int) -> Option<Handle> {
+    ns.find_loaded(&noload_path(ns, name), mode)
+}
+
+/// What ld.so matches a NOLOAD open of `name` against: a soname as is, an absolute path
+/// as the file of the host tree it names.
+fn noload_path(ns: &Namespace, name: &str) -> PathBuf {
+    if name.starts_with('/') {
         let root = ns.interposer.prefix();
         root.join(path_in_host_tree(root, name).trim_start_matches('/'))
     } else {
         PathBuf::from(name)
-    };
-    ns.open(&path, mode | libc::RTLD_NOLOAD, name)
-        .map_err(|e| e.to_string())
+    }
 }
 
 // ---- Absolute paths -------------------------------------------------------------------

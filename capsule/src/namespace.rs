@@ -361,6 +361,23 @@ impl Namespace {
         }
     }
 
+    /// The object `path` (a soname, or a path as loaded) names if the namespace holds it,
+    /// with a reference taken as any dlmopen takes one; None when it does not. Nothing is
+    /// loaded, and a miss, the common answer, builds no error.
+    pub fn find_loaded(&self, path: &Path, mode: libc::c_int) -> Option<Handle> {
+        let cpath = path_cstring(path).ok()?;
+        // SAFETY: RTLD_NOLOAD only looks the name up among the namespace's objects: nothing
+        // is mapped and no constructor runs. cpath is NUL-terminated; self.lmid is live.
+        let raw = unsafe {
+            libc::dlmopen(
+                self.lmid,
+                cpath.as_ptr(),
+                (mode & !(libc::RTLD_GLOBAL | libc::RTLD_DEEPBIND)) | libc::RTLD_NOLOAD,
+            )
+        };
+        NonNull::new(raw).map(Handle)
+    }
+
     /// Every object in the namespace, in link-map order.
     pub fn objects(&self) -> Vec<crate::LoadedObject> {
         let head = self.interposer.link_map();
