@@ -342,20 +342,10 @@ impl Namespace {
 
     /// `dlmopen` one file into this namespace, mapping glibc's errors to ours.
     pub fn open(&self, path: &Path, mode: libc::c_int, name: &str) -> Result<Handle> {
-        let cpath = path_cstring(path)?;
-        // SAFETY: cpath is NUL-terminated; self.lmid is a live namespace; the mode never
-        // holds RTLD_GLOBAL, which glibc rejects for namespaces other than the base.
-        let raw = unsafe {
-            libc::dlmopen(
-                self.lmid,
-                cpath.as_ptr(),
-                mode & !(libc::RTLD_GLOBAL | libc::RTLD_DEEPBIND),
-            )
-        };
-        match NonNull::new(raw) {
+        match self.dlmopen(&path_cstring(path)?, mode) {
             Some(handle) => {
                 crate::phase!("{name}: dlmopen");
-                Ok(Handle(handle))
+                Ok(handle)
             }
             None => Err(load_error(name, path, &last_dl_error())),
         }
@@ -365,14 +355,18 @@ impl Namespace {
     /// with a reference taken as any dlmopen takes one; None when it does not. Nothing is
     /// loaded, and a miss, the common answer, builds no error.
     pub fn find_loaded(&self, path: &Path, mode: libc::c_int) -> Option<Handle> {
-        let cpath = path_cstring(path).ok()?;
-        // SAFETY: RTLD_NOLOAD only looks the name up among the namespace's objects: nothing
-        // is mapped and no constructor runs. cpath is NUL-terminated; self.lmid is live.
+        self.dlmopen(&path_cstring(path).ok()?, mode | libc::RTLD_NOLOAD)
+    }
+
+    fn dlmopen(&self, path: &CStr, mode: libc::c_int) -> Option<Handle> {
+        // SAFETY: path is NUL-terminated; self.lmid is a live namespace; the mode never
+        // holds RTLD_GLOBAL, which glibc rejects for namespaces other than the base.
+        // (With RTLD_NOLOAD, nothing is mapped and no constructor runs.)
         let raw = unsafe {
             libc::dlmopen(
                 self.lmid,
-                cpath.as_ptr(),
-                (mode & !(libc::RTLD_GLOBAL | libc::RTLD_DEEPBIND)) | libc::RTLD_NOLOAD,
+                path.as_ptr(),
+                mode & !(libc::RTLD_GLOBAL | libc::RTLD_DEEPBIND),
             )
         };
         NonNull::new(raw).map(Handle)

@@ -41,7 +41,9 @@ fn main() -> ExitCode {
         "capsule" => load_capsule(library),
         "dlmopen" => load_dlmopen(library),
         "floor" => load_floor(library, object.as_deref().unwrap_or_default()),
-        other => Err(format!("unknown mode {other:?}: use capsule or dlmopen")),
+        other => Err(format!(
+            "unknown mode {other:?}: use capsule, dlmopen or floor"
+        )),
     };
     let elapsed = start.elapsed();
     if let Err(e) = loaded {
