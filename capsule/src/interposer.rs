@@ -2,20 +2,22 @@
 //! table, which routes the namespace's malloc and dl families and its data-file functions.
 
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
-use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::image_file;
 use crate::namespace::{self, Handle, LinkMap, Lmid};
 
 /// The interposer's bytes, built by build.rs from `interpose/interpose.c`.
-static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose.so"));
+const IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose.so"));
 /// The same without the data-file wrappers, for the prefix `/`, where there is nothing
 /// to map: `open`, `stat`, ... stay libc's own, at no cost.
-static IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-root.so"));
+const IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-root.so"));
+/// The images' hashes, which name their files in the cache (computed by the compiler).
+const IMAGE_ID: u64 = image_file::fnv1a(IMAGE);
+const IMAGE_ROOT_ID: u64 = image_file::fnv1a(IMAGE_ROOT);
 
 const TABLE_MAGIC: u64 = 0x3156_534c_5553_5043;
 
@@ -101,32 +103,45 @@ impl Interposer {
                 reason: format!("the path is longer than {} bytes", PREFIX_CAPACITY - 1),
             });
         }
-        let image = if wraps_data_files(prefix) {
-            IMAGE
+        let (image, kind, id) = if wraps_data_files(prefix) {
+            (IMAGE, "data", IMAGE_ID)
         } else {
-            IMAGE_ROOT
+            (IMAGE_ROOT, "root", IMAGE_ROOT_ID)
         };
-        let file = image_file(image)?;
-        // Named through this process's pid, not /proc/self: a debugger reads link-map
-        // names in its own process, where /proc/self/fd/N is one of *its* descriptors.
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
-        let path = PathBuf::from(format!("/proc/{pid}/fd/{}", file.as_raw_fd()));
-        let cpath = namespace::path_cstring(&path)?;
-        // SAFETY: cpath is NUL-terminated. The interposer has no dependencies and no
-        // constructors, so nothing runs before we fill its table.
-        let raw = unsafe { libc::dlmopen(libc::LM_ID_NEWLM, cpath.as_ptr(), libc::RTLD_NOW) };
-        let Some(handle) = std::ptr::NonNull::new(raw).map(Handle) else {
-            let message = namespace::last_dl_error();
-            return Err(namespace::load_error(
-                &format!("a capsule for prefix {}", prefix.display()),
-                &path,
-                &message,
-            ));
+        let handle = match image_file::cached(image, kind, id) {
+            Ok(path) => match open_new_namespace(&path) {
+                Ok(handle) => Some(handle),
+                Err(message) => {
+                    crate::debug!(
+                        Libs,
+                        "{}: {message}; loading the interposer from memory",
+                        path.display()
+                    );
+                    None
+                }
+            },
+            Err(why) => {
+                crate::debug!(Libs, "interposer not cached: {why}; loading it from memory");
+                None
+            }
         };
-        // Kept open for the life of the process (one descriptor per namespace), so that the
-        // name in the link map stays readable for debuggers.
-        std::mem::forget(file);
+        let handle = match handle {
+            Some(handle) => handle,
+            None => {
+                let (fd, path) = image_file::in_memory(image)?;
+                let handle = open_new_namespace(&path).map_err(|message| {
+                    namespace::load_error(
+                        &format!("a capsule for prefix {}", prefix.display()),
+                        &path,
+                        &message,
+                    )
+                })?;
+                // Kept open for the life of the process (one descriptor per namespace),
+                // so that the name in the link map stays readable for debuggers.
+                std::mem::forget(fd);
+                handle
+            }
+        };
         let interposer = Interposer::attach(handle).ok_or_else(|| Error::Malformed {
             object: "capsule interposer".into(),
             what:
@@ -390,24 +405,15 @@ fn wraps_data_files(prefix: &Path) -> bool {
     prefix != Path::new("/")
 }
 
-/// The interposer image in a memfd, so it loads without touching the filesystem.
-fn image_file(image: &[u8]) -> Result<OwnedFd> {
-    // SAFETY: the name is NUL-terminated; MFD_CLOEXEC keeps it out of child processes.
-    let fd = unsafe { libc::memfd_create(c"capsule-interpose".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::Io {
-            path: "memfd:capsule-interpose".into(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut file = std::fs::File::from(fd);
-    file.write_all(image).map_err(|source| Error::Io {
-        path: "memfd:capsule-interpose".into(),
-        source,
-    })?;
-    Ok(OwnedFd::from(file))
+/// `dlmopen(LM_ID_NEWLM)` of the interposer image at `path`; `Err`: dlerror's message.
+fn open_new_namespace(path: &Path) -> std::result::Result<Handle, String> {
+    let cpath = namespace::path_cstring(path).map_err(|e| e.to_string())?;
+    // SAFETY: cpath is NUL-terminated. The interposer has no dependencies and no
+    // constructors, so nothing runs before we fill its table.
+    let raw = unsafe { libc::dlmopen(libc::LM_ID_NEWLM, cpath.as_ptr(), libc::RTLD_NOW) };
+    std::ptr::NonNull::new(raw)
+        .map(Handle)
+        .ok_or_else(namespace::last_dl_error)
 }
 
 #[cfg(test)]

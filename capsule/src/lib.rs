@@ -17,6 +17,7 @@ mod dl;
 pub mod error;
 mod exit;
 pub mod hostenv;
+mod image_file;
 mod interposer;
 mod linkmap;
 pub mod prefix;
