@@ -17,9 +17,7 @@
 typedef unsigned long size_t;
 
 #define EXPORT __attribute__((visibility("default")))
-#define TABLE_MAGIC 0x3156534c55535043UL /* "CPSULSV1" */
-#define DATA_DIRS_CAPACITY 1024
-#define FILE_FUNCTION_NAMES_CAPACITY 512
+#define TABLE_MAGIC 0x3256534c55535043UL /* "CPSULSV2" */
 #define FILE_FUNCTIONS_CAPACITY 48
 
 struct capsule_table {
@@ -57,13 +55,16 @@ struct capsule_table {
      * canonical prefix it serves, and an entry into the copy that owns it, which loads a
      * library and returns its handle, or NULL with a message in `error`. */
     void *(*load)(long lmid, const char *library, char *error, size_t error_len);
-    char prefix[4096];
-    /* ---- Fields below are appended only (older fields keep their offsets). ---- */
+    /* Strings are pointers, not arrays, so that the whole writable part of this object
+     * (table, GOT, dynamic section) fits one page: one copy-on-write fault per namespace,
+     * and no RELRO page to protect (see build.rs). Their storage, the runtime's, lives as
+     * long as the process. The canonical prefix, NUL-terminated: */
+    const char *prefix;
     /* Data files: paths of the host tree (directories or single files, absolute, without
      * a trailing slash) whose files the capsule reads from the prefix, each NUL-terminated,
-     * back to back, ended by an empty string. Empty (first byte 0) for the prefix `/`:
-     * then nothing is rewritten. */
-    char data_dirs[DATA_DIRS_CAPACITY];
+     * back to back, ended by an empty string. NULL for the prefix `/`: then nothing is
+     * rewritten. */
+    const char *data_dirs;
     /* strlen(prefix), set with data_dirs. */
     unsigned long prefix_len;
     /* Non-zero: print each rewritten path on stderr (CAPSULE_DEBUG=files). */
@@ -72,7 +73,7 @@ struct capsule_table {
      * NUL-terminated, back to back, ended by an empty string, in the order of
      * `enum file_function` (a `@VERSION` suffix: the version to ask for when the name has
      * no default version). Written here, read by the runtime. */
-    char file_function_names[FILE_FUNCTION_NAMES_CAPACITY];
+    const char *file_function_names;
     /* Those functions of the namespace's libc, in the same order, or 0 before libc is
      * loaded (or where that libc lacks one). */
     void *libc_file[FILE_FUNCTIONS_CAPACITY];
@@ -116,8 +117,6 @@ struct capsule_table {
 #define FILE_NAME(id, name) name "\0"
 enum file_function { FILE_FUNCTIONS(FILE_ENUM) FILE_FUNCTION_COUNT };
 _Static_assert(FILE_FUNCTION_COUNT <= FILE_FUNCTIONS_CAPACITY, "libc_file is too small");
-_Static_assert(sizeof(FILE_FUNCTIONS(FILE_NAME)) <= FILE_FUNCTION_NAMES_CAPACITY,
-               "file_function_names is too small");
 
 EXPORT struct capsule_table capsule_table = {
     .magic = TABLE_MAGIC,
@@ -316,7 +315,7 @@ static int under(const char *path, const char *dir) {
 }
 
 static int is_data_path(const char *path) {
-    for (const char *dir = T.data_dirs; *dir; dir += length(dir) + 1)
+    for (const char *dir = T.data_dirs; dir && *dir; dir += length(dir) + 1)
         if (under(path, dir))
             return 1;
     return 0;
@@ -384,7 +383,7 @@ static int resolve_inside(const char *inside, char *out) {
  * when `follow`, else all but the last component's, for lstat and O_NOFOLLOW). NULL
  * (errno ENAMETOOLONG) when that is too long. */
 static const char *map(const char *path, char *buf, const char *what, int follow) {
-    if (__builtin_expect(T.data_dirs[0] == 0, 1) || !path || path[0] != '/' ||
+    if (__builtin_expect(T.data_dirs == 0, 1) || !path || path[0] != '/' ||
         !is_data_path(path))
         return path;
     size_t n = T.prefix_len, len = length(path);

@@ -330,12 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn data_paths_fit_the_interposer_and_are_plain_absolute_paths() {
-        let bytes: usize = DATA_PATHS.iter().map(|p| p.len() + 1).sum::<usize>() + 1;
-        assert!(
-            bytes <= crate::interposer::DATA_DIRS_CAPACITY,
-            "{bytes} bytes"
-        );
+    fn data_paths_are_plain_absolute_paths() {
         for path in DATA_PATHS {
             assert!(path.starts_with('/'), "{path}");
             assert!(!path.ends_with('/') && !path.contains("//"), "{path}");

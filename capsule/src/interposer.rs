@@ -19,7 +19,7 @@ const IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-ro
 const IMAGE_ID: u64 = image_file::fnv1a(IMAGE);
 const IMAGE_ROOT_ID: u64 = image_file::fnv1a(IMAGE_ROOT);
 
-const TABLE_MAGIC: u64 = 0x3156_534c_5553_5043;
+const TABLE_MAGIC: u64 = 0x3256_534c_5553_5043;
 
 /// Mirror of `struct capsule_table` in interpose.c; the C side checks nothing, so the
 /// runtime checks magic and size before writing.
@@ -64,26 +64,24 @@ pub(crate) struct Table {
     pub reallocs: u64,
     pub aligned: u64,
     pub load: Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void>,
-    pub prefix: [u8; PREFIX_CAPACITY],
-    // ---- Appended only, after `prefix` (see interpose.c): data files of the host.
+    /// The canonical prefix, NUL-terminated (leaked: it lives as long as the namespace).
+    pub prefix: *const c_char,
     /// Host-tree paths whose files are read from the prefix, NUL-separated, ending with
-    /// an empty one; empty (nothing rewritten) for the prefix `/`.
-    pub data_dirs: [u8; DATA_DIRS_CAPACITY],
+    /// an empty one; null (nothing rewritten) for the prefix `/`. Leaked like `prefix`.
+    pub data_dirs: *const c_char,
     pub prefix_len: u64,
     /// Non-zero: the C side prints each rewritten path (`CAPSULE_DEBUG=files`).
     pub trace_files: u64,
     /// Written by the C side: the libc functions its wrappers forward to, in the order
     /// of `libc_file`, NUL-separated, ending with an empty name; `name@VERSION` where
     /// the name may have no default version.
-    pub file_function_names: [u8; FILE_FUNCTION_NAMES_CAPACITY],
+    pub file_function_names: *const c_char,
     pub libc_file: [*mut c_void; FILE_FUNCTIONS_CAPACITY],
 }
 
-/// Room for the canonical prefix path in the table, NUL included.
+/// The longest prefix path the interposer's path buffers take (its PATH_CAPACITY), NUL
+/// included.
 pub(crate) const PREFIX_CAPACITY: usize = 4096;
-/// Room for the data directories in the table, every NUL included.
-pub(crate) const DATA_DIRS_CAPACITY: usize = 1024;
-const FILE_FUNCTION_NAMES_CAPACITY: usize = 512;
 const FILE_FUNCTIONS_CAPACITY: usize = 48;
 
 /// The interposer loaded at the head of a namespace.
@@ -148,10 +146,8 @@ impl Interposer {
                 "table: capsule_table is missing, or was built from another version of interpose.c"
                     .into(),
         })?;
-        interposer.with_table(|t| {
-            t.prefix[..key.len()].copy_from_slice(key);
-            t.prefix[key.len()] = 0;
-        });
+        let prefix_c = namespace::path_cstring(prefix)?;
+        interposer.with_table(|t| t.prefix = Box::leak(prefix_c.into_boxed_c_str()).as_ptr());
         Ok(interposer)
     }
 
@@ -193,11 +189,15 @@ impl Interposer {
 
     /// The canonical prefix this namespace serves.
     pub fn prefix(&self) -> &Path {
-        // SAFETY: the table lives as long as the process; `prefix` is written once,
-        // NUL-terminated, before the namespace is published.
-        let bytes = unsafe { &(*self.table).prefix };
-        let len = bytes.iter().position(|&b| b == 0).unwrap_or(0);
-        Path::new(std::ffi::OsStr::from_bytes(&bytes[..len]))
+        // SAFETY: the table lives as long as the process; `prefix` is written once, to a
+        // leaked NUL-terminated string, before the namespace is published.
+        let prefix = unsafe { (*self.table).prefix };
+        if prefix.is_null() {
+            return Path::new("");
+        }
+        // SAFETY: as above.
+        let bytes = unsafe { CStr::from_ptr(prefix) }.to_bytes();
+        Path::new(std::ffi::OsStr::from_bytes(bytes))
     }
 
     pub fn lmid(&self) -> Lmid {
@@ -221,7 +221,9 @@ impl Interposer {
     pub fn attach_libc(&self, libc_handle: Handle, threads: crate::threads::Threads) -> Result<()> {
         // SAFETY: glibc's handle is the object's link map; the namespace's libc is never
         // unloaded.
-        let libc_object = unsafe { crate::elf::Object::from_link_map(libc_handle.link_map()) }?;
+        // SAFETY: glibc's handle is the object's link map; the namespace's libc is never
+        // unloaded.
+        let libc_segments = unsafe { crate::elf::shared_object_segments(libc_handle.link_map()) }?;
         let ctype = libc_handle.symbol(c"__ctype_init");
         let errno = libc_handle.symbol(c"__errno_location");
         // SAFETY: the libc handle is live; these symbols have these C signatures in
@@ -239,9 +241,12 @@ impl Interposer {
             let init = unsafe {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(init.as_ptr())
             };
-            crate::threads::prepare(libc_handle, &libc_object, init, threads);
+            let tls = libc_segments.iter().find(|s| s.is_tls());
+            crate::threads::prepare(libc_handle, tls, init, threads);
         }
         if wraps_data_files(self.prefix()) {
+            // SAFETY: as above.
+            let libc_object = unsafe { crate::elf::Object::from_link_map(libc_handle.link_map()) }?;
             self.attach_file_functions(libc_handle, &libc_object);
         }
         crate::hostenv::map_data_files(self)?;
@@ -259,7 +264,8 @@ impl Interposer {
     /// libc's own functions, named by the interposer's table.
     fn attach_file_functions(&self, libc_handle: Handle, libc_object: &crate::elf::Object<'_>) {
         self.with_table(|t| {
-            let names = file_function_names(&t.file_function_names);
+            // SAFETY: the C side points it at its list in its read-only data.
+            let names = unsafe { file_function_names(t.file_function_names) };
             for (slot, (name, version)) in t.libc_file.iter_mut().zip(names) {
                 debug_assert!(INTERPOSED.contains(&name.to_bytes()), "{name:?}");
                 // libc's own hash table answers as dlsym/dlvsym would (the default version,
@@ -284,24 +290,25 @@ impl Interposer {
     /// prefix for the code inside; no `dirs`: rewrite nothing. `trace`: the interposer
     /// prints each rewritten path. Fails if the list does not fit the table.
     pub fn map_data_dirs(&self, dirs: &[&str], trace: bool) -> Result<()> {
-        let mut packed = Vec::new();
-        for dir in dirs {
-            packed.extend_from_slice(dir.as_bytes());
-            packed.push(0);
-        }
-        packed.push(0);
-        if packed.len() > DATA_DIRS_CAPACITY || dirs.iter().any(|d| d.contains('\0')) {
+        if let Some(bad) = dirs.iter().find(|d| d.contains('\0')) {
             return Err(Error::Malformed {
                 object: "capsule interposer".into(),
-                what: format!(
-                    "table: the data directories take {} bytes, room for {DATA_DIRS_CAPACITY}",
-                    packed.len()
-                ),
+                what: format!("table: the data directory {bad:?} contains a NUL byte"),
             });
         }
+        let packed = (!dirs.is_empty()).then(|| {
+            let mut packed = Vec::new();
+            for dir in dirs {
+                packed.extend_from_slice(dir.as_bytes());
+                packed.push(0);
+            }
+            packed.push(0);
+            // Leaked: the C side reads it for the life of the namespace.
+            Box::leak(packed.into_boxed_slice()).as_ptr() as *const c_char
+        });
         let prefix_len = self.prefix().as_os_str().len() as u64;
         self.with_table(|t| {
-            t.data_dirs[..packed.len()].copy_from_slice(&packed);
+            t.data_dirs = packed.unwrap_or(std::ptr::null());
             t.prefix_len = prefix_len;
             t.trace_files = u64::from(trace);
         });
@@ -386,10 +393,25 @@ pub(crate) const INTERPOSED: &[&[u8]] = &[
 
 /// The names in the table's `file_function_names`: each `(name, version to ask for when
 /// the name has no default version)`.
-fn file_function_names(bytes: &[u8]) -> Vec<(CString, Option<CString>)> {
-    bytes
-        .split(|&b| b == 0)
-        .take_while(|entry| !entry.is_empty())
+///
+/// # Safety
+/// `list` must be null or point to NUL-terminated strings back to back, ended by an empty
+/// one, that stay alive.
+unsafe fn file_function_names(list: *const c_char) -> Vec<(CString, Option<CString>)> {
+    let mut entries = Vec::new();
+    let mut at = list;
+    while !at.is_null() && entries.len() < FILE_FUNCTIONS_CAPACITY {
+        // SAFETY: guaranteed by the caller: `at` starts one of the list's strings.
+        let entry = unsafe { CStr::from_ptr(at) }.to_bytes();
+        if entry.is_empty() {
+            break;
+        }
+        entries.push(entry);
+        // SAFETY: the next string (or the closing empty one) follows this one's NUL.
+        at = unsafe { at.add(entry.len() + 1) };
+    }
+    entries
+        .into_iter()
         .filter_map(|entry| {
             let mut parts = entry.splitn(2, |&b| b == b'@');
             let name = CString::new(parts.next()?).ok()?;

@@ -118,19 +118,24 @@ struct RDebugExtended {
     r_next: *const RDebugExtended,
 }
 
+extern "C" {
+    /// ld.so's debugger interface (`<link.h>`), one per namespace since glibc 2.35.
+    static _r_debug: RDebugExtended;
+}
+
 /// A namespace for `key` created by another copy of the runtime, if any.
 fn adopt(key: &Path) -> Option<Namespace> {
     // SAFETY: `_r_debug` is ld.so's debugger interface, a static that lives as long as
-    // the process; the name is NUL-terminated.
-    let mut r =
-        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_r_debug".as_ptr()) } as *const RDebugExtended;
-    // SAFETY: r_version >= 2 announces the extended layout, whose r_next chain glibc
+    // the process. r_version >= 2 announces the extended layout, whose r_next chain glibc
     // only ever appends to; each r_map is the head link map of a live namespace (ours
     // are never unloaded), or NULL.
     unsafe {
-        if r.is_null() || (*r).r_version < 2 {
+        let base = std::ptr::addr_of!(_r_debug);
+        if (*base).r_version < 2 {
             return None;
         }
+        // The base namespace (the program's) is never a capsule.
+        let mut r = (*base).r_next;
         while !r.is_null() {
             let head = (*r).r_map;
             r = (*r).r_next;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::elf::{LinkMap, Object};
+use crate::elf::{LinkMap, Segment};
 use crate::namespace::Handle;
 
 /// How far into glibc's `struct link_map` its TLS fields may lie (2.36: ~0x450).
@@ -70,11 +70,11 @@ pub(crate) enum Threads {
 /// Give the namespace libc of `libc_handle` the per-thread setup on every thread.
 pub(crate) fn prepare(
     libc_handle: Handle,
-    libc_object: &Object<'_>,
+    libc_tls: Option<&Segment>,
     ctype_init: unsafe extern "C" fn(),
     threads: Threads,
 ) {
-    match seed_tls_image(libc_handle, libc_object) {
+    match seed_tls_image(libc_handle, libc_tls) {
         Ok(()) => crate::debug!(Libs, "threads created from now on get the namespace libc's ctype setup from its TLS image"),
         Err(why) => crate::debug!(Libs, "cannot seed the namespace libc's TLS image ({why}); new threads are set up on their first malloc or dlopen inside the capsule"),
     }
@@ -93,9 +93,9 @@ pub(crate) fn prepare(
 
 /// Build the namespace libc's TLS image with the ctype pointers in place, and make glibc
 /// use it for new threads.
-fn seed_tls_image(libc_handle: Handle, libc_object: &Object<'_>) -> Result<(), String> {
+fn seed_tls_image(libc_handle: Handle, libc_tls: Option<&Segment>) -> Result<(), String> {
     let map = libc_handle.link_map();
-    let tls = libc_object.tls().ok_or("libc has no PT_TLS")?;
+    let tls = libc_tls.ok_or("libc has no PT_TLS")?;
     let (image_addr, file_size, mem_size) = (tls.address, tls.file_size as usize, tls.mem_size);
     let fields = TlsFields::find(map, image_addr, file_size, mem_size)?;
     let block = fields.this_threads_block();

@@ -16,7 +16,7 @@ mod symbol;
 mod version;
 
 pub(crate) use object::page_size;
-pub use object::{LinkMap, Object};
+pub use object::{shared_object_segments, LinkMap, Object};
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};
 pub use symbol::{Binding, Symbol, SymbolKind};

@@ -10,7 +10,6 @@ use super::memory::{le_u64, Memory};
 use super::reloc::{relr_addresses, RelaTable, Slot, RELA_SIZE};
 use super::segment::{
     parse_program_headers, relro_pages, Segment, SegmentFlags, PHDR_SIZE, PT_DYNAMIC, PT_LOAD,
-    PT_TLS,
 };
 use super::symbol::{RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
 use super::version::{Required, SymbolVersion, VersionTables};
@@ -333,7 +332,7 @@ impl<'a> Object<'a> {
 
     /// The PT_TLS segment: the object's TLS initialisation image.
     pub fn tls(&self) -> Option<&Segment> {
-        self.segments.iter().find(|s| s.kind == PT_TLS)
+        self.segments.iter().find(|s| s.is_tls())
     }
 
     /// Entries in the dynamic symbol table (index 0, the null symbol, included).
@@ -604,6 +603,29 @@ unsafe fn find_program_headers(name: &str, bias: usize, dynamic: usize) -> Resul
     if let Some(segments) = program_headers_from_iteration(bias, dynamic) {
         return Ok(segments);
     }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { program_headers_at_bias(name, bias) }
+}
+
+/// The segments of the shared object `link_map` describes, from the ELF header mapped at
+/// its load bias: all a caller needs who wants no more than a segment (PT_TLS, ...) of an
+/// object in another namespace, at a fraction of [`Object::from_link_map`]'s cost.
+///
+/// # Safety
+/// `link_map` must point to a live `struct link_map` of a loaded shared object (not the
+/// main program or the vDSO), which must stay loaded while this runs.
+pub unsafe fn shared_object_segments(link_map: *const LinkMap) -> Result<Vec<Segment>> {
+    if link_map.is_null() {
+        return Err(malformed("link map", "null link_map pointer"));
+    }
+    // SAFETY: the caller guarantees a live link map of a shared object, whose first
+    // PT_LOAD maps its ELF header at l_addr.
+    unsafe { program_headers_at_bias("shared object", (*link_map).l_addr) }
+}
+
+/// # Safety
+/// A shared object's ELF header must be mapped at `bias`.
+unsafe fn program_headers_at_bias(name: &str, bias: usize) -> Result<Vec<Segment>> {
     let size = page_size();
     if bias == 0 || bias & (size - 1) != 0 {
         return Err(malformed(

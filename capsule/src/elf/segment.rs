@@ -68,6 +68,11 @@ impl Segment {
     pub fn range(&self) -> Range<usize> {
         self.address..self.address.saturating_add(self.mem_size)
     }
+
+    /// Whether this is the thread-local storage template (PT_TLS).
+    pub fn is_tls(&self) -> bool {
+        self.kind == PT_TLS
+    }
 }
 
 /// Decode a program header table (`count` entries of `PHDR_SIZE` bytes) and add `bias` to

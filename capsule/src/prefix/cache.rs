@@ -66,6 +66,9 @@ pub struct Cache {
     has_hwcap: bool,
     /// Where string offsets count from.
     strings: usize,
+    /// The offset (from `strings`) of the file's last NUL: a string that starts after it
+    /// runs off the end of the file.
+    last_nul: Option<usize>,
 }
 
 /// The bytes of a cache: a copy, or the file mapped read-only as ld.so maps it (a
@@ -171,7 +174,12 @@ impl Cache {
         (self.first_equal(name)..self.count)
             .map(|i| self.entry(i))
             .take_while(move |e| libcmp(self.string(e.key), name).is_eq())
-            .filter(move |e| e.flags == FLAGS_X86_64 && e.hwcap == 0 && self.string(e.key) == name)
+            .filter(move |e| {
+                e.flags == FLAGS_X86_64
+                    && e.hwcap == 0
+                    && self.strings_in_file(e)
+                    && self.string(e.key) == name
+            })
             .map(|e| Path::new(OsStr::from_bytes(self.string(e.value))))
     }
 
@@ -190,19 +198,28 @@ impl Cache {
         low
     }
 
-    /// Every entry, in file order.
+    /// Every entry whose strings lie in the file, in file order.
     pub fn entries(&self) -> Vec<Entry> {
         (0..self.count)
-            .map(|i| {
-                let e = self.entry(i);
-                Entry {
-                    flags: e.flags,
-                    name: String::from_utf8_lossy(self.string(e.key)).into_owned(),
-                    path: PathBuf::from(OsStr::from_bytes(self.string(e.value))),
-                    hwcap: e.hwcap,
-                }
+            .map(|i| self.entry(i))
+            .filter(|e| self.strings_in_file(e))
+            .map(|e| Entry {
+                flags: e.flags,
+                name: String::from_utf8_lossy(self.string(e.key)).into_owned(),
+                path: PathBuf::from(OsStr::from_bytes(self.string(e.value))),
+                hwcap: e.hwcap,
             })
             .collect()
+    }
+
+    /// Whether both strings of `entry` start inside the file and end with a NUL there. ld.so
+    /// checks each entry it uses the same way (`_dl_cache_verify_ptr`) and passes over a
+    /// bad one; checking all of them up front would cost a pass over the whole table.
+    fn strings_in_file(&self, entry: &RawEntry) -> bool {
+        let area = self.bytes.len().saturating_sub(self.strings);
+        [entry.key, entry.value]
+            .iter()
+            .all(|&offset| offset < area && self.last_nul.is_some_and(|nul| offset <= nul))
     }
 
     /// Entry `i` (< count); `parse` checked that the table holds it.
@@ -220,7 +237,8 @@ impl Cache {
         }
     }
 
-    /// The string at `offset` of the string area, without its NUL (checked by `parse`).
+    /// The string at `offset` of the string area, without its NUL; empty outside the file
+    /// (see `strings_in_file`).
     fn string(&self, offset: usize) -> &[u8] {
         let tail = self
             .bytes
@@ -329,6 +347,7 @@ fn parse_old_with_new(bytes: Bytes) -> Result<Cache, CacheError> {
         entry_size: OLD_ENTRY,
         has_hwcap: false,
         strings: entries_end,
+        last_nul: None,
     })
 }
 
@@ -357,6 +376,16 @@ fn parse_new(bytes: Bytes, start: usize) -> Result<Cache, CacheError> {
             part.len()
         ));
     }
+    // The string table follows the entries; its size in the header finds a cut file at
+    // once, where checking every entry's strings would cost a pass over the table.
+    let len_strings = read_u32(part, 24, "header")? as usize;
+    let strings_end = (NEW_HEADER + nlibs * NEW_ENTRY).checked_add(len_strings);
+    if strings_end.is_none_or(|end| end > part.len()) {
+        return malformed(format!(
+            "truncated: the header announces {nlibs} entries and {len_strings} bytes of strings, more than the {} bytes of the file hold",
+            part.len()
+        ));
+    }
     checked(Cache {
         bytes,
         table: start + NEW_HEADER,
@@ -364,32 +393,17 @@ fn parse_new(bytes: Bytes, start: usize) -> Result<Cache, CacheError> {
         entry_size: NEW_ENTRY,
         has_hwcap: true,
         strings: start,
+        last_nul: None,
     })
 }
 
-/// `cache` if every entry's strings lie in the file and end with a NUL. A string ends in
-/// the file exactly when it starts at or before the file's last NUL, so each check is
-/// O(1): opening a cache must not cost a pass over its strings.
-fn checked(cache: Cache) -> Result<Cache, CacheError> {
-    let area = cache.bytes.len().saturating_sub(cache.strings);
-    let last_nul = cache.bytes[cache.strings.min(cache.bytes.len())..]
+/// `cache` with the end of its strings found: where the file's last NUL is. A string ends
+/// in the file exactly when it starts at or before that NUL, so checking an entry as it is
+/// used costs O(1) (see `strings_in_file`).
+fn checked(mut cache: Cache) -> Result<Cache, CacheError> {
+    cache.last_nul = cache.bytes[cache.strings.min(cache.bytes.len())..]
         .iter()
         .rposition(|&b| b == 0);
-    for index in 0..cache.count {
-        let entry = cache.entry(index);
-        for (what, offset) in [("name", entry.key), ("path", entry.value)] {
-            if offset >= area {
-                return malformed(format!(
-                    "entry {index}: its {what} offset {offset} is past the end of the strings ({area} bytes)"
-                ));
-            }
-            if last_nul.is_none_or(|nul| offset > nul) {
-                return malformed(format!(
-                    "entry {index}: its {what} at offset {offset} has no terminating NUL"
-                ));
-            }
-        }
-    }
     Ok(cache)
 }
 
@@ -576,12 +590,32 @@ mod tests {
     }
 
     #[test]
-    fn string_offset_out_of_range_is_an_error() {
-        let mut bytes = new_cache(&[(FLAGS_X86_64, "liba.so.1", "/a", 0)]);
-        let key_at = NEW_HEADER + 4;
-        bytes[key_at..key_at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
-        let err = parse(&bytes).unwrap_err();
-        assert!(err.0.contains("past the end"), "{err}");
+    fn an_entry_whose_strings_leave_the_file_is_passed_over() {
+        let entries = [
+            (FLAGS_X86_64, "liba.so.1", "/a", 0),
+            (FLAGS_X86_64, "liba.so.1", "/b", 0),
+        ];
+        let damaged = |field: usize| {
+            let mut bytes = new_cache(&entries);
+            let at = NEW_HEADER + field;
+            bytes[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+            parse(&bytes).expect("parsed: entries are checked as they are used")
+        };
+        // The path of the first entry lies past the end: the second answers.
+        let cache = damaged(8);
+        assert_eq!(cache.lookup("liba.so.1").collect::<Vec<_>>(), ["/b"]);
+        assert_eq!(cache.entries().len(), 1);
+        // Its name does: the search may stop there (as ld.so's may), but never answers
+        // with the bad entry.
+        let cache = damaged(4);
+        assert!(cache.lookup("liba.so.1").all(|p| p == Path::new("/b")));
+        assert_eq!(cache.entries().len(), 1);
+        // The last string ("/b") has lost its NUL: only "/a" is whole.
+        let mut bytes = new_cache(&entries);
+        let last = bytes.len() - 1;
+        bytes[last] = b'x';
+        let cache = parse(&bytes).unwrap();
+        assert_eq!(cache.lookup("liba.so.1").collect::<Vec<_>>(), ["/a"]);
     }
 
     #[test]

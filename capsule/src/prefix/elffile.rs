@@ -173,16 +173,24 @@ impl<R: ReadAt> Blocks<R> {
 
     /// `len` bytes at `offset`; "truncated" where the file ends before them.
     fn bytes(&mut self, offset: u64, len: usize, what: &str) -> Result<Vec<u8>, String> {
-        let truncated = || format!("truncated: the file ends inside its {what}");
-        let end = offset.checked_add(len as u64).ok_or_else(truncated)?;
-        let mut out = Vec::with_capacity(len);
+        let out = self.available(offset, len)?;
+        if out.len() < len {
+            return Err(format!("truncated: the file ends inside its {what}"));
+        }
+        Ok(out)
+    }
+
+    /// Up to `len` bytes at `offset`: fewer where the file ends before them.
+    fn available(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, String> {
+        let end = offset.saturating_add(len as u64);
+        let mut out = Vec::with_capacity(len.min(BLOCK as usize));
         let mut at = offset;
         while at < end {
             let block = self.block(at / BLOCK)?;
             let from = (at % BLOCK) as usize;
             let upto = block.len().min(from + (end - at) as usize);
             if from >= upto {
-                return Err(truncated());
+                break;
             }
             out.extend_from_slice(&block[from..upto]);
             at += (upto - from) as u64;
@@ -217,7 +225,8 @@ impl<R: ReadAt> Blocks<R> {
                 "malformed: a string at file offset {offset} runs past its table"
             ));
         }
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        Ok(String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 }
 
@@ -341,16 +350,18 @@ fn dynamic_entries<R: ReadAt>(
     let mut out = Dynamic::default();
     let (mut verneednum, mut verdefnum) = (0, 0);
     let (mut verneed, mut verdef) = (None, None);
-    let count = size / DYN_SIZE as u64;
-    for index in 0..count {
-        let entry = file.bytes(
-            offset + index * DYN_SIZE as u64,
-            DYN_SIZE,
-            "dynamic section",
-        )?;
-        let (tag, value) = (u64_at(&entry, 0), u64_at(&entry, 8));
+    // One read for the whole section (a few hundred bytes). A file cut inside it is an
+    // error only where no DT_NULL comes before the cut, as when reading entry by entry.
+    let whole = (size / DYN_SIZE as u64) as usize * DYN_SIZE;
+    let section = file.available(offset, whole)?;
+    let mut ended = false;
+    for entry in section.chunks_exact(DYN_SIZE) {
+        let (tag, value) = (u64_at(entry, 0), u64_at(entry, 8));
         match tag {
-            DT_NULL => break,
+            DT_NULL => {
+                ended = true;
+                break;
+            }
             DT_NEEDED => out.needed.push(value),
             DT_SONAME => out.soname = Some(value),
             DT_RPATH => out.rpath.push(value),
@@ -364,6 +375,9 @@ fn dynamic_entries<R: ReadAt>(
             DT_VERDEFNUM => verdefnum = value,
             _ => {}
         }
+    }
+    if !ended && section.len() < whole {
+        return Err("truncated: the file ends inside its dynamic section".into());
     }
     out.verneed = verneed.map(|v| (v, verneednum));
     out.verdef = verdef.map(|v| (v, verdefnum));
