@@ -1,7 +1,7 @@
 //! Load time and RSS growth of a capsule against a plain `dlmopen(LM_ID_NEWLM)` of the same
 //! library, each load in a fresh process (the `loadtime` helper), the modes alternated so
 //! that drifting machine load hits all alike. A third mode, the floor, makes the loads a
-//! capsule makes (a one-function object from a memfd first, then libc, then the library)
+//! capsule makes (a one-function object from a file first, then libc, then the library)
 //! with none of the capsule's work. Medians go to target/capsule-bench.
 
 use std::process::Command;

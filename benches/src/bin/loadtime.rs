@@ -5,10 +5,10 @@
 //! search path for a plain `dlmopen(LM_ID_NEWLM)`), and prints `NANOSECONDS RSS_GROWTH_KB`.
 //!
 //! `loadtime floor LIBRARY OBJECT` times the loads a capsule makes, with none of its own
-//! work: OBJECT (a one-function shared object, standing in for the interposer) written to a
-//! memfd and `dlmopen`ed into a new namespace, then the running libc, then LIBRARY by name
-//! (ld.so's own search). What a capsule's load costs beyond that is its resolution and
-//! setup.
+//! work: OBJECT (a one-function shared object, standing in for the interposer, which a
+//! capsule loads from a file in the user's cache directory) `dlmopen`ed into a new
+//! namespace, then the running libc, then LIBRARY by name (ld.so's own search). What a
+//! capsule's load costs beyond that is its resolution and setup.
 
 use std::ffi::{c_void, CString};
 use std::path::Path;
@@ -27,11 +27,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Read before the clock starts, as a capsule has its interposer in memory.
-    let object = match object.map(std::fs::read).transpose() {
-        Ok(bytes) => bytes,
-        Err(e) => return fail(&format!("read the stand-in object: {e}")),
-    };
     let before = match rss_kb() {
         Ok(kb) => kb,
         Err(e) => return fail(&e),
@@ -40,7 +35,7 @@ fn main() -> ExitCode {
     let loaded = match mode.as_str() {
         "capsule" => load_capsule(library),
         "dlmopen" => load_dlmopen(library),
-        "floor" => load_floor(library, object.as_deref().unwrap_or_default()),
+        "floor" => load_floor(library, object.map(String::as_str).unwrap_or_default()),
         other => Err(format!(
             "unknown mode {other:?}: use capsule, dlmopen or floor"
         )),
@@ -79,20 +74,8 @@ fn load_dlmopen(library: &str) -> Result<(), String> {
     open_in(libc::LM_ID_NEWLM, library).map(|_| ())
 }
 
-fn load_floor(library: &str, object: &[u8]) -> Result<(), String> {
-    // SAFETY: a NUL-terminated name; MFD_CLOEXEC keeps it out of child processes.
-    let fd = unsafe { libc::memfd_create(c"floor-object".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns; it stays open (as the
-    // interposer's does) for the life of the process.
-    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std::io::Write::write_all(&mut file, object).map_err(|e| format!("write the memfd: {e}"))?;
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    let head = open_in(libc::LM_ID_NEWLM, &format!("/proc/{pid}/fd/{fd}"))?;
-    std::mem::forget(file);
+fn load_floor(library: &str, object: &str) -> Result<(), String> {
+    let head = open_in(libc::LM_ID_NEWLM, object)?;
     let mut lmid: libc::Lmid_t = 0;
     // SAFETY: RTLD_DI_LMID writes one Lmid_t; the handle is live.
     if unsafe { libc::dlinfo(head, libc::RTLD_DI_LMID, &mut lmid as *mut _ as *mut c_void) } != 0 {

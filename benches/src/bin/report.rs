@@ -222,7 +222,7 @@ fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
         ));
         rows.push(compare(
             &format!(
-                "floor of that load (`{library}`): the same dlmopen calls (a one-function object from a memfd, libc, the library), none of the capsule's work"
+                "floor of that load (`{library}`): the same dlmopen calls (a one-function object from a file, libc, the library), none of the capsule's work"
             ),
             m.get("floor_ns")?,
             m.get("dlmopen_ns")?,
@@ -425,8 +425,9 @@ const METHOD: &str = r#"
   resolution inside the prefix, interposer, allocator routing, dlopen emulation included)
   against the bare `dlmopen`; RSS growth is VmRSS after minus before the load. The
   *floor* (a third mode, alternating with the other two) makes the `dlmopen` calls a
-  capsule makes, with none of its work: a one-function shared object written to a memfd
-  and loaded into a new namespace (where the interposer goes), the running libc, then the
+  capsule makes, with none of its work: a one-function shared object loaded from a file
+  into a new namespace (where the interposer goes; a capsule keeps its interposer as a file
+  in the user's cache directory, written by the first load), the running libc, then the
   library by name (ld.so's own search). The capsule's own work (resolving the closure in
   the prefix, preparing the interposer, setting up the namespace's libc) is the difference
   between the capsule's figure and the floor; the goal leaves it the difference between

@@ -61,8 +61,8 @@ pub fn running_libc_path() -> Option<PathBuf> {
 pub fn loaded(soname: &str) -> Option<(PathBuf, ElfFile)> {
     with_loaded(soname, |map, path| {
         // SAFETY: `with_loaded` holds a reference to the object while this runs.
-        let facts =
-            unsafe { Object::from_link_map(map) }.and_then(|object| ElfFile::from_object(&object));
+        let facts = unsafe { Object::from_link_map(map) }
+            .and_then(|object| ElfFile::glibc_from_object(&object));
         match facts {
             Ok(file) => Some((path, file)),
             Err(e) => {

@@ -1,7 +1,7 @@
 //! The closure search: ld.so's `_dl_map_object` order, breadth first like ld.so loads,
 //! with every directory taken inside the prefix.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -58,8 +58,9 @@ struct Search<'a> {
     prefix: &'a Prefix,
     is_loaded: &'a dyn Fn(&str) -> bool,
     nodes: Vec<Node>,
-    /// Requested names and sonames, to the node that answers them.
-    by_name: HashMap<String, usize>,
+    /// Requested names and sonames, to the node that answers them. A B-tree: a handful of
+    /// names, and a HashMap's first use per thread costs a getrandom system call.
+    by_name: BTreeMap<String, usize>,
 }
 
 /// See [`Prefix::resolve_closure_from`].
@@ -73,7 +74,7 @@ pub fn closure(
         prefix,
         is_loaded,
         nodes: Vec::new(),
-        by_name: HashMap::new(),
+        by_name: BTreeMap::new(),
     };
     if is_loaded(library) {
         return Ok(Closure {
