@@ -9,8 +9,47 @@ use crate::elf::LinkMap;
 /// `RTLD_DL_LINKMAP` from `<dlfcn.h>` (the libc crate lacks it).
 const RTLD_DL_LINKMAP: libc::c_int = 2;
 
+/// glibc's `struct dl_find_object` (`<dlfcn.h>`, glibc >= 2.35).
+#[repr(C)]
+struct DlFindObject {
+    flags: u64,
+    map_start: *mut c_void,
+    map_end: *mut c_void,
+    link_map: *mut c_void,
+    eh_frame: *mut c_void,
+    reserved: [u64; 7],
+}
+
+type FindObject = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> libc::c_int;
+
+/// `_dl_find_object`, where the running glibc has it (2.35 and later): looked up, not
+/// linked, so that the runtime still loads on an older glibc.
+fn find_object_function() -> Option<FindObject> {
+    static FOUND: std::sync::OnceLock<Option<FindObject>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches the program's scope.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
+        // SAFETY: glibc's `_dl_find_object` has exactly this signature.
+        (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, FindObject>(f) })
+    })
+}
+
 /// The link map of the loaded object that contains `addr` (any namespace).
 pub(crate) fn containing(addr: *const c_void) -> Option<*const LinkMap> {
+    // `_dl_find_object` answers from a lock-free sorted table; dladdr1 takes the loader's
+    // lock and searches the object's symbol table for the nearest symbol, which costs
+    // microseconds on a library like libc.
+    if let Some(find) = find_object_function() {
+        let mut found = std::mem::MaybeUninit::<DlFindObject>::zeroed();
+        // SAFETY: `_dl_find_object` reads `addr` as a plain value and fills `found`.
+        if unsafe { find(addr.cast_mut(), found.as_mut_ptr()) } == 0 {
+            // SAFETY: filled by the successful call above.
+            let map = unsafe { found.assume_init() }.link_map;
+            if !map.is_null() {
+                return Some(map as *const LinkMap);
+            }
+        }
+    }
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
     let mut map: *mut c_void = std::ptr::null_mut();
     // SAFETY: dladdr1 with RTLD_DL_LINKMAP writes a Dl_info and one link_map pointer, both

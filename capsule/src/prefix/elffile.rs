@@ -48,23 +48,6 @@ pub struct ElfFile {
     pub verdef: Vec<String>,
 }
 
-impl ElfFile {
-    /// What the search needs of one of glibc's own libraries already loaded in this
-    /// process, read from its memory (no file I/O): its soname, DT_NEEDED and DT_VERDEF.
-    /// Its DT_VERNEED and search paths are left out: glibc's libraries come from the
-    /// running system as one build, whose versions ld.so matched when it loaded them, and
-    /// what they need is taken from the running system too.
-    pub fn glibc_from_object(object: &crate::elf::Object<'_>) -> crate::Result<ElfFile> {
-        let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
-        Ok(ElfFile {
-            soname: object.soname()?.map(str::to_string),
-            needed: owned(object.needed()?),
-            verdef: owned(object.defined_versions()?),
-            ..ElfFile::default()
-        })
-    }
-}
-
 /// Read `path`, or say why ld.so would pass it over (not ELF, another class or machine,
 /// not a shared object, truncated, malformed). The reason names the problem, not the path.
 pub fn read(path: &Path) -> Result<ElfFile, String> {
