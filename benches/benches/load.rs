@@ -10,7 +10,7 @@ use capsule_benches::{median, wanted, write_result};
 use capsule_tests::{build_lib, Lib};
 
 /// Loads per mode and library.
-const RUNS: usize = 21;
+const RUNS: usize = 41;
 
 const LIBRARIES: [(&str, &str); 2] = [("libz", "libz.so.1"), ("libEGL", "libEGL.so.1")];
 
