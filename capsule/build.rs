@@ -15,6 +15,36 @@ fn main() {
         &out_dir.join("interpose-root.so"),
         &["-DCAPSULE_ROOT_PREFIX"],
     );
+    resolver_id();
+}
+
+/// `CAPSULE_RESOLVER_ID`: a hash of the resolver's sources (`src/prefix/`), which names
+/// the closures `prefix::memo` remembers, so that no build reads another one's answers.
+fn resolver_id() {
+    let dir = Path::new("src/prefix");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read src/prefix")
+        .map(|entry| entry.expect("read src/prefix").path())
+        .collect();
+    files.sort();
+    // FNV-1a, 64 bits, over each file's name and bytes.
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for file in files {
+        println!("cargo:rerun-if-changed={}", file.display());
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .as_encoded_bytes()
+            .to_vec();
+        for byte in name
+            .into_iter()
+            .chain(std::fs::read(&file).expect("read a source"))
+        {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    println!("cargo:rustc-env=CAPSULE_RESOLVER_ID={hash:016x}");
 }
 
 fn build(source: &str, out: &Path, defines: &[&str]) {

@@ -6,8 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
 
+use crate::disk_cache;
 use crate::error::{Error, Result};
-use crate::image_file;
 use crate::namespace::{self, Handle, LinkMap, Lmid};
 
 /// The interposer's bytes, built by build.rs from `interpose/interpose.c`.
@@ -16,8 +16,8 @@ const IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose.so"));
 /// to map: `open`, `stat`, ... stay libc's own, at no cost.
 const IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-root.so"));
 /// The images' hashes, which name their files in the cache (computed by the compiler).
-const IMAGE_ID: u64 = image_file::fnv1a(IMAGE);
-const IMAGE_ROOT_ID: u64 = image_file::fnv1a(IMAGE_ROOT);
+const IMAGE_ID: u64 = disk_cache::fnv1a(IMAGE);
+const IMAGE_ROOT_ID: u64 = disk_cache::fnv1a(IMAGE_ROOT);
 
 const TABLE_MAGIC: u64 = 0x3256_534c_5553_5043;
 
@@ -106,7 +106,7 @@ impl Interposer {
         } else {
             (IMAGE_ROOT, "root", IMAGE_ROOT_ID)
         };
-        let handle = match image_file::cached(image, kind, id) {
+        let handle = match disk_cache::cached(image, kind, id) {
             Ok(path) => match open_new_namespace(&path) {
                 Ok(handle) => Some(handle),
                 Err(message) => {
@@ -126,7 +126,7 @@ impl Interposer {
         let handle = match handle {
             Some(handle) => handle,
             None => {
-                let (fd, path) = image_file::in_memory(image)?;
+                let (fd, path) = disk_cache::in_memory(image)?;
                 let handle = open_new_namespace(&path).map_err(|message| {
                     namespace::load_error(
                         &format!("a capsule for prefix {}", prefix.display()),

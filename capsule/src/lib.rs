@@ -13,11 +13,11 @@
 pub mod alloc;
 mod capsule;
 pub mod config;
+mod disk_cache;
 mod dl;
 pub mod error;
 mod exit;
 pub mod hostenv;
-mod image_file;
 mod interposer;
 mod linkmap;
 pub mod prefix;

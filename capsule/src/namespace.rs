@@ -92,8 +92,7 @@ pub(crate) fn for_prefix(prefix: &Path) -> Result<&'static Namespace> {
     let ns = match adopt(&key) {
         Some(ns) => ns,
         None => {
-            let prefix = Prefix::open_canonical(key.clone())?;
-            crate::phase!("prefix configuration read");
+            let prefix = Prefix::open_canonical(key.clone());
             create(prefix, key)?
         }
     };

@@ -121,8 +121,9 @@ impl Drop for Mapping {
 }
 
 /// The whole of `file` (an `ld.so.cache`), mapped.
-pub fn map(file: &File) -> std::io::Result<Bytes> {
-    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+/// `file` (of `len` bytes) mapped read-only.
+pub fn map(file: &File, len: u64) -> std::io::Result<Bytes> {
+    let len = usize::try_from(len).map_err(std::io::Error::other)?;
     if len == 0 {
         return Ok(Bytes::Empty);
     }

@@ -71,6 +71,65 @@ pub fn resolve(root: &Path, inside: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
+/// What identifies a file's content without reading it: its device and inode, its size,
+/// and both change times (ctime moves on every write, rename or chmod, even one that sets
+/// mtime back). Timestamps are as fine as the file system keeps them; see `is_recent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Identity {
+    pub fn of(meta: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether the file changed so recently (within 2 s of `now`, or after it) that a
+    /// further change could leave the same identity: file systems stamp times from a
+    /// clock that ticks every few milliseconds, so two writes in one tick look alike. Git
+    /// distrusts its index the same way ("racy" entries).
+    pub fn is_recent(&self, now: std::time::SystemTime) -> bool {
+        let Ok(now) = now.duration_since(std::time::UNIX_EPOCH) else {
+            return true;
+        };
+        let nanos = |(seconds, nanoseconds): (i64, i64)| {
+            i128::from(seconds) * 1_000_000_000 + i128::from(nanoseconds)
+        };
+        let settled = now.as_nanos() as i128 - 2_000_000_000;
+        nanos(self.mtime) > settled || nanos(self.ctime) > settled
+    }
+}
+
+/// The identity of the file `inside` names (a path of the host tree), symlinks followed
+/// inside `root` as [`open`] follows them; None where there is no such file.
+pub fn identity(root: &Path, inside: &Path) -> Result<Option<Identity>> {
+    if root == Path::new("/") {
+        // The kernel's own resolution is the confined one.
+        return Ok(std::fs::metadata(inside).ok().map(|m| Identity::of(&m)));
+    }
+    let real = match kernel_open(root, inside, libc::O_PATH, false)? {
+        Kernel::Found(_, fd) => {
+            return Ok(File::from(fd).metadata().ok().map(|m| Identity::of(&m)))
+        }
+        Kernel::Missing => return Ok(None),
+        Kernel::Unavailable => walk(root, inside)?,
+    };
+    Ok(real
+        .and_then(|real| std::fs::metadata(host_path(root, &real)).ok())
+        .map(|m| Identity::of(&m)))
+}
+
 /// What the kernel's confined lookup gave.
 enum Kernel {
     /// The host-tree path, and the file opened with the flags asked for.
@@ -280,6 +339,22 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("usr/lib")).unwrap();
         std::fs::write(dir.path().join("opt/x/libx.so.1.0"), b"x").unwrap();
         dir
+    }
+
+    #[test]
+    fn identity_follows_symlinks_inside_the_tree_and_knows_recent_changes() {
+        let dir = tree();
+        symlink("/opt/x/libx.so.1.0", dir.path().join("usr/lib/libx.so.1")).unwrap();
+        let id = identity(dir.path(), Path::new("/usr/lib/libx.so.1"))
+            .unwrap()
+            .expect("found");
+        let direct = std::fs::metadata(dir.path().join("opt/x/libx.so.1.0")).unwrap();
+        assert_eq!(id, Identity::of(&direct));
+        assert_eq!(identity(dir.path(), Path::new("/nope")).unwrap(), None);
+        let now = std::time::SystemTime::now();
+        assert!(id.is_recent(now), "just written");
+        assert!(!id.is_recent(now + std::time::Duration::from_secs(3)));
+        assert!(id.is_recent(now + std::time::Duration::from_millis(1500)));
     }
 
     #[test]

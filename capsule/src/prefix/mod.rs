@@ -19,11 +19,12 @@ pub mod conf;
 mod elffile;
 pub mod fs;
 pub mod glibc;
+mod memo;
 mod search;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 
@@ -33,15 +34,20 @@ pub use search::{expand_dst, DEFAULT_DIRS, DST_LIB, DST_PLATFORM};
 #[derive(Debug)]
 pub struct Prefix {
     root: PathBuf,
-    /// Shared between the running system's prefix and a prefix that is `/` too.
-    config: Arc<LinkerConfig>,
+    /// Read when a search first needs it (a closure the memo answers needs none). Shared
+    /// between the running system's prefix and a prefix that is `/` too.
+    config: OnceLock<Arc<LinkerConfig>>,
 }
 
 /// What the prefix tells ld.so beyond RPATH/RUNPATH.
 #[derive(Debug)]
 enum LinkerConfig {
-    /// `etc/ld.so.cache` (its path on this machine, and its entries).
-    Cache { path: PathBuf, cache: cache::Cache },
+    /// `etc/ld.so.cache` (its path on this machine, its identity when read, its entries).
+    Cache {
+        path: PathBuf,
+        identity: fs::Identity,
+        cache: cache::Cache,
+    },
     /// No cache: the directories of `etc/ld.so.conf` and its includes.
     Conf(Vec<PathBuf>),
     /// Neither: only the default directories.
@@ -68,6 +74,21 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// The origin [`Origin::as_str`] names.
+    pub fn parse(word: &str) -> Option<Origin> {
+        [
+            Origin::Explicit,
+            Origin::Rpath,
+            Origin::Runpath,
+            Origin::Cache,
+            Origin::Conf,
+            Origin::Default,
+            Origin::System,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == word)
+    }
+
     /// The word debug lines and `capsule-gen deps` print for it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -123,26 +144,39 @@ impl Prefix {
     /// (the search reads it anyway for glibc's libraries), so an `ldconfig` run after
     /// that is not seen by later namespaces of the process.
     pub fn open(root: &Path) -> Result<Prefix> {
-        Prefix::open_canonical(canonical_root(root)?)
+        let prefix = Prefix::open_canonical(canonical_root(root)?);
+        prefix.config()?;
+        Ok(prefix)
     }
 
-    /// [`Prefix::open`] of a root that [`canonical_root`] gave.
-    pub(crate) fn open_canonical(root: PathBuf) -> Result<Prefix> {
-        if root == Path::new("/") {
-            if let Ok(system) = search::system_prefix() {
-                return Ok(Prefix {
-                    root,
-                    config: Arc::clone(&system.config),
-                });
-            }
+    /// A root that [`canonical_root`] gave, its configuration read when first needed (a
+    /// bad one is reported then, by the load that needs it).
+    pub(crate) fn open_canonical(root: PathBuf) -> Prefix {
+        Prefix {
+            root,
+            config: OnceLock::new(),
         }
-        Prefix::open_unshared(root)
     }
 
-    /// Open an already checked root, reading its configuration.
-    fn open_unshared(root: PathBuf) -> Result<Prefix> {
-        let config = Arc::new(read_config(&root)?);
-        Ok(Prefix { root, config })
+    /// The prefix's linker configuration, read on first use.
+    fn config(&self) -> Result<&LinkerConfig> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = if self.root == Path::new("/") {
+            // The running system's, read once per process.
+            let system = search::system_prefix();
+            match system.config.get() {
+                Some(config) => Arc::clone(config),
+                None => {
+                    let config = Arc::new(read_config(&system.root)?);
+                    Arc::clone(system.config.get_or_init(|| config))
+                }
+            }
+        } else {
+            Arc::new(read_config(&self.root)?)
+        };
+        Ok(self.config.get_or_init(|| config))
     }
 
     /// The prefix's root directory (absolute, symlinks of the path to it resolved).
@@ -151,8 +185,24 @@ impl Prefix {
     }
 
     /// Resolve `library` (a soname, or a path inside the prefix) and its DT_NEEDED closure.
+    /// A closure found before (by this or an earlier process) is taken as it was when
+    /// none of the files that decided it changed since (see `memo`).
     pub fn resolve_closure(&self, library: &str) -> Result<Closure> {
-        self.resolve_closure_from(library, None, &|_| false)
+        if let Some(closure) = memo::recall(self, library) {
+            for object in &closure.objects {
+                search::announce(object);
+            }
+            return Ok(closure);
+        }
+        let (closure, inputs) = search::closure(self, library, None, &|_| false)?;
+        match inputs {
+            Some(inputs) => memo::remember(self, library, &closure, &inputs),
+            None => crate::debug!(
+                Libs,
+                "{library}: closure not remembered: where it was found also depended on what a directory did not hold"
+            ),
+        }
+        Ok(closure)
     }
 
     /// Resolve `library` as `requester` (a path on this machine of an object already in
@@ -168,7 +218,7 @@ impl Prefix {
         requester: Option<&Path>,
         is_loaded: &dyn Fn(&str) -> bool,
     ) -> Result<Closure> {
-        search::closure(self, library, requester, is_loaded)
+        search::closure(self, library, requester, is_loaded).map(|(closure, _)| closure)
     }
 }
 
@@ -195,15 +245,21 @@ pub(crate) fn canonical_root(root: &Path) -> Result<PathBuf> {
 fn read_config(root: &Path) -> Result<LinkerConfig> {
     if let Some((inside, file)) = fs::open(root, Path::new("/etc/ld.so.cache"))? {
         let path = fs::host_path(root, &inside);
-        let bytes = cache::map(&file).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.clone(),
             source,
-        })?;
+        };
+        let meta = file.metadata().map_err(io)?;
+        let bytes = cache::map(&file, meta.len()).map_err(io)?;
         let cache = cache::parse_bytes(bytes).map_err(|e| Error::BadConfig {
             path: path.clone(),
             reason: format!("corrupt ld.so.cache: {e}"),
         })?;
-        return Ok(LinkerConfig::Cache { path, cache });
+        return Ok(LinkerConfig::Cache {
+            path,
+            identity: fs::Identity::of(&meta),
+            cache,
+        });
     }
     let dirs = conf::read_dirs(root, Path::new("/etc/ld.so.conf"))?;
     Ok(if dirs.is_empty() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::elffile::{self, ElfFile};
-use super::fs::{self, host_path};
+use super::fs::{self, host_path, Identity};
 use super::glibc::{self, Versioned};
 use super::{Closure, LinkerConfig, Object, Origin, Prefix};
 use crate::error::{Error, Result};
@@ -52,7 +52,12 @@ struct Found {
     found_as: Option<PathBuf>,
     origin: Origin,
     file: ElfFile,
+    /// The file's identity when it was read (None for glibc's libraries read from memory).
+    identity: Option<Identity>,
 }
+
+/// The files a closure was decided by: paths of the host tree and their identities.
+pub type Inputs = Vec<(PathBuf, Identity)>;
 
 struct Search<'a> {
     prefix: &'a Prefix,
@@ -61,25 +66,48 @@ struct Search<'a> {
     /// Requested names and sonames, to the node that answers them. A B-tree: a handful of
     /// names, and a HashMap's first use per thread costs a getrandom system call.
     by_name: BTreeMap<String, usize>,
+    /// What the answer was decided by, for the memo; None when it also depended on
+    /// something no file identity stands for (see `note_input`).
+    inputs: Option<Inputs>,
 }
 
-/// See [`Prefix::resolve_closure_from`].
+/// The `CAPSULE_DEBUG=libs` line for an object of a remembered closure, as the search
+/// prints it for one it finds.
+pub(super) fn announce(object: &Object) {
+    crate::debug!(
+        Libs,
+        "{} => {} ({}{}, remembered)",
+        object.soname,
+        object.path.display(),
+        object.origin,
+        object
+            .needed_by
+            .as_ref()
+            .map(|b| format!(", needed by {b}"))
+            .unwrap_or_default()
+    );
+}
+
+/// See [`Prefix::resolve_closure_from`]; with the files the closure was decided by, when
+/// files alone decided it (see `Search::note_input`).
 pub fn closure(
     prefix: &Prefix,
     library: &str,
     requester: Option<&Path>,
     is_loaded: &dyn Fn(&str) -> bool,
-) -> Result<Closure> {
+) -> Result<(Closure, Option<Inputs>)> {
     let mut search = Search {
         prefix,
         is_loaded,
         nodes: Vec::new(),
         by_name: BTreeMap::new(),
+        inputs: requester.is_none().then(Vec::new),
     };
     if is_loaded(library) {
-        return Ok(Closure {
+        let empty = Closure {
             objects: Vec::new(),
-        });
+        };
+        return Ok((empty, None));
     }
     let loader = requester
         .map(|path| search.add_requester(path))
@@ -89,9 +117,10 @@ pub fn closure(
     search.walk(root)?;
     let order = search.order(root);
     search.check_versions(&order)?;
-    Ok(Closure {
+    let closure = Closure {
         objects: order.iter().map(|&i| search.object(i)).collect(),
-    })
+    };
+    Ok((closure, search.inputs))
 }
 
 impl Search<'_> {
@@ -245,7 +274,7 @@ impl Search<'_> {
     }
 
     /// Find `name` as ld.so would for an object whose loader is `loader`.
-    fn find(&self, name: &str, loader: Option<usize>, by: Option<&str>) -> Result<Found> {
+    fn find(&mut self, name: &str, loader: Option<usize>, by: Option<&str>) -> Result<Found> {
         let mut searched = Vec::new();
         let found = if glibc::is_glibc(file_name(Path::new(name)).as_str()) {
             find_system(name, &mut searched)?
@@ -259,12 +288,41 @@ impl Search<'_> {
         } else {
             self.find_soname(name, loader, &mut searched)?
         };
-        found.ok_or_else(|| Error::NotFound {
+        let tried = searched.len();
+        let found = found.ok_or_else(|| Error::NotFound {
             library: name.to_string(),
             prefix: self.prefix.root.clone(),
             needed_by: by.map(str::to_string),
             searched,
-        })
+        })?;
+        self.note_input(&found, tried);
+        Ok(found)
+    }
+
+    /// Keep the files `found` was decided by, for the memo: a cache entry taken at the
+    /// first try depends on `ld.so.cache` and the file; a glibc library read from memory
+    /// on the running glibc (part of the memo's key). Any other answer also depended on
+    /// what some place did *not* hold (an RPATH or default directory, a candidate passed
+    /// over), which no file identity stands for: then nothing is remembered.
+    fn note_input(&mut self, found: &Found, tried: usize) {
+        let Some(inputs) = &mut self.inputs else {
+            return;
+        };
+        let cache = match self.prefix.config() {
+            Ok(LinkerConfig::Cache { identity, .. }) => Some(*identity),
+            _ => None,
+        };
+        match (found.origin, found.identity, &found.found_as, cache) {
+            (Origin::System, None, None, _) if tried == 0 => {}
+            (Origin::Cache, Some(identity), Some(inside), Some(cache)) if tried == 1 => {
+                let cache_path = Path::new("/etc/ld.so.cache");
+                if !inputs.iter().any(|(p, _)| p == cache_path) {
+                    inputs.push((cache_path.to_path_buf(), cache));
+                }
+                inputs.push((inside.clone(), identity));
+            }
+            _ => self.inputs = None,
+        }
     }
 
     fn find_soname(
@@ -334,8 +392,8 @@ fn find_standard(
     name: &str,
     searched: &mut Vec<PathBuf>,
 ) -> Result<Option<Found>> {
-    match &*prefix.config {
-        LinkerConfig::Cache { path, cache } => {
+    match prefix.config()? {
+        LinkerConfig::Cache { path, cache, .. } => {
             for file in cache.lookup(name) {
                 if let Some(found) = try_file(prefix, file, Origin::Cache, searched)? {
                     return Ok(Some(found));
@@ -374,9 +432,10 @@ fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>>
             found_as: None,
             origin: Origin::System,
             file,
+            identity: None,
         }));
     }
-    let system = system_prefix()?;
+    let system = system_prefix();
     let found = if name.contains('/') {
         try_file(system, Path::new(name), Origin::System, searched)?
     } else {
@@ -389,19 +448,11 @@ fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>>
     }))
 }
 
-/// The running system's root, opened once per process.
-pub(super) fn system_prefix() -> Result<&'static Prefix> {
-    static SYSTEM: OnceLock<std::result::Result<Prefix, String>> = OnceLock::new();
-    SYSTEM
-        .get_or_init(|| {
-            // `/` is a directory, and the process reads it all the time.
-            Prefix::open_unshared(PathBuf::from("/")).map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|reason| Error::BadPrefix {
-            prefix: PathBuf::from("/"),
-            reason: reason.clone(),
-        })
+/// The running system's root, once per process (its configuration read when first
+/// needed). `/` is a directory, and the process reads it all the time.
+pub(super) fn system_prefix() -> &'static Prefix {
+    static SYSTEM: OnceLock<Prefix> = OnceLock::new();
+    SYSTEM.get_or_init(|| Prefix::open_canonical(PathBuf::from("/")))
 }
 
 /// `inside` if it is a usable x86_64 shared object; a file ld.so would pass over is
@@ -418,12 +469,14 @@ fn try_file(
         return Ok(None);
     };
     let path = host_path(&prefix.root, &real);
+    let identity = file.metadata().ok().map(|m| Identity::of(&m));
     match elffile::read_file(file) {
         Ok(file) => Ok(Some(Found {
             path,
             found_as: Some(inside),
             origin,
             file,
+            identity,
         })),
         Err(reason) => {
             crate::debug!(Libs, "{}: skipped: {reason}", path.display());

@@ -1,5 +1,11 @@
-//! Where the interposer's image is loaded from: a file in the user's cache directory,
-//! written once per user and build, else a memfd.
+//! Files the runtime keeps in the user's cache directory (`CAPSULE_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/capsule`, else `~/.cache/capsule`): the interposer's image, and the
+//! closures `prefix::memo` remembers. A file there is used only if it is a regular file of
+//! this user that no one else can write; files are replaced atomically (written beside,
+//! then renamed over), and only into a directory no one else can write.
+//!
+//! Where the interposer's image is loaded from: its file in the cache directory, written
+//! once per user and build, else a memfd.
 //!
 //! ld.so loads only files. An image written to a memfd costs `memfd_create`, the write
 //! and, above all, procfs's lookup of the `/proc/PID/fd/N` name ld.so opens: ~35-40 us
@@ -78,8 +84,8 @@ pub(crate) fn cached(image: &[u8], kind: &str, id: u64) -> std::result::Result<P
 
 /// Whether `dir`, if it exists, is this user's and writable by no one else (then no one
 /// else can replace the files in it). Checked when writing there: a file found there later
-/// passes `usable` only if this user wrote it.
-fn private_dir(dir: &Path) -> std::result::Result<(), String> {
+/// passes `owned` only if this user wrote it.
+pub(crate) fn private_dir(dir: &Path) -> std::result::Result<(), String> {
     let Ok(meta) = std::fs::metadata(dir) else {
         // Not there yet (it is made private), or not reachable (the write says why).
         return Ok(());
@@ -97,10 +103,19 @@ fn private_dir(dir: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Whether the file at `path` may be loaded as an image of `len` bytes: a regular file
-/// (not a symlink) of this user, writable by no one else.
+/// Whether the file at `path` may be loaded as an image of `len` bytes: see `owned`.
 fn usable(path: &Path, len: usize) -> std::result::Result<(), String> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    owned(&meta)?;
+    if meta.len() != len as u64 {
+        return Err(format!("{} bytes, not {len}", meta.len()));
+    }
+    Ok(())
+}
+
+/// Whether a cache file (its `lstat`, or `fstat` of it opened without following links)
+/// may be trusted: a regular file of this user, writable by no one else.
+pub(crate) fn owned(meta: &std::fs::Metadata) -> std::result::Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if !meta.file_type().is_file() {
@@ -112,8 +127,6 @@ fn usable(path: &Path, len: usize) -> std::result::Result<(), String> {
             "mode {:o} lets others write it",
             meta.mode() & 0o7777
         ))
-    } else if meta.len() != len as u64 {
-        Err(format!("{} bytes, not {len}", meta.len()))
     } else {
         Ok(())
     }
@@ -121,7 +134,7 @@ fn usable(path: &Path, len: usize) -> std::result::Result<(), String> {
 
 /// Write `image` beside `path`, then rename it over `path`: a reader sees the old file or
 /// the whole new one, never a part.
-fn write_atomically(dir: &Path, path: &Path, image: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(dir: &Path, path: &Path, image: &[u8]) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     // Unique among the processes and threads that may write at once.
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,185 @@
+//! Closures remembered across processes (`capsule::prefix`, `memo`): recalled when the
+//! files that decided them are unchanged, searched again when one changed, never
+//! remembered when a directory's missing files had a say. Each load runs in a child
+//! process with its own cache directory.
+
+use std::path::Path;
+use std::process::Command;
+
+use capsule::Capsule;
+use capsule_tests::{build_lib, is_child, rerun_self, run_ok, Lib, Tree};
+
+const CHILD: &str = "load_and_call";
+
+/// Child: load `MEMO_LIB` from `MEMO_PREFIX` and print what its `MEMO_SYMBOL` (an
+/// `int (void)` function) returns.
+#[test]
+fn load_and_call() {
+    if !is_child(CHILD) {
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} unset"));
+    let capsule = Capsule::load(&var("MEMO_LIB"), Path::new(&var("MEMO_PREFIX")))
+        .unwrap_or_else(|e| panic!("load: {e}"));
+    // SAFETY: every library these tests load defines the symbol as `int (void)`.
+    let f: extern "C" fn() -> i32 = unsafe { capsule_tests::func(&capsule, &var("MEMO_SYMBOL")) };
+    println!("RESULT={}", f());
+}
+
+/// Run the child; (what the function returned, the child's stderr).
+fn load(cache: &Path, prefix: &Path, library: &str, symbol: &str) -> (String, String) {
+    let out = rerun_self(
+        CHILD,
+        &[
+            ("CAPSULE_CACHE_DIR", cache.to_str().unwrap()),
+            ("CAPSULE_DEBUG", "libs"),
+            ("MEMO_PREFIX", prefix.to_str().unwrap()),
+            ("MEMO_LIB", library),
+            ("MEMO_SYMBOL", symbol),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    let result = stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT=").map(|(_, r)| r.to_string()))
+        .unwrap_or_else(|| panic!("no RESULT= line:\n{stdout}\n{stderr}"));
+    (result, stderr)
+}
+
+fn memos(cache: &Path) -> usize {
+    std::fs::read_dir(cache)
+        .map(|dir| {
+            dir.filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".memo")
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_machines_libz_is_recalled_by_the_next_process() {
+    let cache = tempfile::tempdir().unwrap();
+    let (version, first) = load(
+        cache.path(),
+        Path::new("/"),
+        "libz.so.1",
+        "zlibCompileFlags",
+    );
+    assert!(!first.contains("closure remembered in"), "{first}");
+    assert_eq!(memos(cache.path()), 1, "{first}");
+    let (again, second) = load(
+        cache.path(),
+        Path::new("/"),
+        "libz.so.1",
+        "zlibCompileFlags",
+    );
+    assert_eq!(again, version, "the same zlib answers");
+    assert!(
+        second.contains("libz.so.1: closure remembered in")
+            && second.contains("libz.so.1 => ")
+            && second.contains("(cache, remembered)"),
+        "{second}"
+    );
+}
+
+fn fixture_lib(tree: &Tree, inside: &str, soname: &str, returns: i32) {
+    let source = format!("int value(void) {{ return {returns}; }}\n");
+    build_lib(
+        &Lib {
+            source: &source,
+            soname: Some(soname),
+            args: &[],
+        },
+        &tree.path(inside),
+    );
+}
+
+#[test]
+fn a_changed_library_is_searched_again_and_a_directory_search_is_never_remembered() {
+    let tree = Tree::new();
+    fixture_lib(&tree, "opt/m/libmemo.so.1", "libmemo.so.1", 1);
+    tree.write("etc/ld.so.conf", "/opt/m\n");
+    run_ok(
+        Command::new("ldconfig")
+            .arg("-r")
+            .arg(tree.root())
+            .arg("-X"),
+        "ldconfig -r TREE -X (needs root) to make the fixture's ld.so.cache",
+    );
+    // Found in a default directory, not through the cache.
+    fixture_lib(&tree, "usr/lib/libplain.so.1", "libplain.so.1", 7);
+    let cache = tempfile::tempdir().unwrap();
+
+    // Files changed in the last seconds are not trusted to show a next change.
+    let (value, stderr) = load(cache.path(), tree.root(), "libmemo.so.1", "value");
+    assert_eq!(value, "1");
+    assert!(stderr.contains("changed in the last seconds"), "{stderr}");
+    assert_eq!(memos(cache.path()), 0);
+
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (_, stderr) = load(cache.path(), tree.root(), "libmemo.so.1", "value");
+    assert_eq!(memos(cache.path()), 1, "{stderr}");
+    let (value, stderr) = load(cache.path(), tree.root(), "libmemo.so.1", "value");
+    assert_eq!(value, "1");
+    assert!(stderr.contains("closure remembered in"), "{stderr}");
+
+    // A new build of the library (a new file at the same path): searched again.
+    fixture_lib(&tree, "opt/m/libmemo.so.1", "libmemo.so.1", 2);
+    let (value, stderr) = load(cache.path(), tree.root(), "libmemo.so.1", "value");
+    assert_eq!(value, "2", "the remembered closure was used:\n{stderr}");
+    assert!(
+        stderr.contains("remembered closure set aside") && stderr.contains("libmemo.so.1"),
+        "{stderr}"
+    );
+
+    // A library found by trying the default directories depended on what the earlier
+    // ones did not hold: never remembered, however old its files.
+    let before = memos(cache.path());
+    for _ in 0..2 {
+        let (value, stderr) = load(cache.path(), tree.root(), "libplain.so.1", "value");
+        assert_eq!(value, "7");
+        assert!(
+            stderr.contains("closure not remembered") && !stderr.contains("remembered in"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(memos(cache.path()), before);
+}
+
+#[test]
+fn a_damaged_memo_is_set_aside() {
+    let cache = tempfile::tempdir().unwrap();
+    let (version, _) = load(
+        cache.path(),
+        Path::new("/"),
+        "libz.so.1",
+        "zlibCompileFlags",
+    );
+    let memo = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "memo"))
+        .expect("a memo was written");
+    let bytes = std::fs::read(&memo).unwrap();
+    std::fs::write(&memo, &bytes[..bytes.len() / 2]).unwrap();
+    let (again, stderr) = load(
+        cache.path(),
+        Path::new("/"),
+        "libz.so.1",
+        "zlibCompileFlags",
+    );
+    assert_eq!(again, version);
+    assert!(!stderr.contains("closure remembered in"), "{stderr}");
+    // Searched and remembered anew, whole.
+    let (_, stderr) = load(
+        cache.path(),
+        Path::new("/"),
+        "libz.so.1",
+        "zlibCompileFlags",
+    );
+    assert!(stderr.contains("closure remembered in"), "{stderr}");
+}
