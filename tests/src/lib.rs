@@ -35,6 +35,17 @@ impl Tree {
     }
 
     /// Write a text file at `root/relative`.
+    /// The tree's `etc/ld.so.cache`, made by `ldconfig -r` from its `etc/ld.so.conf`.
+    pub fn make_ld_so_cache(&self) {
+        run_ok(
+            Command::new("ldconfig")
+                .arg("-r")
+                .arg(self.root())
+                .arg("-X"),
+            "ldconfig -r TREE -X (needs root) to make the fixture's ld.so.cache",
+        );
+    }
+
     pub fn write(&self, relative: &str, contents: &str) -> PathBuf {
         let path = self.path(relative);
         std::fs::write(&path, contents).expect("write fixture file");

@@ -4,10 +4,9 @@
 //! process with its own cache directory.
 
 use std::path::Path;
-use std::process::Command;
 
 use capsule::Capsule;
-use capsule_tests::{build_lib, is_child, rerun_self, run_ok, Lib, Tree};
+use capsule_tests::{build_lib, is_child, rerun_self, Lib, Tree};
 
 const CHILD: &str = "load_and_call";
 
@@ -103,13 +102,7 @@ fn a_changed_library_is_searched_again_and_a_directory_search_is_never_remembere
     let tree = Tree::new();
     fixture_lib(&tree, "opt/m/libmemo.so.1", "libmemo.so.1", 1);
     tree.write("etc/ld.so.conf", "/opt/m\n");
-    run_ok(
-        Command::new("ldconfig")
-            .arg("-r")
-            .arg(tree.root())
-            .arg("-X"),
-        "ldconfig -r TREE -X (needs root) to make the fixture's ld.so.cache",
-    );
+    tree.make_ld_so_cache();
     // Found in a default directory, not through the cache.
     fixture_lib(&tree, "usr/lib/libplain.so.1", "libplain.so.1", 7);
     let cache = tempfile::tempdir().unwrap();

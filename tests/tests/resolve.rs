@@ -1,11 +1,10 @@
 //! Prefix resolution against fixture trees built at test time, and the real machine.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use capsule::prefix::{Closure, Object, Origin, Prefix};
 use capsule::Error;
-use capsule_tests::{build_lib, patch_bytes, run_ok, Lib, Tree};
+use capsule_tests::{build_lib, patch_bytes, Lib, Tree};
 
 /// Build a library with soname `soname` at `inside` (a path of `tree`), defining a
 /// function named after the soname; `args` are extra compiler/linker arguments.
@@ -177,13 +176,7 @@ fn cache_made_by_ldconfig_is_used() {
     let tree = Tree::new();
     lib(&tree, "opt/c/libcached.so.3", "libcached.so.3", &[]);
     tree.write("etc/ld.so.conf", "/opt/c\n");
-    run_ok(
-        Command::new("ldconfig")
-            .arg("-r")
-            .arg(tree.root())
-            .arg("-X"),
-        "ldconfig -r TREE -X (needs root) to make the fixture's ld.so.cache",
-    );
+    tree.make_ld_so_cache();
     assert!(
         tree.root().join("etc/ld.so.cache").exists(),
         "ldconfig made no cache"
