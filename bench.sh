@@ -12,9 +12,9 @@ rm -rf "$target/criterion/call" "$target/criterion/malloc_free" \
 
 cargo bench -p capsule-benches
 
-# The demo game's figures: the same game linked directly and through the shims, 9 runs
+# The demo game's figures: the same game linked directly and through the shims, 21 runs
 # each, alternating; medians in demo.tsv.
-./demo.sh --bench 9 "$target/capsule-bench/demo.tsv"
+./demo.sh --bench 21 "$target/capsule-bench/demo.tsv"
 
 # Vulkan through the libvulkan shim against the program linked directly, 21 runs each,
 # alternating; medians in vulkan.tsv.
