@@ -453,12 +453,15 @@ const METHOD: &str = r#"
 - **Demo game** (`./demo.sh --bench 21 FILE`): `examples/game/game.c` built twice, linked
   directly to the system's `libEGL`/`libGL` and linked to the checked-in shims (host prefix
   `/`, the game's own `libz.so.1` first in its path); each run in a fresh process, the two
-  alternating, medians of the game's own figures. *eglInitialize*: from the first EGL call
+  alternating, medians of the game's own figures (frame times: means, see below). *eglInitialize*: from the first EGL call
   to `eglInitialize` returning (with the shims the capsules are loaded earlier, in the shims'
   constructors, so this leaves that out); *process start*: from the kernel's start time of
-  the process to `eglInitialize` returning, which includes it. *Frame*: 48 frames of the
-  lit cube, each read back with `glReadPixels`, on the main thread and on a thread the game
-  creates. *RSS*: VmRSS just before `eglTerminate`.
+  the process to `eglInitialize` returning, which includes it. *Frame*: the median of 120
+  frames of the lit cube, each read back with `glReadPixels`, after 8 untimed ones
+  (llvmpipe compiles the shaders and starts its threads in the first ones), on the main
+  thread and on a thread the game creates; the mean over the processes of those medians
+  (they fall in two clusters, ~0.27 and ~0.34 ms here, for both builds alike, and a median
+  over processes jumps between them). *RSS*: VmRSS just before `eglTerminate`.
 - **Vulkan** (`examples/deploy/bench-vulkan.sh RUNS FILE`): `examples/deploy/vulkan_copy.c`
   built twice, linked directly to the system's Vulkan loader and linked to the checked-in
   libvulkan shim (host prefix `/`, outside any sandbox); each run in a fresh process pinned
