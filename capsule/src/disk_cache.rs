@@ -11,11 +11,8 @@
 //! and, above all, procfs's lookup of the `/proc/PID/fd/N` name ld.so opens: ~35-40 us
 //! per namespace on this project's machines, a fifth of a small library's whole load,
 //! where a file already on disk costs nothing beyond the open and mappings every object
-//! has. So the image is kept as `interpose-KIND-HASH.so` in the cache directory
-//! (`CAPSULE_CACHE_DIR`, else `$XDG_CACHE_HOME/capsule`, else `~/.cache/capsule`); the
-//! hash of its bytes in the name keeps builds apart. A file there is used only if it is a
-//! regular file of this user, writable by no one else, of the image's size; anything else
-//! is replaced atomically (written beside it, then renamed over it).
+//! has. So the image is kept as `interpose-KIND-HASH.so`, the hash of its bytes keeping
+//! builds apart, and used only if it also has the image's size.
 //!
 //! The memfd stays the way where no cache can be used: a setuid program (its environment
 //! is not trusted), `CAPSULE_CACHE_DIR=none`, a read-only home, a cache mounted `noexec`.
@@ -72,20 +69,24 @@ pub(crate) fn cached(image: &[u8], kind: &str, id: u64) -> std::result::Result<P
         Ok(()) => Ok(path),
         Err(why) => {
             crate::debug!(Libs, "{}: {why}; writing it", path.display());
-            // Only into a directory no one else can write: the file written there stays
-            // the one ld.so opens.
-            private_dir(&dir)?;
-            write_atomically(&dir, &path, image)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            store(&dir, &path, image)?;
             Ok(path)
         }
     }
 }
 
+/// Write `bytes` to `path` in the cache directory `dir` (see `write_atomically`), only if
+/// no one else can write there: the file written stays the one that is read. `Err` says
+/// why not.
+pub(crate) fn store(dir: &Path, path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    private_dir(dir)?;
+    write_atomically(dir, path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// Whether `dir`, if it exists, is this user's and writable by no one else (then no one
 /// else can replace the files in it). Checked when writing there: a file found there later
 /// passes `owned` only if this user wrote it.
-pub(crate) fn private_dir(dir: &Path) -> std::result::Result<(), String> {
+fn private_dir(dir: &Path) -> std::result::Result<(), String> {
     let Ok(meta) = std::fs::metadata(dir) else {
         // Not there yet (it is made private), or not reachable (the write says why).
         return Ok(());
@@ -134,7 +135,7 @@ pub(crate) fn owned(meta: &std::fs::Metadata) -> std::result::Result<(), String>
 
 /// Write `image` beside `path`, then rename it over `path`: a reader sees the old file or
 /// the whole new one, never a part.
-pub(crate) fn write_atomically(dir: &Path, path: &Path, image: &[u8]) -> std::io::Result<()> {
+fn write_atomically(dir: &Path, path: &Path, image: &[u8]) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     // Unique among the processes and threads that may write at once.
     static NEXT: AtomicU64 = AtomicU64::new(0);

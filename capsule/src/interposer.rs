@@ -221,8 +221,6 @@ impl Interposer {
     pub fn attach_libc(&self, libc_handle: Handle, threads: crate::threads::Threads) -> Result<()> {
         // SAFETY: glibc's handle is the object's link map; the namespace's libc is never
         // unloaded.
-        // SAFETY: glibc's handle is the object's link map; the namespace's libc is never
-        // unloaded.
         let libc_segments = unsafe { crate::elf::shared_object_segments(libc_handle.link_map()) }?;
         let ctype = libc_handle.symbol(c"__ctype_init");
         let errno = libc_handle.symbol(c"__errno_location");

@@ -5,9 +5,6 @@ use super::memory::{le_u64, Memory};
 
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
-const DT_RPATH: u64 = 15;
-const DT_RUNPATH: u64 = 29;
-const DT_FLAGS_1: u64 = 0x6fff_fffb;
 const DT_PLTRELSZ: u64 = 2;
 const DT_HASH: u64 = 4;
 const DT_STRTAB: u64 = 5;
@@ -48,10 +45,6 @@ pub(crate) struct DynamicInfo {
     pub soname: Option<u64>,
     /// String offsets of the DT_NEEDED entries, in order.
     pub needed: Vec<u64>,
-    /// String offsets of the DT_RPATH and DT_RUNPATH entries.
-    pub rpath: Vec<u64>,
-    pub runpath: Vec<u64>,
-    pub flags_1: u64,
     pub hash: Option<usize>,
     pub gnu_hash: Option<usize>,
     pub versym: Option<usize>,
@@ -117,9 +110,6 @@ pub(crate) fn read_dynamic(
             DT_STRSZ => info.strsz = Some(value),
             DT_SONAME => info.soname = Some(value),
             DT_NEEDED => info.needed.push(value),
-            DT_RPATH => info.rpath.push(value),
-            DT_RUNPATH => info.runpath.push(value),
-            DT_FLAGS_1 => info.flags_1 = value,
             DT_HASH => info.hash = pointer(value),
             DT_GNU_HASH => info.gnu_hash = pointer(value),
             DT_VERSYM => info.versym = pointer(value),

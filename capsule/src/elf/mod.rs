@@ -20,4 +20,4 @@ pub use object::{shared_object_segments, LinkMap, Object};
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};
 pub use symbol::{Binding, Symbol, SymbolKind};
-pub use version::{Required, SymbolVersion};
+pub use version::SymbolVersion;

@@ -12,7 +12,7 @@ use super::segment::{
     parse_program_headers, relro_pages, Segment, SegmentFlags, PHDR_SIZE, PT_DYNAMIC, PT_LOAD,
 };
 use super::symbol::{RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
-use super::version::{Required, SymbolVersion, VersionTables};
+use super::version::{SymbolVersion, VersionTables};
 use crate::error::{Error, Result};
 
 /// The public prefix of glibc's `struct link_map` (`<link.h>`); glibc's private fields
@@ -253,19 +253,6 @@ impl<'a> Object<'a> {
         self.dynamic_strings(&self.dynamic.needed, "DT_NEEDED")
     }
 
-    /// Its DT_RPATH and DT_RUNPATH entries, each unsplit.
-    pub fn search_paths(&self) -> Result<(Vec<&'a str>, Vec<&'a str>)> {
-        Ok((
-            self.dynamic_strings(&self.dynamic.rpath, "DT_RPATH")?,
-            self.dynamic_strings(&self.dynamic.runpath, "DT_RUNPATH")?,
-        ))
-    }
-
-    /// Its DT_FLAGS_1 (0 when absent).
-    pub fn flags_1(&self) -> u64 {
-        self.dynamic.flags_1
-    }
-
     fn dynamic_strings(&self, offsets: &[u64], what: &str) -> Result<Vec<&'a str>> {
         offsets
             .iter()
@@ -281,13 +268,6 @@ impl<'a> Object<'a> {
     pub fn defined_versions(&self) -> Result<Vec<&'a str>> {
         self.versions
             .defined_names(&self.memory, &self.symbols)
-            .map_err(|what| self.malformed(what))
-    }
-
-    /// The versions it requires, per file (DT_VERNEED).
-    pub fn required_versions(&self) -> Result<Vec<Required<'a>>> {
-        self.versions
-            .required_names(&self.memory, &self.symbols)
             .map_err(|what| self.malformed(what))
     }
 

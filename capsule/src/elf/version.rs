@@ -131,32 +131,6 @@ impl VersionTables {
             .collect()
     }
 
-    /// Every DT_VERNEED record with at least one version, in order.
-    pub fn required_names<'a>(
-        &self,
-        memory: &Memory<'a>,
-        symbols: &SymbolTable<'a>,
-    ) -> Result<Vec<Required<'a>>, Failure> {
-        let mut records: Vec<(u32, Vec<Needed>)> = Vec::new();
-        self.walk_verneed(memory, |file, version| {
-            match records.last_mut() {
-                Some((last, versions)) if *last == file => versions.push(version),
-                _ => records.push((file, vec![version])),
-            }
-            ControlFlow::<()>::Continue(())
-        })?;
-        records
-            .into_iter()
-            .map(|(file, versions)| {
-                let versions = versions
-                    .into_iter()
-                    .map(|v| Ok((string(symbols, v.name, "DT_VERNEED version name")?, v.weak)))
-                    .collect::<Result<_, Failure>>()?;
-                Ok((string(symbols, file, "DT_VERNEED file name")?, versions))
-            })
-            .collect()
-    }
-
     /// Visit each DT_VERDEF record's index and name (a DT_STRTAB offset) until `visit`
     /// breaks, bounded by DT_VERDEFNUM.
     fn walk_verdef<T>(
@@ -217,7 +191,6 @@ impl VersionTables {
                 let version = Needed {
                     index: memory.u16_at(aux, 6).ok_or(bad)?,
                     name: memory.u32_at(aux, 8).ok_or(bad)?,
-                    weak: memory.u16_at(aux, 4).ok_or(bad)? & VER_FLG_WEAK != 0,
                 };
                 if let ControlFlow::Break(found) = visit(file, version) {
                     return Ok(Some(found));
@@ -236,19 +209,12 @@ impl VersionTables {
     }
 }
 
-/// One version a DT_VERNEED record asks for: its index (`vna_other`), its name (a
-/// DT_STRTAB offset), and whether it is weak.
+/// One version a DT_VERNEED record asks for: its index (`vna_other`) and its name (a
+/// DT_STRTAB offset).
 struct Needed {
     index: u16,
     name: u32,
-    weak: bool,
 }
-
-/// One DT_VERNEED record: the file a version is needed from, and each version with its
-/// `VER_FLG_WEAK` flag.
-pub type Required<'a> = (&'a str, Vec<(&'a str, bool)>);
-
-const VER_FLG_WEAK: u16 = 2;
 
 fn string<'a>(symbols: &SymbolTable<'a>, offset: u32, what: Failure) -> Result<&'a str, Failure> {
     symbols

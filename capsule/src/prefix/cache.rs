@@ -341,7 +341,7 @@ fn parse_old_with_new(bytes: Bytes) -> Result<Cache, CacheError> {
     if bytes.len() >= new_start && bytes[new_start..].starts_with(MAGIC_NEW) {
         return parse_new(bytes, new_start);
     }
-    checked(Cache {
+    Ok(with_strings_end(Cache {
         bytes,
         table: OLD_HEADER,
         count: nlibs,
@@ -349,7 +349,7 @@ fn parse_old_with_new(bytes: Bytes) -> Result<Cache, CacheError> {
         has_hwcap: false,
         strings: entries_end,
         last_nul: None,
-    })
+    }))
 }
 
 /// The new-format header is at `start` of `bytes`; string offsets count from there.
@@ -387,7 +387,7 @@ fn parse_new(bytes: Bytes, start: usize) -> Result<Cache, CacheError> {
             part.len()
         ));
     }
-    checked(Cache {
+    Ok(with_strings_end(Cache {
         bytes,
         table: start + NEW_HEADER,
         count: nlibs,
@@ -395,17 +395,17 @@ fn parse_new(bytes: Bytes, start: usize) -> Result<Cache, CacheError> {
         has_hwcap: true,
         strings: start,
         last_nul: None,
-    })
+    }))
 }
 
 /// `cache` with the end of its strings found: where the file's last NUL is. A string ends
 /// in the file exactly when it starts at or before that NUL, so checking an entry as it is
 /// used costs O(1) (see `strings_in_file`).
-fn checked(mut cache: Cache) -> Result<Cache, CacheError> {
+fn with_strings_end(mut cache: Cache) -> Cache {
     cache.last_nul = cache.bytes[cache.strings.min(cache.bytes.len())..]
         .iter()
         .rposition(|&b| b == 0);
-    Ok(cache)
+    cache
 }
 
 fn read_u32(bytes: &[u8], at: usize, what: &str) -> Result<u32, CacheError> {

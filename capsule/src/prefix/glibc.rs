@@ -2,12 +2,11 @@
 //! that every symbol version the closure needs is defined by whoever provides it.
 
 use std::ffi::{CStr, CString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use super::elffile::ElfFile;
-use crate::elf::LinkMap;
+use crate::elf::{LinkMap, Object};
 use crate::error::{Error, Result, VersionProvider};
 use crate::namespace::Handle;
 
@@ -56,13 +55,25 @@ pub fn running_libc_path() -> Option<PathBuf> {
     with_loaded("libc.so.6", |_, path| Some(path))
 }
 
-/// A glibc library the program has loaded: the path ld.so opened it under, and its
-/// linking facts read from its memory (no file I/O). None when the program has not
+/// A glibc library the program has loaded: the path ld.so opened it under, and what the
+/// search needs of it, read from its memory (no file I/O): its soname, DT_NEEDED and
+/// DT_VERDEF. Its DT_VERNEED and search paths are left out: glibc's libraries come from
+/// the running system as one build, whose versions ld.so matched when it loaded them, and
+/// what they need is taken from the running system too. None when the program has not
 /// loaded it, or its dynamic section cannot be read (the caller then searches the files).
 pub fn loaded(soname: &str) -> Option<(PathBuf, ElfFile)> {
     with_loaded(soname, |map, path| {
         // SAFETY: `with_loaded` keeps the object loaded while this runs.
-        match unsafe { facts_in_memory(map) } {
+        let facts = unsafe { Object::from_link_map(map) }.and_then(|object| {
+            let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
+            Ok(ElfFile {
+                soname: object.soname()?.map(str::to_string),
+                needed: owned(object.needed()?),
+                verdef: owned(object.defined_versions()?),
+                ..ElfFile::default()
+            })
+        });
+        match facts {
             Ok(file) if file.soname.as_deref() == Some(soname) => Some((path, file)),
             Ok(file) => {
                 crate::debug!(
@@ -81,122 +92,34 @@ pub fn loaded(soname: &str) -> Option<(PathBuf, ElfFile)> {
     })
 }
 
-/// Entries read from a dynamic section at most, before it is called unterminated.
-const MAX_DYNAMIC_ENTRIES: usize = 1024;
-
-/// What the search needs of a loaded glibc library, read straight from its dynamic
-/// section (`l_ld`): its soname, DT_NEEDED and DT_VERDEF names. Its DT_VERNEED and search
-/// paths are left out: glibc's libraries come from the running system as one build, whose
-/// versions ld.so matched when it loaded them, and what they need is taken from the
-/// running system too. (Lighter than a full `elf::Object`: this runs on every first load
-/// of a capsule, for libc and ld.so.)
-///
-/// # Safety
-/// `map` must be the live link map of a shared object that ld.so loaded in this process
-/// and that stays loaded while this runs.
-unsafe fn facts_in_memory(map: *const LinkMap) -> std::result::Result<ElfFile, &'static str> {
-    use goblin::elf::dynamic::{
-        DT_NEEDED, DT_NULL, DT_SONAME, DT_STRSZ, DT_STRTAB, DT_VERDEF, DT_VERDEFNUM,
-    };
-    // SAFETY: the caller guarantees a live link map.
-    let (bias, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld as *const [u64; 2]) };
-    // ld.so rewrites DT_STRTAB to an absolute address in place (elf_get_dynamic_info) but
-    // leaves DT_VERDEF as the link-time address: a value below the load bias is the latter.
-    let absolute = |value: u64| {
-        let value = value as usize;
-        if value < bias {
-            value.wrapping_add(bias)
-        } else {
-            value
-        }
-    };
-    let (mut strtab, mut strsz, mut verdef, mut verdefnum) = (None, 0, None, 0);
-    let (mut soname, mut needed) = (None, Vec::new());
-    let mut terminated = false;
-    for index in 0..MAX_DYNAMIC_ENTRIES {
-        // SAFETY: a loaded object's dynamic section is mapped and ends with DT_NULL, which
-        // stops the walk; entries are two 64-bit words.
-        let [tag, value] = unsafe { dynamic.add(index).read() };
-        match tag {
-            DT_NULL => {
-                terminated = true;
-                break;
-            }
-            DT_STRTAB => strtab = Some(absolute(value)),
-            DT_STRSZ => strsz = value as usize,
-            DT_SONAME => soname = Some(value as usize),
-            DT_NEEDED => needed.push(value as usize),
-            DT_VERDEF => verdef = Some(absolute(value)),
-            DT_VERDEFNUM => verdefnum = value as usize,
-            _ => {}
-        }
-    }
-    if !terminated {
-        return Err("dynamic section without DT_NULL");
-    }
-    let strtab = strtab.ok_or("no DT_STRTAB")?;
-    // SAFETY: DT_STRTAB/DT_STRSZ describe the object's mapped string table.
-    let strings = unsafe { std::slice::from_raw_parts(strtab as *const u8, strsz) };
-    let string = |offset: usize| -> std::result::Result<String, &'static str> {
-        let tail = strings.get(offset..).ok_or("string offset past DT_STRSZ")?;
-        let name = CStr::from_bytes_until_nul(tail).map_err(|_| "string without its NUL")?;
-        Ok(name.to_string_lossy().into_owned())
-    };
-    let mut file = ElfFile {
-        soname: soname.map(string).transpose()?,
-        needed: needed
-            .into_iter()
-            .map(string)
-            .collect::<std::result::Result<_, _>>()?,
-        ..ElfFile::default()
-    };
-    let mut entry = verdef.unwrap_or(0);
-    for _ in 0..if verdef.is_some() { verdefnum } else { 0 } {
-        // SAFETY: DT_VERDEF/DT_VERDEFNUM describe the object's mapped version definitions:
-        // Elf64_Verdef (vd_version, vd_flags, vd_ndx, vd_cnt: u16; vd_hash, vd_aux,
-        // vd_next: u32), its first Elf64_Verdaux (vda_name, vda_next: u32) at vd_aux.
-        let (aux, next) = unsafe {
-            let words = entry as *const u32;
-            (words.add(3).read_unaligned(), words.add(4).read_unaligned())
-        };
-        // SAFETY: as above.
-        let name = unsafe { ((entry + aux as usize) as *const u32).read_unaligned() };
-        file.verdef.push(string(name as usize)?);
-        if next == 0 {
-            break;
-        }
-        entry += next as usize;
-    }
-    Ok(file)
-}
-
 /// Run `read` on the link map and path of `soname`, loaded in this (the program's)
 /// namespace, holding a reference so that it cannot be unloaded meanwhile.
 fn with_loaded<T>(
     soname: &str,
     read: impl FnOnce(*const LinkMap, PathBuf) -> Option<T>,
 ) -> Option<T> {
-    if let Some(map) = never_unloaded(soname) {
-        // SAFETY: a live link map (libc's or ld.so's, which stay loaded); l_name is a
-        // NUL-terminated path.
-        let name = unsafe { CStr::from_ptr((*map).l_name) };
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
-        return path.is_absolute().then(|| read(map, path)).flatten();
-    }
-    let name = CString::new(soname).ok()?;
-    // SAFETY: RTLD_NOLOAD only looks the name up among the loaded objects of the caller's
-    // namespace: nothing is mapped and no constructor runs. The name is NUL-terminated.
-    let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
-    let handle = Handle(NonNull::new(raw)?);
-    let path = handle.path();
-    let result = if path.is_absolute() {
-        read(handle.link_map(), path)
-    } else {
-        None
+    // libc and ld.so need no reference held (see `never_unloaded`); any other is held by
+    // a NOLOAD dlopen, which only looks the name up among the loaded objects of the
+    // caller's namespace: nothing is mapped and no constructor runs.
+    let (handle, held) = match never_unloaded(soname) {
+        Some(map) => (Handle(NonNull::new(map.cast_mut().cast())?), false),
+        None => {
+            let name = CString::new(soname).ok()?;
+            // SAFETY: see above; the name is NUL-terminated.
+            let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+            (Handle(NonNull::new(raw)?), true)
+        }
     };
-    // SAFETY: drops the reference the NOLOAD dlopen took; the object stays loaded for
-    // whoever loaded it.
-    unsafe { libc::dlclose(raw) };
+    let path = handle.path();
+    let result = path
+        .is_absolute()
+        .then(|| read(handle.link_map(), path))
+        .flatten();
+    if held {
+        // SAFETY: drops the reference the NOLOAD dlopen took; the object stays loaded
+        // for whoever loaded it.
+        unsafe { libc::dlclose(handle.as_ptr()) };
+    }
     result
 }
 

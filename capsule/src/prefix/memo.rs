@@ -32,8 +32,11 @@ const MAGIC: &[u8] = b"capsule closure memo 1\n";
 /// The resolver build this runtime carries (see build.rs).
 const RESOLVER_ID: &str = env!("CAPSULE_RESOLVER_ID");
 
-/// A remembered closure's file and key.
-struct Slot {
+/// Where one library of one prefix is remembered: its file and key. Made once per
+/// resolution, for the recall and, on a miss, the remembering.
+pub(super) struct Slot<'a> {
+    prefix: &'a Prefix,
+    library: &'a str,
     dir: PathBuf,
     path: PathBuf,
     key: Vec<u8>,
@@ -41,7 +44,7 @@ struct Slot {
 
 /// Where `library` of `prefix` would be remembered; None without a usable cache directory
 /// or a known running libc.
-fn slot(prefix: &Prefix, library: &str) -> Option<Slot> {
+pub(super) fn slot<'a>(prefix: &'a Prefix, library: &'a str) -> Option<Slot<'a>> {
     let dir = disk_cache::cache_dir().ok()?;
     let libc = glibc::running_libc_path()?;
     let mut key = Vec::new();
@@ -55,56 +58,58 @@ fn slot(prefix: &Prefix, library: &str) -> Option<Slot> {
         put(&mut key, part);
     }
     let path = dir.join(format!("closure-{:016x}.memo", disk_cache::fnv1a(&key)));
-    Some(Slot { dir, path, key })
+    Some(Slot {
+        prefix,
+        library,
+        dir,
+        path,
+        key,
+    })
 }
 
-/// The closure remembered for `library` of `prefix`, if none of the files it was decided
-/// by changed since.
-pub(super) fn recall(prefix: &Prefix, library: &str) -> Option<Closure> {
-    let slot = slot(prefix, library)?;
-    let bytes = read_owned(&slot.path)?;
-    let (inputs, closure) = decode(&bytes, &slot.key)?;
-    for (inside, identity) in &inputs {
-        let now = fs::identity(prefix.root(), inside).ok().flatten();
-        if now != Some(*identity) {
-            crate::debug!(
-                Libs,
-                "{library}: remembered closure set aside: {} changed",
-                fs::host_path(prefix.root(), inside).display()
-            );
-            return None;
+impl Slot<'_> {
+    /// The closure remembered here, if none of the files it was decided by changed since.
+    pub fn recall(&self) -> Option<Closure> {
+        let (prefix, library) = (self.prefix, self.library);
+        let bytes = read_owned(&self.path)?;
+        let (inputs, closure) = decode(&bytes, &self.key)?;
+        for (inside, identity) in &inputs {
+            let now = fs::identity(prefix.root(), inside).ok().flatten();
+            if now != Some(*identity) {
+                crate::debug!(
+                    Libs,
+                    "{library}: remembered closure set aside: {} changed",
+                    fs::host_path(prefix.root(), inside).display()
+                );
+                return None;
+            }
         }
-    }
-    crate::debug!(
-        Libs,
-        "{library}: closure remembered in {} ({} files unchanged)",
-        slot.path.display(),
-        inputs.len()
-    );
-    Some(closure)
-}
-
-/// Remember `closure` of `library`, decided by `inputs`, unless a file of them changed
-/// too recently to be told apart from a next change.
-pub(super) fn remember(prefix: &Prefix, library: &str, closure: &Closure, inputs: &Inputs) {
-    let now = std::time::SystemTime::now();
-    if let Some((inside, _)) = inputs.iter().find(|(_, id)| id.is_recent(now)) {
         crate::debug!(
             Libs,
-            "{library}: closure not remembered: {} changed in the last seconds",
-            fs::host_path(prefix.root(), inside).display()
+            "{library}: closure remembered in {} ({} files unchanged)",
+            self.path.display(),
+            inputs.len()
         );
-        return;
+        Some(closure)
     }
-    let Some(slot) = slot(prefix, library) else {
-        return;
-    };
-    let bytes = encode(&slot.key, inputs, closure);
-    let written = disk_cache::private_dir(&slot.dir).and_then(|()| {
-        disk_cache::write_atomically(&slot.dir, &slot.path, &bytes).map_err(|e| e.to_string())
-    });
-    if let Err(e) = written {
-        crate::debug!(Libs, "{library}: closure not remembered: {e}");
+
+    /// Remember `closure`, decided by `inputs`, unless a file of them changed too recently
+    /// to be told apart from a next change.
+    pub fn remember(&self, closure: &Closure, inputs: &Inputs) {
+        let library = self.library;
+        let now = std::time::SystemTime::now();
+        if let Some((inside, _)) = inputs.iter().find(|(_, id)| id.is_recent(now)) {
+            crate::debug!(
+                Libs,
+                "{library}: closure not remembered: {} changed in the last seconds",
+                fs::host_path(self.prefix.root(), inside).display()
+            );
+            return;
+        }
+        let bytes = encode(&self.key, inputs, closure);
+        if let Err(e) = disk_cache::store(&self.dir, &self.path, &bytes) {
+            crate::debug!(Libs, "{library}: closure not remembered: {e}");
+        }
     }
 }
 

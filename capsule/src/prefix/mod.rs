@@ -160,19 +160,17 @@ impl Prefix {
 
     /// The prefix's linker configuration, read on first use.
     fn config(&self) -> Result<&LinkerConfig> {
+        self.shared_config().map(|config| &**config)
+    }
+
+    fn shared_config(&self) -> Result<&Arc<LinkerConfig>> {
         if let Some(config) = self.config.get() {
             return Ok(config);
         }
-        let config = if self.root == Path::new("/") {
+        let system = search::system_prefix();
+        let config = if self.root == Path::new("/") && !std::ptr::eq(self, system) {
             // The running system's, read once per process.
-            let system = search::system_prefix();
-            match system.config.get() {
-                Some(config) => Arc::clone(config),
-                None => {
-                    let config = Arc::new(read_config(&system.root)?);
-                    Arc::clone(system.config.get_or_init(|| config))
-                }
-            }
+            Arc::clone(system.shared_config()?)
         } else {
             Arc::new(read_config(&self.root)?)
         };
@@ -188,16 +186,18 @@ impl Prefix {
     /// A closure found before (by this or an earlier process) is taken as it was when
     /// none of the files that decided it changed since (see `memo`).
     pub fn resolve_closure(&self, library: &str) -> Result<Closure> {
-        if let Some(closure) = memo::recall(self, library) {
-            for object in &closure.objects {
-                search::announce(object);
+        let memo = memo::slot(self, library);
+        if let Some(closure) = memo.as_ref().and_then(memo::Slot::recall) {
+            for o in &closure.objects {
+                search::announce(&o.soname, &o.path, o.origin, o.needed_by.as_deref());
             }
             return Ok(closure);
         }
         let (closure, inputs) = search::closure(self, library, None, &|_| false)?;
-        match inputs {
-            Some(inputs) => memo::remember(self, library, &closure, &inputs),
-            None => crate::debug!(
+        match (inputs, memo) {
+            (Some(inputs), Some(memo)) => memo.remember(&closure, &inputs),
+            (Some(_), None) => {}
+            (None, _) => crate::debug!(
                 Libs,
                 "{library}: closure not remembered: where it was found also depended on what a directory did not hold"
             ),

@@ -71,18 +71,15 @@ struct Search<'a> {
     inputs: Option<Inputs>,
 }
 
-/// The `CAPSULE_DEBUG=libs` line for an object of a remembered closure, as the search
-/// prints it for one it finds.
-pub(super) fn announce(object: &Object) {
+/// The `CAPSULE_DEBUG=libs` line for a resolved object: the same whether the search found
+/// it or a remembered closure holds it (which a line of its own says), so that what reads
+/// these lines sees one format.
+pub(super) fn announce(soname: &str, path: &Path, origin: Origin, needed_by: Option<&str>) {
     crate::debug!(
         Libs,
-        "{} => {} ({}{}, remembered)",
-        object.soname,
-        object.path.display(),
-        object.origin,
-        object
-            .needed_by
-            .as_ref()
+        "{soname} => {} ({origin}{})",
+        path.display(),
+        needed_by
             .map(|b| format!(", needed by {b}"))
             .unwrap_or_default()
     );
@@ -160,13 +157,7 @@ impl Search<'_> {
             .soname
             .clone()
             .unwrap_or_else(|| file_name(Path::new(asked)));
-        crate::debug!(
-            Libs,
-            "{soname} => {} ({}{})",
-            found.path.display(),
-            found.origin,
-            by.map(|b| format!(", needed by {b}")).unwrap_or_default()
-        );
+        announce(&soname, &found.path, found.origin, by);
         let index = self.nodes.len();
         self.by_name.insert(asked.to_string(), index);
         self.by_name.insert(soname.clone(), index);
