@@ -2,39 +2,27 @@
  * The first object of every capsule namespace.
  *
  * glibc makes the first object loaded into a namespace that namespace's global scope:
- * every later object, the namespace's own libc included, looks symbols up here first.
- * So defining the malloc and dl families here routes them for the whole namespace from
- * its very first allocation, before any constructor runs. This object has no
- * dependencies (not even libc), so nothing runs before the runtime fills `capsule_table`.
+ * every later object looks symbols up here first. So defining the dl family here keeps
+ * `dlopen`/`dlsym` inside the capsule for the whole namespace, and (for prefixes other
+ * than `/`) the environment overlay and the data-file functions below point the host's
+ * driver stack at the host's files. This object has no dependencies (not even libc), so
+ * nothing runs before the runtime fills `capsule_table`.
  *
- * Every function forwards through the table that the Rust runtime fills: the allocator
- * entries point at the program's allocator, the dl entries at the runtime's emulation
- * (which keeps dlopen inside the capsule and emulates RTLD_GLOBAL), the data-file entries
- * (open, fopen, stat, ...: end of this file) at the namespace's libc, after rewriting
- * paths under the host's data directories into the prefix.
+ * Everything else of libc is the program's own: the namespace's libc.so.6 is a forwarder
+ * to it (see the runtime's forwarder module), so malloc, errno, stdio and the environment
+ * are one per process. The table's libc entries are the program's functions.
  */
 
 typedef unsigned long size_t;
 
 #define EXPORT __attribute__((visibility("default")))
-#define TABLE_MAGIC 0x3256534c55535043UL /* "CPSULSV2" */
+#define TABLE_MAGIC 0x3356534c55535043UL /* "CPSULSV3" */
 #define FILE_FUNCTIONS_CAPACITY 48
 
 struct capsule_table {
     unsigned long magic;
     unsigned long size; /* sizeof(struct capsule_table), checked by the runtime */
     long lmid;
-    /* The program's allocator. */
-    void *(*malloc)(size_t);
-    void (*free)(void *);
-    void *(*calloc)(size_t, size_t);
-    void *(*realloc)(void *, size_t);
-    int (*posix_memalign)(void **, size_t, size_t);
-    void *(*memalign)(size_t, size_t);
-    void *(*aligned_alloc)(size_t, size_t);
-    void *(*valloc)(size_t);
-    void *(*pvalloc)(size_t);
-    size_t (*malloc_usable_size)(void *);
     /* The runtime's dl emulation; `caller` is the return address of the call. */
     void *(*dlopen)(long lmid, const char *file, int mode, void *caller);
     void *(*dlmopen)(long lmid, long target, const char *file, int mode, void *caller);
@@ -43,14 +31,17 @@ struct capsule_table {
                     void *caller);
     int (*dlclose)(long lmid, void *handle);
     char *(*dlerror)(long lmid);
-    /* The namespace's libc's per-thread ctype setup (GLIBC_PRIVATE), or 0 before libc is
-     * loaded. Threads the program's libc created never ran it. */
-    void (*ctype_init)(void);
-    /* The namespace's libc's errno, or 0 before libc is loaded. */
+    /* The program's libc (the only one in the process). */
     int *(*errno_location)(void);
-    /* Routing statistics, counted only while `count` is non-zero (CAPSULE_DEBUG=alloc). */
-    unsigned long count;
-    unsigned long mallocs, frees, reallocs, aligned;
+    char *(*getenv)(const char *);
+    char *(*secure_getenv)(const char *);
+    /* The environment overlay: variables whose value inside the capsule differs from the
+     * program's (the host's loader directories inside the prefix). Each entry is
+     * "NAME=VALUE" (set) or "NAME" (unset), NUL-terminated, back to back, ended by an
+     * empty one; NULL: no overlay. `secure`: the process runs in secure-execution mode
+     * (AT_SECURE), where secure_getenv answers NULL. */
+    const char *env_overrides;
+    unsigned long secure;
     /* Sharing the namespace between copies of the runtime (each shim links its own): the
      * canonical prefix it serves, and an entry into the copy that owns it, which loads a
      * library and returns its handle, or NULL with a message in `error`. */
@@ -124,96 +115,15 @@ EXPORT struct capsule_table capsule_table = {
     .file_function_names = FILE_FUNCTIONS(FILE_NAME),
 };
 
-/* The table as this object itself reads it: PC-relative, never through the GOT, so that
- * the IFUNC resolvers below may run while ld.so is still relocating this very object. */
+/* The table as this object itself reads it: PC-relative, never through the GOT. */
 extern struct capsule_table capsule_table_here
     __attribute__((alias("capsule_table"), visibility("hidden")));
 
 #define T capsule_table_here
-#define COUNT(field)                                                                   \
-    do {                                                                               \
-        if (__builtin_expect(T.count != 0, 0))                                         \
-            __atomic_fetch_add(&T.field, 1, __ATOMIC_RELAXED);                         \
-    } while (0)
-
-/* Per-thread setup of the namespace's libc, once per thread, on the first call that
- * enters through this object. */
-static __thread int thread_ready __attribute__((tls_model("initial-exec")));
-
-static inline void enter(void) {
-    if (__builtin_expect(!thread_ready, 0) && T.ctype_init) {
-        thread_ready = 1;
-        T.ctype_init();
-    }
-}
-
-/* Forwarders to the program's allocator, counting calls while CAPSULE_DEBUG=alloc. */
-static void *forward_malloc(size_t n) { enter(); COUNT(mallocs); return T.malloc(n); }
-static void forward_free(void *p) { COUNT(frees); T.free(p); }
-static void *forward_calloc(size_t n, size_t size) { enter(); COUNT(mallocs); return T.calloc(n, size); }
-static void *forward_realloc(void *p, size_t n) { enter(); COUNT(reallocs); return T.realloc(p, n); }
-static int forward_posix_memalign(void **out, size_t align, size_t n) {
-    COUNT(aligned);
-    return T.posix_memalign(out, align, n);
-}
-static void *forward_memalign(size_t align, size_t n) { COUNT(aligned); return T.memalign(align, n); }
-static void *forward_aligned_alloc(size_t align, size_t n) { COUNT(aligned); return T.aligned_alloc(align, n); }
-static void *forward_valloc(size_t n) { COUNT(aligned); return T.valloc(n); }
-static void *forward_pvalloc(size_t n) { COUNT(aligned); return T.pvalloc(n); }
-static size_t forward_malloc_usable_size(void *p) { return T.malloc_usable_size(p); }
-
-/* Each allocator name is an IFUNC. ld.so asks its resolver when it binds a reference (at
- * load time, or at the first call through a lazy PLT slot) and stores the answer in the
- * referencing object's slot. The runtime fills the table before it loads anything else
- * into the namespace, so every object, the namespace's libc included, gets the program's
- * function itself in its slots: no forwarder per call and no slot to patch after the
- * load. The forwarder is the answer only while the table is empty, or while
- * CAPSULE_DEBUG=alloc counts calls. */
-#define ALLOCATOR(name)                                                                \
-    static __typeof__(&forward_##name) resolve_##name(void) {                          \
-        return T.name && !T.count ? T.name : forward_##name;                            \
-    }                                                                                  \
-    EXPORT __typeof__(forward_##name) name __attribute__((ifunc("resolve_" #name)));
-
-ALLOCATOR(malloc)
-ALLOCATOR(free)
-ALLOCATOR(calloc)
-ALLOCATOR(realloc)
-ALLOCATOR(posix_memalign)
-ALLOCATOR(memalign)
-ALLOCATOR(aligned_alloc)
-ALLOCATOR(valloc)
-ALLOCATOR(pvalloc)
-ALLOCATOR(malloc_usable_size)
-
-/* glibc's own name for its allocator; libraries that call these directly must reach the
- * same allocator as everybody else. */
-EXPORT void *__libc_malloc(size_t n) { return forward_malloc(n); }
-EXPORT void __libc_free(void *p) { forward_free(p); }
-EXPORT void *__libc_calloc(size_t n, size_t size) { return forward_calloc(n, size); }
-EXPORT void *__libc_realloc(void *p, size_t n) { return forward_realloc(p, n); }
-EXPORT void *__libc_memalign(size_t align, size_t n) { return forward_memalign(align, n); }
-EXPORT void *__libc_valloc(size_t n) { return forward_valloc(n); }
-EXPORT void *__libc_pvalloc(size_t n) { return forward_pvalloc(n); }
-
-/* glibc implements reallocarray inside libc without a slot, so it must be defined here. */
-EXPORT void *reallocarray(void *p, size_t n, size_t size) {
-    size_t bytes;
-    if (__builtin_mul_overflow(n, size, &bytes)) {
-        /* errno lives in the namespace's libc; ENOMEM is what glibc sets here. */
-        if (T.errno_location)
-            *T.errno_location() = 12;
-        return 0;
-    }
-    return forward_realloc(p, bytes);
-}
-
 EXPORT void *dlopen(const char *file, int mode) {
-    enter();
     return T.dlopen(T.lmid, file, mode, __builtin_return_address(0));
 }
 EXPORT void *dlmopen(long target, const char *file, int mode) {
-    enter();
     return T.dlmopen(T.lmid, target, file, mode, __builtin_return_address(0));
 }
 EXPORT void *dlsym(void *handle, const char *name) {
@@ -268,6 +178,42 @@ static size_t length(const char *s) {
     while (s[n])
         n++;
     return n;
+}
+
+/* ---- Environment overlay ---------------------------------------------------------------
+ *
+ * The host's loaders find their files through variables (libglvnd's
+ * __EGL_VENDOR_LIBRARY_DIRS, the Vulkan loader's XDG_DATA_DIRS, ...): inside the capsule
+ * they read the overlay's values, which point into the prefix, while the program keeps
+ * its own. Every other variable is the program's, live (setenv after the load is seen). */
+
+/* The overlay's entry for `name`: its value, or 0 with *found set for an unset one. */
+static const char *overlay(const char *name, int *found) {
+    *found = 0;
+    for (const char *e = T.env_overrides; e && *e; e += length(e) + 1) {
+        size_t i = 0;
+        while (name[i] && e[i] == name[i])
+            i++;
+        if (name[i] == 0 && (e[i] == '=' || e[i] == 0)) {
+            *found = 1;
+            return e[i] == '=' ? e + i + 1 : 0;
+        }
+    }
+    return 0;
+}
+
+EXPORT char *getenv(const char *name) {
+    int found;
+    const char *value = overlay(name, &found);
+    return found ? (char *)value : T.getenv(name);
+}
+
+EXPORT char *secure_getenv(const char *name) {
+    int found;
+    const char *value = overlay(name, &found);
+    if (!found)
+        return T.secure_getenv(name);
+    return T.secure ? 0 : (char *)value;
 }
 
 /* writev(2) with the raw system call: no libc, no errno, async-signal-safe. */

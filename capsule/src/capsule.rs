@@ -52,8 +52,9 @@ impl Capsule {
     }
 
     /// The address of `name` as `dlsym` on the library's handle finds it (the library,
-    /// then its dependencies). The allocator and dl functions are the routed ones that
-    /// the whole namespace uses.
+    /// then its dependencies). The dl functions (and, for a prefix other than `/`,
+    /// `getenv` and the data-file functions) are the interposer's, which the whole
+    /// namespace uses.
     pub fn symbol(&self, name: &str) -> Result<NonNull<c_void>> {
         let cname = self.c_name(name)?;
         if let Some(own) = self.namespace.interposer.own_symbol(&cname) {
@@ -97,12 +98,6 @@ impl Capsule {
     /// The host prefix the capsule was loaded from (canonical).
     pub fn prefix(&self) -> &Path {
         self.namespace.interposer.prefix()
-    }
-
-    /// Allocator routing statistics of the capsule's namespace; they count only while
-    /// `CAPSULE_DEBUG` includes `alloc`.
-    pub fn alloc_stats(&self) -> crate::alloc::Stats {
-        crate::alloc::stats(self.namespace.interposer.table())
     }
 
     /// The library's link map (glibc's handle of an object is its link map).

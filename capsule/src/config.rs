@@ -49,7 +49,7 @@ pub fn secure_var(name: &str) -> Option<OsString> {
 
 extern "C" {
     // glibc >= 2.17; the libc crate does not declare it.
-    fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
+    pub(crate) fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
 }
 
 /// What `CAPSULE_DEBUG` can switch on (a comma list; `all` switches on every topic).

@@ -17,6 +17,7 @@
 //! The memfd stays the way where no cache can be used: a setuid program (its environment
 //! is not trusted), `CAPSULE_CACHE_DIR=none`, a read-only home, a cache mounted `noexec`.
 
+use std::ffi::CStr;
 use std::ffi::OsString;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
@@ -162,13 +163,13 @@ fn write_atomically(dir: &Path, path: &Path, image: &[u8]) -> std::io::Result<()
 /// `image` in a memfd, and the name ld.so opens it by: through this process's pid, not
 /// /proc/self, since a debugger reads link-map names in its own process, where
 /// /proc/self/fd/N is one of *its* descriptors. The name works while the descriptor is open.
-pub(crate) fn in_memory(image: &[u8]) -> Result<(OwnedFd, PathBuf)> {
+pub(crate) fn in_memory(name: &CStr, image: &[u8]) -> Result<(OwnedFd, PathBuf)> {
     let io_error = |source| Error::Io {
-        path: "memfd:capsule-interpose".into(),
+        path: format!("memfd:{}", name.to_string_lossy()).into(),
         source,
     };
     // SAFETY: the name is NUL-terminated; MFD_CLOEXEC keeps it out of child processes.
-    let fd = unsafe { libc::memfd_create(c"capsule-interpose".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(io_error(std::io::Error::last_os_error()));
     }
@@ -246,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_memory_image_reads_back_through_its_name() {
-        let (_fd, path) = in_memory(b"\x7fELF in memory").unwrap();
+        let (_fd, path) = in_memory(c"capsule-test", b"\x7fELF in memory").unwrap();
         assert!(path.starts_with("/proc"), "{}", path.display());
         assert_eq!(std::fs::read(&path).unwrap(), b"\x7fELF in memory");
     }

@@ -233,30 +233,18 @@ fn open_closure(
     closure: &crate::prefix::Closure,
     mode: c_int,
 ) -> Result<Handle, String> {
-    let Some(target) = closure.objects.last() else {
+    if closure.objects.is_empty() {
         // Another thread loaded the library itself meanwhile: one more reference to it.
         return open_noload(ns, name, mode)
             .map_err(|_| format!("capsule: {name}: the resolver returned an empty closure"));
-    };
-    let deps_mode = (mode & !libc::RTLD_NODELETE) | libc::RTLD_LOCAL;
-    let mut handles = Vec::new();
-    for object in &closure.objects[..closure.objects.len() - 1] {
-        // ld.so is in every namespace; the namespace's libc was loaded when it was made.
-        if object.soname.starts_with("ld-linux") || object.soname == "libc.so.6" {
-            continue;
-        }
-        match ns.open(&object.path, deps_mode, &object.soname) {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                close_all(&handles);
-                return Err(e.to_string());
-            }
-        }
     }
-    let result = ns.open(&target.path, mode, &target.soname);
+    let deps_mode = (mode & !libc::RTLD_NODELETE) | libc::RTLD_LOCAL;
+    let (handles, target) = ns
+        .load_closure(closure, deps_mode, mode)
+        .map_err(|e| e.to_string())?;
     // The object now holds its dependencies; drop the references taken to load them first.
     close_all(&handles);
-    result.map_err(|e| e.to_string())
+    target.ok_or_else(|| format!("capsule: {name}: nothing to load (the dynamic linker itself)"))
 }
 
 /// The object `name` names if the namespace holds it (a reference taken), else dlmopen's
@@ -414,7 +402,7 @@ fn lookup(
     }
     // SAFETY: a non-NULL name from dlsym's caller is a NUL-terminated string.
     let name = unsafe { CStr::from_ptr(name) };
-    // The allocator and dl functions stay routed whichever object is asked for them.
+    // The interposer's functions (the dl family, ...) answer whichever object is asked.
     if let Some(own) = ns.interposer.own_symbol(name) {
         clear_error();
         return own;
@@ -500,7 +488,8 @@ fn find_in(handle: *mut c_void, name: &CStr, version: Option<&CStr>) -> Option<*
             None => libc::dlsym(handle, name.as_ptr()),
         }
     };
-    (!p.is_null()).then_some(p)
+    // A forwarder's stub stands for a function the program's copy lacks: not found.
+    (!p.is_null() && !crate::forwarder::is_stub(p as usize)).then_some(p)
 }
 
 /// The objects after the caller's in its namespace's link map (what RTLD_NEXT searches).

@@ -48,6 +48,27 @@ pub enum Error {
         provider: Box<VersionProvider>,
     },
 
+    /// A host library needs from a library shared with the program (see `sharing`)
+    /// something the program's copy lacks and that no stub can stand in for: a data
+    /// symbol, or a symbol version ld.so would refuse the object for.
+    #[error("capsule: {library} ({path}) needs {what} from {shared}, which the program's copy ({program_copy}) lacks; the host's copy ({host_copy}) has it. The host's library was built against a newer {shared} than the program's tree provides: update it there, or keep the host's copy private to the capsule with CAPSULE_SHARE=-{shared}", program_copy = .program_copy.display(), host_copy = .host_copy.display(), path = .path.display())]
+    SharedTooOld {
+        library: String,
+        path: PathBuf,
+        what: String,
+        shared: String,
+        program_copy: PathBuf,
+        host_copy: PathBuf,
+    },
+
+    /// An environment variable of the runtime has a value it cannot use.
+    #[error("capsule: {variable}={value:?}: {reason}")]
+    BadVariable {
+        variable: &'static str,
+        value: String,
+        reason: String,
+    },
+
     /// glibc has no link-map namespace left for `dlmopen(LM_ID_NEWLM)`.
     #[error("capsule: cannot create a namespace for {library}: {message}; glibc allows at most 15 extra namespaces (and fewer fit in static TLS): share one namespace between capsules of the same prefix, or start the program with GLIBC_TUNABLES=glibc.rtld.nns=16")]
     NamespacesExhausted { library: String, message: String },

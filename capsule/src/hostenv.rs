@@ -8,18 +8,19 @@
 //! host mounted at `/run/host` inside a container), those fixed paths are the runtime's,
 //! which has no host driver.
 //!
-//! The namespace has its own libc, and `getenv` inside the capsule reads *that* libc's
-//! `__environ`. At dlmopen time it points at the program's array; [`prepare`] gives it a
-//! copy of the program's environment with the variables of [`overrides`] replaced, so the
-//! loaders inside look in the prefix while the program keeps its own environment.
+//! The capsule shares the program's libc, and with it the environment. The interposer
+//! (the namespace's global scope) defines `getenv` and `secure_getenv` for the code
+//! inside: [`prepare`] gives it the variables of [`overrides`] as an overlay, so the
+//! loaders inside look in the prefix while the program keeps its own environment, and
+//! every other variable is the program's, live.
 //!
 //! Paths *inside* the manifests (`library_path`, absolute or not) need no rewriting: the
 //! capsule's `dlopen` maps absolute paths into the prefix (see `dl.rs`), so a manifest of
 //! the host names the host's file. For the same reason `LIBGL_DRIVERS_PATH` and Mesa's
 //! built-in DRI directory need nothing here.
 //!
-//! The copy is taken once, when the namespace is created: the program's later `setenv`
-//! calls are not seen inside, nor the capsule's by the program.
+//! The overlay's values are fixed when the namespace is created; the program's `setenv`
+//! of any other variable is seen inside at once (one environment).
 //!
 //! # Data files at fixed paths
 //!
@@ -31,8 +32,8 @@
 //! `fopen`, `opendir`, `scandir`, `access`, `faccessat`, `stat`, `lstat`, `fstatat`,
 //! `statx`, the old `__xstat` family, `realpath`) and rewrites an absolute path under one
 //! of [`DATA_PATHS`] to the same path inside the prefix. [`map_data_files`] fills the
-//! list when the namespace's libc is loaded: the driver stack inside the capsule sees the
-//! host's files, the program (its own libc, another namespace) the runtime's.
+//! list when the namespace is created: the driver stack inside the capsule sees the
+//! host's files, the program (whose calls never enter the interposer) the runtime's.
 //!
 //! - The rule when the host lacks a file: it is missing. Data directories are the host's,
 //!   and the runtime's copy is never used instead (its settings describe another build of
@@ -57,13 +58,12 @@
 //! `CAPSULE_DEBUG=libs` lists the mapped paths once, when the namespace is created;
 //! `CAPSULE_DEBUG=files` prints every rewritten path as it is opened.
 
-use std::ffi::{c_char, CString, OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::interposer::Interposer;
-use crate::namespace::Handle;
 
 /// What the capsule's environment says about one variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,7 +131,7 @@ pub fn data_paths(prefix: &Path) -> &'static [&'static str] {
 /// Make the interposer of a new namespace rewrite [`data_paths`] into its prefix, and
 /// log each mapping (`CAPSULE_DEBUG=libs`). Called once the namespace's libc is loaded,
 /// before any other object.
-pub(crate) fn map_data_files(interposer: &Interposer) -> Result<()> {
+fn map_data_files(interposer: &Interposer) -> Result<()> {
     let prefix = interposer.prefix().to_path_buf();
     let paths = data_paths(&prefix);
     for path in paths {
@@ -199,29 +199,17 @@ pub fn overrides(prefix: &Path) -> Vec<Override> {
     out
 }
 
-/// Give the namespace's libc (`libc_handle`) its own environment: the program's, with
-/// [`overrides`] for `prefix` applied. Nothing changes for the prefix `/`.
-pub(crate) fn prepare(prefix: &Path, libc_handle: Handle) -> Result<()> {
-    let overrides = overrides(prefix);
-    if overrides.is_empty() {
-        return Ok(());
-    }
-    let Some(slot) = libc_handle.symbol(c"__environ") else {
-        return Err(Error::Malformed {
-            object: "the capsule namespace's libc.so.6".into(),
-            what: "dynamic symbol table: __environ is not exported".into(),
-        });
-    };
+/// Give code inside the capsule of `interposer`'s namespace the [`overrides`] for its
+/// prefix, as an overlay on the program's environment (`getenv` and `secure_getenv`
+/// inside read it first), and map the data files. Nothing changes for the prefix `/`.
+pub(crate) fn prepare(interposer: &Interposer) -> Result<()> {
+    let prefix = interposer.prefix().to_path_buf();
+    let overrides = overrides(&prefix);
     for o in &overrides {
-        log(prefix, o);
+        log(&prefix, o);
     }
-    let entries = merged(std::env::vars_os(), &overrides);
-    let array = leak_environ(entries);
-    // SAFETY: `__environ` is libc's `char **` data object. The namespace is still being set
-    // up (its libc was just loaded, no other object yet), so nothing inside reads it
-    // concurrently; the array is leaked, NULL-terminated, and outlives the namespace.
-    unsafe { (slot.as_ptr() as *mut *mut *mut c_char).write(array) };
-    Ok(())
+    interposer.set_environment_overlay(&overlay(&overrides));
+    map_data_files(interposer)
 }
 
 fn log(prefix: &Path, o: &Override) {
@@ -240,35 +228,20 @@ fn log(prefix: &Path, o: &Override) {
     }
 }
 
-/// `program` (name, value pairs) with `overrides` applied, as `NAME=value` strings.
-/// Entries that cannot be C strings (an interior NUL: impossible in a real environment)
-/// are dropped.
-fn merged(
-    program: impl Iterator<Item = (OsString, OsString)>,
-    overrides: &[Override],
-) -> Vec<CString> {
-    let is_overridden = |name: &OsStr| overrides.iter().any(|o| OsStr::new(o.name) == name);
-    let kept = program.filter(|(name, _)| !is_overridden(name));
-    let set = overrides.iter().filter_map(|o| match &o.setting {
-        Setting::Set(value) => Some((OsString::from(o.name), value.clone())),
-        Setting::Unset => None,
-    });
-    kept.chain(set)
-        .filter_map(|(name, value)| {
-            let mut entry = name.into_vec();
-            entry.push(b'=');
-            entry.extend_from_slice(value.as_bytes());
-            CString::new(entry).ok()
+/// The overlay's entries: `NAME=value` for a variable set, `NAME` for one removed.
+fn overlay(overrides: &[Override]) -> Vec<Vec<u8>> {
+    overrides
+        .iter()
+        .map(|o| {
+            let mut entry = o.name.as_bytes().to_vec();
+            if let Setting::Set(value) = &o.setting {
+                entry.push(b'=');
+                entry.extend_from_slice(value.as_bytes());
+            }
+            entry
         })
+        .filter(|e| !e.contains(&0))
         .collect()
-}
-
-/// A NULL-terminated `char **` that lives as long as the process: libc keeps pointers
-/// into it (getenv returns them) and never frees it (its setenv copies a foreign array).
-fn leak_environ(entries: Vec<CString>) -> *mut *mut c_char {
-    let mut pointers: Vec<*mut c_char> = entries.into_iter().map(CString::into_raw).collect();
-    pointers.push(std::ptr::null_mut());
-    Box::leak(pointers.into_boxed_slice()).as_mut_ptr()
 }
 
 /// The driver manifests (`*.json`) of the prefix's Vulkan ICD directories, in the
@@ -383,14 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_replaces_and_removes_and_keeps_the_rest() {
-        let program = [
-            ("HOME", "/home/u"),
-            ("XDG_DATA_DIRS", "/usr/share"),
-            ("VK_ADD_DRIVER_FILES", "/usr/share/vulkan/icd.d/x.json"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+    fn overlay_sets_and_removes() {
         let overrides = [
             Override {
                 name: "XDG_DATA_DIRS",
@@ -403,10 +369,12 @@ mod tests {
                 why: "",
             },
         ];
-        let got: Vec<String> = merged(program, &overrides)
-            .into_iter()
-            .map(|c| c.into_string().unwrap())
-            .collect();
-        assert_eq!(got, ["HOME=/home/u", "XDG_DATA_DIRS=/run/host/usr/share"]);
+        assert_eq!(
+            overlay(&overrides),
+            [
+                b"XDG_DATA_DIRS=/run/host/usr/share".to_vec(),
+                b"VK_ADD_DRIVER_FILES".to_vec()
+            ]
+        );
     }
 }

@@ -19,7 +19,7 @@ const IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-ro
 const IMAGE_ID: u64 = disk_cache::fnv1a(IMAGE);
 const IMAGE_ROOT_ID: u64 = disk_cache::fnv1a(IMAGE_ROOT);
 
-const TABLE_MAGIC: u64 = 0x3256_534c_5553_5043;
+const TABLE_MAGIC: u64 = 0x3356_534c_5553_5043;
 
 /// Mirror of `struct capsule_table` in interpose.c; the C side checks nothing, so the
 /// runtime checks magic and size before writing.
@@ -28,18 +28,6 @@ pub(crate) struct Table {
     magic: u64,
     size: u64,
     pub lmid: c_long,
-    // The program's allocator: only the C side calls these, so the runtime stores them as
-    // plain addresses (a function pointer has the same size and representation).
-    pub malloc: *mut c_void,
-    pub free: *mut c_void,
-    pub calloc: *mut c_void,
-    pub realloc: *mut c_void,
-    pub posix_memalign: *mut c_void,
-    pub memalign: *mut c_void,
-    pub aligned_alloc: *mut c_void,
-    pub valloc: *mut c_void,
-    pub pvalloc: *mut c_void,
-    pub malloc_usable_size: *mut c_void,
     pub dlopen: Option<extern "C" fn(c_long, *const c_char, c_int, *const c_void) -> *mut c_void>,
     pub dlmopen:
         Option<extern "C" fn(c_long, c_long, *const c_char, c_int, *const c_void) -> *mut c_void>,
@@ -56,13 +44,13 @@ pub(crate) struct Table {
     >,
     pub dlclose: Option<extern "C" fn(c_long, *mut c_void) -> c_int>,
     pub dlerror: Option<extern "C" fn(c_long) -> *mut c_char>,
-    pub ctype_init: Option<unsafe extern "C" fn()>,
+    // The program's libc.
     pub errno_location: Option<unsafe extern "C" fn() -> *mut c_int>,
-    pub count: u64,
-    pub mallocs: u64,
-    pub frees: u64,
-    pub reallocs: u64,
-    pub aligned: u64,
+    pub getenv: Option<unsafe extern "C" fn(*const c_char) -> *mut c_char>,
+    pub secure_getenv: Option<unsafe extern "C" fn(*const c_char) -> *mut c_char>,
+    /// The environment overlay (see interpose.c), leaked; null: none.
+    pub env_overrides: *const c_char,
+    pub secure: u64,
     pub load: Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void>,
     /// The canonical prefix, NUL-terminated (leaked: it lives as long as the namespace).
     pub prefix: *const c_char,
@@ -126,7 +114,7 @@ impl Interposer {
         let handle = match handle {
             Some(handle) => handle,
             None => {
-                let (fd, path) = disk_cache::in_memory(image)?;
+                let (fd, path) = disk_cache::in_memory(c"capsule-interpose", image)?;
                 let handle = open_new_namespace(&path).map_err(|message| {
                     namespace::load_error(
                         &format!("a capsule for prefix {}", prefix.display()),
@@ -211,77 +199,68 @@ impl Interposer {
         fill(unsafe { &mut *self.table })
     }
 
-    /// Raw access to the table, for statistics.
-    pub fn table(&self) -> *mut Table {
-        self.table
-    }
-
-    /// Finish the setup that needs the namespace's libc: per-thread ctype setup, errno,
-    /// and the multi-threaded flag.
-    pub fn attach_libc(&self, libc_handle: Handle, threads: crate::threads::Threads) -> Result<()> {
-        // SAFETY: glibc's handle is the object's link map; the namespace's libc is never
-        // unloaded.
-        let libc_segments = unsafe { crate::elf::shared_object_segments(libc_handle.link_map()) }?;
-        let ctype = libc_handle.symbol(c"__ctype_init");
-        let errno = libc_handle.symbol(c"__errno_location");
-        // SAFETY: the libc handle is live; these symbols have these C signatures in
-        // every glibc since 2.3 (`__ctype_init` is GLIBC_PRIVATE but exported).
-        unsafe {
-            let table = &mut *self.table;
-            table.ctype_init = ctype
-                .map(|p| std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(p.as_ptr()));
-            table.errno_location = errno.map(|p| {
-                std::mem::transmute::<*mut c_void, unsafe extern "C" fn() -> *mut c_int>(p.as_ptr())
-            });
-        }
-        if let Some(init) = ctype {
-            // SAFETY: `__ctype_init` takes nothing and returns nothing.
-            let init = unsafe {
-                std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(init.as_ptr())
-            };
-            let tls = libc_segments.iter().find(|s| s.is_tls());
-            crate::threads::prepare(libc_handle, tls, init, threads);
-        }
+    /// Point the table's libc entries at the program's libc (the namespace's libc is a
+    /// forwarder to it), and the data-file wrappers at its file functions.
+    pub fn attach_program_libc(&self) -> Result<()> {
+        // SAFETY: the program's libc is loaded for as long as the process runs.
+        let libc_map = crate::prefix::glibc::program_libc_link_map().ok_or_else(|| Error::Dl {
+            operation: "find",
+            target: "the program's libc.so.6".into(),
+            message: namespace::last_dl_error(),
+        })?;
+        // SAFETY: the program's libc stays loaded for the life of the process.
+        let libc_object = unsafe { crate::elf::Object::from_link_map(libc_map) }?;
+        // SAFETY: getauxval has no preconditions.
+        let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+        self.with_table(|t| {
+            t.errno_location = Some(libc::__errno_location);
+            t.getenv = Some(libc::getenv);
+            t.secure_getenv = Some(crate::config::secure_getenv);
+            t.secure = u64::from(secure);
+        });
         if wraps_data_files(self.prefix()) {
-            // SAFETY: as above.
-            let libc_object = unsafe { crate::elf::Object::from_link_map(libc_handle.link_map()) }?;
-            self.attach_file_functions(libc_handle, &libc_object);
-        }
-        crate::hostenv::map_data_files(self)?;
-        crate::exit::register(libc_handle);
-        // The namespace's libc believes it is single-threaded (it never saw the program's
-        // pthread_create), and its libstdc++ would then skip atomic reference counts.
-        if let Some(flag) = libc_handle.symbol(c"__libc_single_threaded") {
-            // SAFETY: `__libc_single_threaded` is a `char` data object of libc.
-            unsafe { (flag.as_ptr() as *mut u8).write_volatile(0) };
+            self.attach_file_functions(&libc_object);
         }
         Ok(())
     }
 
-    /// Point the data-file wrappers (`open`, `fopen`, `stat`, ...) at the namespace
-    /// libc's own functions, named by the interposer's table.
-    fn attach_file_functions(&self, libc_handle: Handle, libc_object: &crate::elf::Object<'_>) {
+    /// Point the data-file wrappers (`open`, `fopen`, `stat`, ...) at the program libc's
+    /// own functions, named by the interposer's table.
+    fn attach_file_functions(&self, libc_object: &crate::elf::Object<'_>) {
         self.with_table(|t| {
             // SAFETY: the C side points it at its list in its read-only data.
             let names = unsafe { file_function_names(t.file_function_names) };
             for (slot, (name, version)) in t.libc_file.iter_mut().zip(names) {
                 debug_assert!(INTERPOSED.contains(&name.to_bytes()), "{name:?}");
                 // libc's own hash table answers as dlsym/dlvsym would (the default version,
-                // else the named one), at a fraction of their cost (a failed dlsym alone
-                // costs microseconds); they stay for what it does not answer plainly.
+                // else the named one), at a fraction of their cost.
                 let in_libc = |version: Option<&str>| {
                     let symbol = libc_object.lookup(name.to_str().ok()?, version).ok()??;
                     (symbol.kind == crate::elf::SymbolKind::Function)
                         .then(|| NonNull::new(symbol.address as *mut c_void))?
                 };
                 let version_str = version.as_ref().and_then(|v| v.to_str().ok());
-                let found = in_libc(None)
-                    .or_else(|| version_str.and_then(|v| in_libc(Some(v))))
-                    .or_else(|| libc_handle.symbol(&name))
-                    .or_else(|| version.and_then(|v| libc_handle.symbol_versioned(&name, &v)));
+                let found = in_libc(None).or_else(|| version_str.and_then(|v| in_libc(Some(v))));
                 *slot = found.map_or(std::ptr::null_mut(), |p| p.as_ptr());
             }
         });
+    }
+
+    /// Give code inside the capsule the environment overlay `entries` (`NAME=VALUE` to
+    /// set, `NAME` to unset).
+    pub fn set_environment_overlay(&self, entries: &[Vec<u8>]) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut packed = Vec::new();
+        for entry in entries {
+            packed.extend_from_slice(entry);
+            packed.push(0);
+        }
+        packed.push(0);
+        // Leaked: the C side reads it for the life of the namespace.
+        let packed = Box::leak(packed.into_boxed_slice()).as_ptr() as *const c_char;
+        self.with_table(|t| t.env_overrides = packed);
     }
 
     /// Rewrite absolute paths under `dirs` (host-tree paths) into this namespace's
@@ -330,31 +309,15 @@ impl Interposer {
 
 /// Every name the interposer defines for the namespace (besides its table).
 pub(crate) const INTERPOSED: &[&[u8]] = &[
-    b"malloc",
-    b"free",
-    b"calloc",
-    b"realloc",
-    b"posix_memalign",
-    b"memalign",
-    b"aligned_alloc",
-    b"valloc",
-    b"pvalloc",
-    b"malloc_usable_size",
-    b"reallocarray",
-    b"__libc_malloc",
-    b"__libc_free",
-    b"__libc_calloc",
-    b"__libc_realloc",
-    b"__libc_memalign",
-    b"__libc_valloc",
-    b"__libc_pvalloc",
     b"dlopen",
     b"dlmopen",
     b"dlsym",
     b"dlvsym",
     b"dlclose",
     b"dlerror",
-    // Data files (see interpose.c): paths under the host's data directories are
+    b"getenv",
+    b"secure_getenv",
+    // The environment overlay and the data files (see interpose.c): paths under the host's data directories are
     // rewritten into the prefix.
     b"open",
     b"open64",

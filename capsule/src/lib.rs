@@ -3,20 +3,21 @@
 //!
 //! A [`Capsule`] is a host library and its whole dependency closure, resolved inside a
 //! host prefix as ld.so would resolve it there, and loaded with `dlmopen` into a private
-//! link-map namespace that has its own libc.
+//! link-map namespace. The process keeps one libc: glibc's libraries and the
+//! window-system client libraries are shared into the namespace as forwarders to the
+//! program's copies ([`sharing`]).
 //!
-//! The data's way through the crate: [`prefix`] finds the closure, `namespace` loads it,
-//! `elf` reads loaded objects, `patch` rewrites their slots, `alloc` routes the namespace's
-//! allocator to the program's, `dl` keeps dlopen inside the capsule, and [`shim`] is what
-//! generated proxy libraries call.
+//! The data's way through the crate: [`prefix`] finds the closure, `namespace` loads it
+//! (with `forwarder` objects for what [`sharing`] shares), `elf` reads loaded objects,
+//! `patch` rewrites their slots, `dl` keeps dlopen inside the capsule, and [`shim`] is
+//! what generated proxy libraries call.
 
-pub mod alloc;
 mod capsule;
 pub mod config;
 mod disk_cache;
 mod dl;
 pub mod error;
-mod exit;
+mod forwarder;
 pub mod hostenv;
 mod interposer;
 mod linkmap;
@@ -27,5 +28,5 @@ pub use error::{Error, Result};
 pub mod elf;
 mod namespace;
 pub mod patch;
+pub mod sharing;
 pub mod shim;
-mod threads;

@@ -34,6 +34,34 @@ fn find_object_function() -> Option<FindObject> {
     })
 }
 
+/// glibc >= 2.35's `struct r_debug_extended`: one per namespace, chained by `r_next`.
+#[repr(C)]
+pub(crate) struct RDebugExtended {
+    pub r_version: libc::c_int,
+    pub r_map: *const LinkMap,
+    r_brk: usize,
+    r_state: libc::c_int,
+    r_ldbase: usize,
+    pub r_next: *const RDebugExtended,
+}
+
+extern "C" {
+    /// ld.so's debugger interface (`<link.h>`), one per namespace since glibc 2.35.
+    static _r_debug: RDebugExtended;
+}
+
+/// ld.so's debugger interface: the base namespace's entry, heading the chain.
+pub(crate) fn r_debug() -> *const RDebugExtended {
+    std::ptr::addr_of!(_r_debug)
+}
+
+/// The first link map of the program's namespace (the executable).
+pub(crate) fn base_namespace_head() -> *const LinkMap {
+    // SAFETY: `_r_debug` lives as long as the process; ld.so sets r_map before any code
+    // of the program runs.
+    unsafe { (*r_debug()).r_map }
+}
+
 /// The link map of the loaded object that contains `addr` (any namespace).
 pub(crate) fn containing(addr: *const c_void) -> Option<*const LinkMap> {
     // `_dl_find_object` answers from a lock-free sorted table; dladdr1 takes the loader's

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 pub(crate) use crate::elf::LinkMap;
 use crate::error::{Error, Result};
 use crate::prefix::{Closure, Origin, Prefix};
-use crate::{alloc, dl, interposer};
+use crate::{dl, forwarder, interposer, sharing};
 
 /// glibc's `Lmid_t`.
 pub(crate) type Lmid = libc::Lmid_t;
@@ -106,22 +106,6 @@ pub(crate) fn for_prefix(prefix: &Path) -> Result<&'static Namespace> {
     Ok(ns)
 }
 
-/// glibc >= 2.35's `struct r_debug_extended`: one per namespace, chained by `r_next`.
-#[repr(C)]
-struct RDebugExtended {
-    r_version: libc::c_int,
-    r_map: *const LinkMap,
-    r_brk: usize,
-    r_state: libc::c_int,
-    r_ldbase: usize,
-    r_next: *const RDebugExtended,
-}
-
-extern "C" {
-    /// ld.so's debugger interface (`<link.h>`), one per namespace since glibc 2.35.
-    static _r_debug: RDebugExtended;
-}
-
 /// A namespace for `key` created by another copy of the runtime, if any.
 fn adopt(key: &Path) -> Option<Namespace> {
     // SAFETY: `_r_debug` is ld.so's debugger interface, a static that lives as long as
@@ -129,7 +113,7 @@ fn adopt(key: &Path) -> Option<Namespace> {
     // only ever appends to; each r_map is the head link map of a live namespace (ours
     // are never unloaded), or NULL.
     unsafe {
-        let base = std::ptr::addr_of!(_r_debug);
+        let base = crate::linkmap::r_debug();
         if (*base).r_version < 2 {
             return None;
         }
@@ -165,14 +149,14 @@ fn adopt(key: &Path) -> Option<Namespace> {
     None
 }
 
-/// Create a namespace: the interposer first, its table filled, then the running libc.
+/// Create a namespace: the interposer first, its table filled, then libc's forwarder.
 fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
     let interposer = interposer::Interposer::load_into_new_namespace(&key)?;
     crate::phase!("namespace created with the interposer");
-    let threads = crate::threads::mark_program_multithreaded();
     let lmid = interposer.lmid();
-    alloc::route_to_program(&interposer)?;
     dl::route_to_runtime(&interposer, lmid);
+    interposer.attach_program_libc()?;
+    crate::hostenv::prepare(&interposer)?;
     crate::phase!("interposer table filled");
     let ns = Namespace {
         lmid,
@@ -183,7 +167,13 @@ fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
             state: Mutex::new(State::default()),
         }),
     };
-    ns.load_libc(threads)?;
+    if !ns.share("libc.so.6", None)? {
+        return Err(Error::Dl {
+            operation: "find",
+            target: "the program's libc.so.6".into(),
+            message: last_dl_error(),
+        });
+    }
     ns.interposer
         .with_table(|t| t.load = Some(load_for_another_copy));
     crate::debug!(
@@ -226,6 +216,17 @@ extern "C" fn load_for_another_copy(
     }
 }
 
+/// How one object of a closure is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Share {
+    /// From its file in the prefix.
+    Private,
+    /// As a forwarder to the program's copy.
+    Forwarder,
+    /// Not at all (ld.so, or needed only by shared libraries).
+    Skip,
+}
+
 /// A library loaded into a namespace.
 pub(crate) struct Loaded {
     pub handle: Handle,
@@ -250,8 +251,10 @@ impl Namespace {
             "{library}: closure resolved ({} objects)",
             closure.objects.len()
         );
-        let handles = self.load_closure(&closure, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
-        let (Some(object), Some(&handle)) = (closure.objects.last(), handles.last()) else {
+        let mode = libc::RTLD_NOW | libc::RTLD_LOCAL;
+        // The closure's objects stay loaded with the library: their handles are kept.
+        let (_, handle) = self.load_closure(&closure, mode, mode)?;
+        let (Some(object), Some(handle)) = (closure.objects.last(), handle) else {
             return Err(Error::NotFound {
                 library: library.into(),
                 prefix: owned.prefix.root().to_path_buf(),
@@ -312,36 +315,219 @@ impl Namespace {
         })
     }
 
-    /// Load the running system's libc (it must match the running ld.so) and finish the
-    /// interposer's setup that needs it.
-    fn load_libc(&self, threads: crate::threads::Threads) -> Result<()> {
-        let path = running_libc_path()?;
-        let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, "libc.so.6")?;
-        crate::hostenv::prepare(&self.key, handle)?;
-        self.interposer.attach_libc(handle, threads)?;
-        crate::phase!("namespace libc set up (environment, threads, exit)");
+    /// Load every object of `closure` that the namespace lacks, dependencies first:
+    /// shared libraries as forwarders to the program's copies (see `sharing`), the rest
+    /// from their files in the prefix, each with `deps_mode`, the requested object (last)
+    /// with `mode`. Returns the handles of the private dependencies loaded (in closure
+    /// order), which the caller owns, and a handle of the requested object (`None` for
+    /// ld.so, which every namespace shares).
+    pub fn load_closure(
+        &self,
+        closure: &Closure,
+        deps_mode: libc::c_int,
+        mode: libc::c_int,
+    ) -> Result<(Vec<Handle>, Option<Handle>)> {
+        let plan = self.plan(closure)?;
+        let mut handles = Vec::with_capacity(closure.objects.len());
+        let last = closure.objects.len().saturating_sub(1);
+        let mut target = None;
+        for (i, object) in closure.objects.iter().enumerate() {
+            let mode = if i == last { mode } else { deps_mode };
+            let handle = match plan[i] {
+                Share::Skip => continue,
+                Share::Forwarder => {
+                    let host = (object.origin != Origin::System).then_some(object.path.as_path());
+                    if self.share(&object.soname, host)? {
+                        if i == last {
+                            // One more reference, for the caller to own.
+                            target = self.find_loaded(Path::new(&object.soname), mode);
+                        }
+                        continue;
+                    }
+                    // The program's tree lacks it: the host's copy, private.
+                    self.open(&object.path, mode, &object.soname)?
+                }
+                Share::Private => self.open(&object.path, mode, &object.soname)?,
+            };
+            if i == last {
+                target = Some(handle);
+            } else {
+                handles.push(handle);
+            }
+        }
+        Ok((handles, target))
+    }
+
+    /// How each object of `closure` is loaded: the shared libraries the program has (or
+    /// its tree gives) as forwarders, the rest privately; objects that only shared
+    /// libraries need are not loaded at all (the program's copies bring their own), nor
+    /// is ld.so. Refuses, before anything is loaded, a closure whose objects need what a
+    /// program's copy lacks (see `sharing::check_skew`).
+    fn plan(&self, closure: &Closure) -> Result<Vec<Share>> {
+        let objects = &closure.objects;
+        let mut plan = Vec::with_capacity(objects.len());
+        for object in objects {
+            let shared = sharing::is_shared(&object.soname)?
+                && (crate::prefix::glibc::is_glibc(&object.soname)
+                    || self.program_copy(&object.soname).is_some());
+            plan.push(if object.soname.starts_with("ld-linux") {
+                Share::Skip
+            } else if shared {
+                Share::Forwarder
+            } else {
+                if sharing::is_shared(&object.soname)? {
+                    crate::debug!(
+                        Libs,
+                        "{}: the program's tree has none to share: the host's copy ({}) stays private to the capsule",
+                        object.soname,
+                        object.path.display()
+                    );
+                }
+                Share::Private
+            });
+        }
+        // Keep what the requested object reaches without passing through a shared one.
+        let mut reached = vec![false; objects.len()];
+        let mut stack: Vec<usize> = objects.len().checked_sub(1).into_iter().collect();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut reached[i], true) || plan[i] != Share::Private {
+                continue;
+            }
+            for name in &objects[i].needed {
+                if let Some(j) = objects.iter().position(|o| &o.soname == name) {
+                    stack.push(j);
+                }
+            }
+        }
+        for (i, r) in reached.iter().enumerate() {
+            if !r {
+                plan[i] = Share::Skip;
+            }
+        }
+        self.check_skew(closure, &plan)?;
+        Ok(plan)
+    }
+
+    /// Refuse `closure` if one of its private objects needs what the program's copy of a
+    /// shared library lacks (other than functions, which become stubs).
+    fn check_skew(&self, closure: &Closure, plan: &[Share]) -> Result<()> {
+        for (i, needer) in closure.objects.iter().enumerate() {
+            if plan[i] != Share::Private {
+                continue;
+            }
+            for name in &needer.needed {
+                let Some(j) = closure.objects.iter().position(|o| &o.soname == name) else {
+                    continue;
+                };
+                let host = &closure.objects[j];
+                if plan[j] != Share::Forwarder || host.origin == Origin::System {
+                    continue;
+                }
+                let Some(copy) = self.program_copy(name) else {
+                    continue;
+                };
+                if sharing::same_file(&copy.path, &host.path) {
+                    continue;
+                }
+                // SAFETY: program copies are never unloaded.
+                let program = unsafe { crate::elf::Object::from_link_map(copy.handle.link_map()) }?;
+                let host_file = sharing::HostFile::open(&host.path)?;
+                let host_object = host_file.object()?;
+                let stubbed = sharing::check_skew(
+                    (&needer.soname, &needer.path),
+                    name,
+                    &program,
+                    &copy.path,
+                    &host_object,
+                    &host.path,
+                )?;
+                if !stubbed.is_empty() {
+                    crate::debug!(
+                        Libs,
+                        "{} ({}) calls {} function(s) of {name} that the program's copy ({}) lacks: {}; each aborts with a message if called",
+                        needer.soname,
+                        needer.path.display(),
+                        stubbed.len(),
+                        copy.path.display(),
+                        stubbed.join(", ")
+                    );
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Load every object of `closure` that the namespace lacks, dependencies first, and
-    /// return a handle per object (in closure order; `None` for ld.so, which every
-    /// namespace shares). The handles are owned by the caller.
-    pub fn load_closure(&self, closure: &Closure, mode: libc::c_int) -> Result<Vec<Handle>> {
-        let mut handles = Vec::with_capacity(closure.objects.len());
-        let last = closure.objects.len().saturating_sub(1);
-        for (i, object) in closure.objects.iter().enumerate() {
-            // ld.so is shared by every namespace, and libc was loaded when the namespace
-            // was made (under the spelling of its path the program uses).
-            let system = object.origin == Origin::System;
-            if system && object.soname.starts_with("ld-linux")
-                || system && object.soname == "libc.so.6" && i != last
-            {
-                continue;
-            }
-            let handle = self.open(&object.path, mode, &object.soname)?;
-            handles.push(handle);
+    /// The program's copy of the shared library `soname` (loaded from its tree if it had
+    /// not loaded it), remembered per process.
+    fn program_copy(&self, soname: &str) -> Option<&'static sharing::ProgramCopy> {
+        static COPIES: Mutex<Vec<(String, Option<&'static sharing::ProgramCopy>)>> =
+            Mutex::new(Vec::new());
+        let mut copies = COPIES.lock();
+        if let Some((_, copy)) = copies.iter().find(|(s, _)| s == soname) {
+            return *copy;
         }
-        Ok(handles)
+        let copy = sharing::program_copy(soname).map(|c| &*Box::leak(Box::new(c)));
+        copies.push((soname.to_string(), copy));
+        copy
+    }
+
+    /// Put a forwarder to the program's copy of `soname` into this namespace (unless one
+    /// is there already). `host`: the host's copy, whose functions the program's copy
+    /// lacks become stubs. False when the program's tree has no copy.
+    fn share(&self, soname: &str, host: Option<&Path>) -> Result<bool> {
+        if self
+            .find_loaded(Path::new(soname), libc::RTLD_LAZY | libc::RTLD_NOLOAD)
+            .map(|h| {
+                // SAFETY: drops the reference the NOLOAD open just took.
+                unsafe { libc::dlclose(h.as_ptr()) }
+            })
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let Some(copy) = self.program_copy(soname) else {
+            return Ok(false);
+        };
+        // SAFETY: program copies are never unloaded.
+        let program = unsafe { crate::elf::Object::from_link_map(copy.handle.link_map()) }?;
+        let interposers = sharing::interposers_of(copy);
+        let host_file = match host {
+            Some(path) if !sharing::same_file(&copy.path, path) => {
+                Some(sharing::HostFile::open(path)?)
+            }
+            _ => None,
+        };
+        let host_object = host_file.as_ref().map(|f| f.object()).transpose()?;
+        let forwarder = forwarder::build(&forwarder::Source {
+            soname,
+            program: &program,
+            program_path: &copy.path,
+            interposers: &interposers,
+            host: host_object.as_ref().zip(host),
+        })?;
+        crate::phase!("{soname}: forwarder written");
+        let (fd, path) = crate::disk_cache::in_memory(c"capsule-forwarder", &forwarder.image)?;
+        let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, soname)?;
+        // Kept open for the life of the process, so that debuggers can read the name.
+        std::mem::forget(fd);
+        // SAFETY: the forwarder was just loaded and is never unloaded (its handle is kept).
+        forwarder::register_stubs(unsafe { (*handle.link_map()).l_addr }, &forwarder.stub_code);
+        if forwarder.stubs.is_empty() {
+            crate::debug!(
+                Libs,
+                "{soname} => shared with the program: {}",
+                copy.path.display()
+            );
+        } else {
+            crate::debug!(
+                Libs,
+                "{soname} => shared with the program: {}; {} function(s) of the host's copy it lacks are stubs that abort if called: {}",
+                copy.path.display(),
+                forwarder.stubs.len(),
+                forwarder.stubs.join(", ")
+            );
+        }
+        Ok(true)
     }
 
     /// `dlmopen` one file into this namespace, mapping glibc's errors to ours.
@@ -537,16 +723,5 @@ pub(crate) fn path_cstring(path: &Path) -> Result<CString> {
         path: path.to_path_buf(),
         prefix: PathBuf::from("/"),
         reason: "the path contains a NUL byte".into(),
-    })
-}
-
-/// The file of the libc mapped in this process (a namespace must get exactly the libc that
-/// matches the running ld.so), spelled as the resolver spells it, so that ld.so recognises
-/// it by name when a closure names it again.
-fn running_libc_path() -> Result<PathBuf> {
-    crate::prefix::glibc::running_libc_path().ok_or_else(|| Error::Dl {
-        operation: "dladdr",
-        target: "the running libc".into(),
-        message: last_dl_error(),
     })
 }

@@ -340,27 +340,19 @@ pub fn build_checked_in_shims(packages: &[&str]) -> PathBuf {
     target.join("release")
 }
 
-/// Bytes the capsule namespace's *own* libc allocator ever obtained from the system
-/// (`arena` plus `hblkhd` of that libc's `mallinfo2`, which the runtime does not route):
-/// 0 proves that no allocation of the namespace reached the private allocator.
-pub fn private_allocator_bytes(capsule: &capsule::Capsule) -> usize {
-    #[repr(C)]
-    struct Mallinfo2 {
-        arena: usize,
-        ordblks: usize,
-        smblks: usize,
-        hblks: usize,
-        hblkhd: usize,
-        usmblks: usize,
-        fsmblks: usize,
-        uordblks: usize,
-        fordblks: usize,
-        keepcost: usize,
-    }
-    // SAFETY: mallinfo2 (glibc >= 2.33) takes nothing and returns this struct by value.
-    let mallinfo2: extern "C" fn() -> Mallinfo2 = unsafe { func(capsule, "mallinfo2") };
-    let info = mallinfo2();
-    info.arena + info.hblkhd
+/// How many distinct libc files are mapped into this process (`/proc/self/maps`): 1
+/// when every capsule shares the program's libc, as it must.
+pub fn libc_images_mapped() -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    let files: std::collections::BTreeSet<&str> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            name == "libc.so.6" || (name.starts_with("libc-") && name.ends_with(".so"))
+        })
+        .collect();
+    files.len()
 }
 
 /// Where the sandboxes of [`sandbox_without_host_driver`] mount the machine's real root.

@@ -84,6 +84,71 @@ impl HashTable {
         }
     }
 
+    /// Whether the GNU bloom filter lets `hash` through (always true for DT_HASH, which
+    /// has none): false means no symbol of that hash is defined here.
+    pub fn may_contain(&self, memory: &Memory<'_>, hash: u32) -> bool {
+        let HashTable::Gnu(address) = *self else {
+            return true;
+        };
+        let bloom = || -> Option<bool> {
+            let size = memory.u32(address.checked_add(8)?)?;
+            let shift = memory.u32(address.checked_add(12)?)?;
+            if size == 0 {
+                return Some(true);
+            }
+            let word_at = address + 16 + ((hash / 64) % size) as usize * 8;
+            let word = u64::from(memory.u32(word_at)?) | u64::from(memory.u32(word_at + 4)?) << 32;
+            let mask = 1u64 << (hash % 64) | 1u64 << ((hash >> (shift % 32)) % 64);
+            Some(word & mask == mask)
+        };
+        bloom().unwrap_or(true)
+    }
+
+    /// Each hashed symbol's index with its GNU hash, the lowest bit cleared (the table
+    /// keeps only the other 31). Empty for DT_HASH, which keeps no hashes.
+    pub fn hashed(&self, memory: &Memory<'_>, count: u32) -> Vec<(u32, u32)> {
+        let HashTable::Gnu(address) = *self else {
+            return Vec::new();
+        };
+        let Some(h) = gnu_header(memory, address) else {
+            return Vec::new();
+        };
+        let Some(n) = count.checked_sub(h.symoffset) else {
+            return Vec::new();
+        };
+        let Some(chains) = memory.bytes(h.chains, n as usize * 4) else {
+            return Vec::new();
+        };
+        chains
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, c)| (h.symoffset + i as u32, le_u32(c) & !1))
+            .collect()
+    }
+
+    /// Where the table starts.
+    pub fn address(&self) -> usize {
+        match *self {
+            HashTable::Gnu(a) | HashTable::Sysv(a) => a,
+        }
+    }
+
+    /// The table's length in bytes, for an object of `count` symbols.
+    pub fn extent(&self, memory: &Memory<'_>, count: u32) -> Option<usize> {
+        match *self {
+            HashTable::Sysv(address) => {
+                let nbucket = memory.u32(address)? as usize;
+                let nchain = memory.u32(address.checked_add(4)?)? as usize;
+                8usize.checked_add(nbucket.checked_add(nchain)?.checked_mul(4)?)
+            }
+            HashTable::Gnu(address) => {
+                let h = gnu_header(memory, address)?;
+                let chains = (count.checked_sub(h.symoffset)? as usize).checked_mul(4)?;
+                (h.chains - address).checked_add(chains)
+            }
+        }
+    }
+
     /// The symbol indices whose hash matches `name`'s; the caller compares names. `None` if
     /// the table points outside the object. `count` bounds every walk.
     pub fn candidates(&self, memory: &Memory<'_>, name: &[u8], count: u32) -> Option<Vec<u32>> {

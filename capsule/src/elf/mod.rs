@@ -15,7 +15,8 @@ mod segment;
 mod symbol;
 mod version;
 
-pub(crate) use object::page_size;
+pub(crate) use hash::sysv_hash;
+pub(crate) use object::{page_size, Import};
 pub use object::{shared_object_segments, LinkMap, Object};
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};

@@ -11,7 +11,7 @@ use super::reloc::{relr_addresses, RelaTable, Slot, RELA_SIZE};
 use super::segment::{
     parse_program_headers, relro_pages, Segment, SegmentFlags, PHDR_SIZE, PT_DYNAMIC, PT_LOAD,
 };
-use super::symbol::{RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
+use super::symbol::{Binding, RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
 use super::version::{SymbolVersion, VersionTables};
 use crate::error::{Error, Result};
 
@@ -28,6 +28,30 @@ pub struct LinkMap {
     pub l_ld: *const c_void,
     pub l_next: *const LinkMap,
     pub l_prev: *const LinkMap,
+}
+
+/// An object's dynamic tables, as bytes (see [`Object::raw_tables`]).
+pub(crate) struct RawTables<'a> {
+    /// DT_GNU_HASH (true) or DT_HASH.
+    pub gnu_hash: bool,
+    pub hash: &'a [u8],
+    pub symbols: &'a [u8],
+    pub strings: &'a [u8],
+    pub versym: Option<&'a [u8]>,
+    /// DT_VERDEF's bytes and its entry count.
+    pub verdef: Option<(&'a [u8], u64)>,
+    /// DT_SONAME's string offset.
+    pub soname: Option<u64>,
+}
+
+/// A symbol an object imports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Import<'a> {
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+    /// The soname the version is required from (DT_VERNEED).
+    pub file: Option<&'a str>,
+    pub weak: bool,
 }
 
 /// A view of one ELF object, live in this process or held as a file image.
@@ -382,6 +406,114 @@ impl<'a> Object<'a> {
         let raw = self.raw_symbol(index)?;
         self.versions
             .of(&self.memory, &self.symbols, index, raw.is_defined())
+            .map_err(|what| self.malformed(what))
+    }
+
+    /// The object's dynamic tables as bytes, for a forwarder that copies them.
+    pub(crate) fn raw_tables(&self) -> Result<RawTables<'a>> {
+        let count = self.symbols.count as usize;
+        let hash = match self.hash {
+            Some(h) => h
+                .extent(&self.memory, self.symbols.count)
+                .and_then(|len| Some((h, self.memory.bytes(h.address(), len)?)))
+                .ok_or_else(|| self.malformed("hash table (outside the object)"))?,
+            None => return Err(self.malformed("dynamic section (no hash table)")),
+        };
+        let symbols = self
+            .memory
+            .bytes(self.symbols.address, count * SYM_SIZE)
+            .ok_or_else(|| self.malformed("DT_SYMTAB (outside the object)"))?;
+        let versym = match self.versions.versym {
+            Some(at) => Some(
+                self.memory
+                    .bytes(at, count * 2)
+                    .ok_or_else(|| self.malformed("DT_VERSYM (outside the object)"))?,
+            ),
+            None => None,
+        };
+        let verdef = self
+            .versions
+            .verdef_bytes(&self.memory)
+            .map_err(|what| self.malformed(what))?;
+        Ok(RawTables {
+            gnu_hash: matches!(hash.0, HashTable::Gnu(_)),
+            hash: hash.1,
+            symbols,
+            strings: self.symbols.strings,
+            versym,
+            verdef,
+            soname: self.dynamic.soname,
+        })
+    }
+
+    /// Every symbol this object imports (undefined, global), with the version it requires:
+    /// what ld.so must find for it elsewhere. Weak imports are marked: ld.so binds them to 0
+    /// when nothing defines them.
+    pub(crate) fn imports(&self) -> Result<Vec<Import<'a>>> {
+        let mut out = Vec::new();
+        for index in 1..self.symbols.count {
+            let raw = self.raw_symbol(index)?;
+            if raw.is_defined() || raw.binding() == Binding::Local {
+                continue;
+            }
+            let (version, file) = match self.symbol_version(index)? {
+                SymbolVersion::Required { name, file } => (Some(name), Some(file)),
+                _ => (None, None),
+            };
+            out.push(Import {
+                name: self.string(raw.name, "symbol name")?,
+                version,
+                file,
+                weak: raw.binding() == Binding::Weak,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The GNU hash (lowest bit cleared) of each symbol the hash table holds, by index.
+    pub(crate) fn hashed_symbols(&self) -> Vec<(u32, u32)> {
+        self.hash
+            .map_or(Vec::new(), |h| h.hashed(&self.memory, self.symbols.count))
+    }
+
+    /// Whether a symbol of GNU hash `hash` may be defined here (false: certainly not).
+    pub(crate) fn may_define(&self, hash: u32) -> bool {
+        self.hash.is_some_and(|h| h.may_contain(&self.memory, hash))
+    }
+
+    /// The indices of every symbol named `name`, defined or not, any version.
+    pub(crate) fn symbols_named(&self, name: &[u8]) -> Result<Vec<u32>> {
+        let Some(hash) = self.hash else {
+            return Ok(Vec::new());
+        };
+        let candidates = hash
+            .candidates(&self.memory, name, self.symbols.count)
+            .ok_or_else(|| self.malformed("hash table (chain points outside the object)"))?;
+        let mut out = Vec::new();
+        for index in candidates {
+            if self.symbol_name_bytes(index)? == name {
+                out.push(index);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Symbol `index` if it is a defined, exported one.
+    pub(crate) fn symbol_at(&self, index: u32) -> Result<Option<Symbol<'a>>> {
+        self.defined_symbol(index)
+    }
+
+    /// The DT_VERDEF index of the version `name`, if this object defines it.
+    pub(crate) fn version_index(&self, name: &str) -> Result<Option<u16>> {
+        self.versions
+            .defined_index(&self.memory, &self.symbols, name)
+            .map_err(|what| self.malformed(what))
+    }
+
+    /// The versions this object requires, by file: (file, version name, weak).
+    pub(crate) fn required_versions(&self) -> Result<Vec<(&'a str, &'a str, bool)>> {
+        self.versions
+            .required(&self.memory, &self.symbols)
             .map_err(|what| self.malformed(what))
     }
 

@@ -7,6 +7,8 @@ use super::memory::Memory;
 use super::symbol::SymbolTable;
 
 const VERSYM_HIDDEN: u16 = 0x8000;
+/// `vna_flags`: a version ld.so only warns about when it is missing.
+const VER_FLG_WEAK: u16 = 2;
 /// Index 0 is "local", 1 "global, unversioned"; named versions start at 2.
 const FIRST_NAMED_INDEX: u16 = 2;
 /// Verdef/verneed chains are bounded by their DT_*NUM count, or by this when it is absent.
@@ -168,6 +170,83 @@ impl VersionTables {
         Ok(None)
     }
 
+    /// The index of the version this object defines as `name`.
+    pub fn defined_index(
+        &self,
+        memory: &Memory<'_>,
+        symbols: &SymbolTable<'_>,
+        name: &str,
+    ) -> Result<Option<u16>, Failure> {
+        self.walk_verdef(memory, |index, offset| {
+            if symbols.string(offset) == Some(name.as_bytes()) {
+                ControlFlow::Break(index)
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+    }
+
+    /// DT_VERDEF's bytes (every record and name entry) and its record count.
+    pub fn verdef_bytes<'a>(
+        &self,
+        memory: &Memory<'a>,
+    ) -> Result<Option<(&'a [u8], u64)>, Failure> {
+        let Some((start, _)) = self.verdef else {
+            return Ok(None);
+        };
+        let bad = "DT_VERDEF entry (outside the object)";
+        let mut end = start;
+        let mut records = 0u64;
+        // The records and their aux entries, each ending where its fields end.
+        let mut entry = start;
+        for _ in 0..self
+            .verdef
+            .and_then(|(_, n)| n)
+            .unwrap_or(MAX_VERSION_ENTRIES)
+        {
+            records += 1;
+            end = end.max(entry.checked_add(20).ok_or(bad)?);
+            let mut aux = entry
+                .checked_add(memory.u32_at(entry, 12).ok_or(bad)? as usize)
+                .ok_or(bad)?;
+            for _ in 0..memory.u16_at(entry, 6).ok_or(bad)? {
+                end = end.max(aux.checked_add(8).ok_or(bad)?);
+                match memory.u32_at(aux, 4).ok_or(bad)? {
+                    0 => break,
+                    next => aux = aux.checked_add(next as usize).ok_or(bad)?,
+                }
+            }
+            match memory.u32_at(entry, 16).ok_or(bad)? {
+                0 => break,
+                next => entry = entry.checked_add(next as usize).ok_or(bad)?,
+            }
+        }
+        let bytes = memory.bytes(start, end - start).ok_or(bad)?;
+        Ok(Some((bytes, records)))
+    }
+
+    /// Every version of DT_VERNEED: (file, version, weak).
+    pub fn required<'a>(
+        &self,
+        memory: &Memory<'a>,
+        symbols: &SymbolTable<'a>,
+    ) -> Result<Vec<(&'a str, &'a str, bool)>, Failure> {
+        let mut raw = Vec::new();
+        self.walk_verneed(memory, |file, v| {
+            raw.push((file, v.name, v.weak));
+            ControlFlow::<()>::Continue(())
+        })?;
+        raw.into_iter()
+            .map(|(file, name, weak)| {
+                Ok((
+                    string(symbols, file, "DT_VERNEED file name")?,
+                    string(symbols, name, "DT_VERNEED version name")?,
+                    weak,
+                ))
+            })
+            .collect()
+    }
+
     /// Visit each version of each DT_VERNEED record (with the record's file name, a
     /// DT_STRTAB offset) until `visit` breaks, bounded by DT_VERNEEDNUM.
     fn walk_verneed<T>(
@@ -189,6 +268,7 @@ impl VersionTables {
                 // Elf64_Vernaux: vna_hash (u32), vna_flags, vna_other (u16), vna_name,
                 // vna_next (u32).
                 let version = Needed {
+                    weak: memory.u16_at(aux, 4).ok_or(bad)? & VER_FLG_WEAK != 0,
                     index: memory.u16_at(aux, 6).ok_or(bad)?,
                     name: memory.u32_at(aux, 8).ok_or(bad)?,
                 };
@@ -212,6 +292,7 @@ impl VersionTables {
 /// One version a DT_VERNEED record asks for: its index (`vna_other`) and its name (a
 /// DT_STRTAB offset).
 struct Needed {
+    weak: bool,
     index: u16,
     name: u32,
 }

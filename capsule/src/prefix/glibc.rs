@@ -123,6 +123,11 @@ fn with_loaded<T>(
     result
 }
 
+/// The link map of the program's libc.
+pub(crate) fn program_libc_link_map() -> Option<*const LinkMap> {
+    never_unloaded("libc.so.6")
+}
+
 /// libc's and ld.so's link maps, found by a function inside each: both are loaded before
 /// the program starts and never unloaded, so no reference needs holding (the NOLOAD
 /// dlopen that takes one costs microseconds, on every first load of a capsule).

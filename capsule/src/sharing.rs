@@ -1,0 +1,353 @@
+//! Which libraries a capsule shares with the program instead of loading its own copy,
+//! the program's copies, and the check that a program's copy is new enough for the host.
+//!
+//! Shared into every capsule:
+//! - **glibc's libraries** (libc, libm, libpthread, libdl, librt, ...: [`GLIBC_SHARED`]),
+//!   always: per-process state (malloc, errno, stdio buffers, pthread keys, atfork
+//!   handlers, the environment, the single-threaded flag) must exist once, and a second
+//!   libc in a namespace splits all of it in two.
+//! - **the window-system client libraries** ([`WINDOW_SYSTEM`]), by default: the program
+//!   hands their objects (`Display*`, `xcb_connection_t*`, `wl_display*`) to the driver,
+//!   which must handle them with the same code and globals (extension registries, the
+//!   connection's locks) that made them.
+//!
+//! `CAPSULE_SHARE` adds sonames (`libfoo.so.1`) and removes defaults (`-libX11.so.6`),
+//! separated by commas, colons or spaces; [`share`] and [`unshare`] do the same from Rust.
+//! glibc's libraries cannot be removed.
+//!
+//! A shared library is the program's copy: the one it has loaded, else the one its own
+//! tree gives (`dlopen` by soname in the program's namespace, as the program would load
+//! it). If its tree has none, the capsule keeps the host's copy private.
+
+use std::collections::BTreeSet;
+use std::ffi::{CStr, CString};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+use crate::elf::{Import, Object, SymbolKind};
+use crate::error::{Error, Result};
+use crate::namespace::Handle;
+
+/// glibc's libraries that a capsule always shares (ld.so is shared by glibc itself).
+pub const GLIBC_SHARED: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libmvec.so.1",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libresolv.so.2",
+    "libutil.so.1",
+    "libanl.so.1",
+    "libBrokenLocale.so.1",
+    "libnsl.so.1",
+];
+
+/// The window-system client libraries shared by default, and why each is.
+pub const WINDOW_SYSTEM: &[(&str, &str)] = &[
+    ("libX11.so.6", "Display* crosses the border (GLX, EGL on X11, Vulkan's xlib WSI)"),
+    ("libX11-xcb.so.1", "turns the program's Display* into its xcb connection"),
+    ("libxcb.so.1", "xcb_connection_t* crosses the border (DRI3, Vulkan's xcb WSI)"),
+    ("libxcb-*", "extensions of the program's xcb connection (dri2, dri3, glx, present, sync, xfixes, randr, shm, ...): their state lives in it"),
+    ("libXext.so.6", "extension records of the program's Display*"),
+    ("libXau.so.6", "libxcb's own dependency (authorisation)"),
+    ("libXdmcp.so.6", "libxcb's own dependency"),
+    ("libXfixes.so.3", "extension of the program's Display*"),
+    ("libXxf86vm.so.1", "extension of the program's Display* (GLX)"),
+    ("libXrandr.so.2", "extension of the program's Display* (Vulkan's display WSI)"),
+    ("libXrender.so.1", "extension of the program's Display*"),
+    ("libxshmfence.so.1", "fences shared with the X server over the program's connection"),
+    ("libwayland-client.so.0", "wl_display*, wl_surface* cross the border (EGL and Vulkan on Wayland)"),
+    ("libwayland-cursor.so.0", "works on the program's wl_display"),
+    ("libwayland-egl.so.1", "wl_egl_window* crosses the border"),
+];
+
+/// Changes made through [`share`] and [`unshare`]: (soname, shared).
+static CHANGES: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
+
+/// Share `soname` with the program in capsules loaded from now on.
+pub fn share(soname: &str) -> Result<()> {
+    check_soname("capsule::sharing::share", soname)?;
+    CHANGES.lock().push((soname.to_string(), true));
+    Ok(())
+}
+
+/// Keep `soname` private to capsules loaded from now on (the host's copy is loaded).
+/// glibc's libraries are always shared: an error.
+pub fn unshare(soname: &str) -> Result<()> {
+    check_soname("capsule::sharing::unshare", soname)?;
+    if GLIBC_SHARED.contains(&soname) {
+        return Err(Error::BadVariable {
+            variable: "capsule::sharing::unshare",
+            value: soname.into(),
+            reason: "glibc's libraries are always shared: one libc per process".into(),
+        });
+    }
+    CHANGES.lock().push((soname.to_string(), false));
+    Ok(())
+}
+
+fn check_soname(variable: &'static str, soname: &str) -> Result<()> {
+    if soname.is_empty() || soname.contains(['/', ',', ':', ' ', '\0']) {
+        return Err(Error::BadVariable {
+            variable,
+            value: soname.into(),
+            reason: "not a soname (like libX11.so.6)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `CAPSULE_SHARE`, parsed once: (soname, shared) in order.
+fn environment() -> Result<&'static [(String, bool)]> {
+    static PARSED: OnceLock<std::result::Result<Vec<(String, bool)>, String>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        let Some(value) = crate::config::secure_var("CAPSULE_SHARE") else {
+            return Ok(Vec::new());
+        };
+        parse(&value.to_string_lossy())
+    });
+    parsed.as_deref().map_err(|reason| Error::BadVariable {
+        variable: "CAPSULE_SHARE",
+        value: crate::config::secure_var("CAPSULE_SHARE")
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        reason: reason.clone(),
+    })
+}
+
+/// `CAPSULE_SHARE`'s syntax: sonames to share, `-soname` to keep private.
+fn parse(value: &str) -> std::result::Result<Vec<(String, bool)>, String> {
+    let mut out = Vec::new();
+    for word in value
+        .split([',', ':', ' ', '\t', '\n'])
+        .filter(|w| !w.is_empty())
+    {
+        let (soname, shared) = match word.strip_prefix('-') {
+            Some(rest) => (rest, false),
+            None => (word, true),
+        };
+        if soname.is_empty() || soname.contains('/') || !soname.contains(".so") {
+            return Err(format!(
+                "{word:?} is not a soname (like libX11.so.6, or -libX11.so.6 to keep it private); separate entries with commas"
+            ));
+        }
+        if !shared && GLIBC_SHARED.contains(&soname) {
+            return Err(format!(
+                "{soname} cannot be kept private: glibc's libraries are always shared (one libc per process)"
+            ));
+        }
+        out.push((soname.to_string(), shared));
+    }
+    Ok(out)
+}
+
+/// Whether capsules share `soname` with the program.
+pub fn is_shared(soname: &str) -> Result<bool> {
+    if GLIBC_SHARED.contains(&soname) {
+        return Ok(true);
+    }
+    let mut shared = WINDOW_SYSTEM
+        .iter()
+        .any(|(pattern, _)| match pattern.strip_suffix('*') {
+            Some(stem) => soname.starts_with(stem),
+            None => *pattern == soname,
+        });
+    for (name, on) in environment()?.iter().chain(CHANGES.lock().iter()) {
+        if name == soname {
+            shared = *on;
+        }
+    }
+    Ok(shared)
+}
+
+/// The program's copy of a shared library: loaded in the program's namespace, never
+/// unloaded (the capsule binds to it).
+pub(crate) struct ProgramCopy {
+    pub handle: Handle,
+    pub path: PathBuf,
+}
+
+/// The program's copy of `soname`: the one it has loaded, else one loaded now from its
+/// tree; `None` if its tree has none.
+pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
+    let name = CString::new(soname).ok()?;
+    // SAFETY: name is NUL-terminated. Called from the runtime, which lives in the
+    // program's namespace, so both calls search (and load into) the program's.
+    let raw = unsafe {
+        let found = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+        if found.is_null() {
+            libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL)
+        } else {
+            found
+        }
+    };
+    let handle = Handle(NonNull::new(raw)?);
+    Some(ProgramCopy {
+        path: handle.path(),
+        handle,
+    })
+}
+
+/// The objects before `copy` in the program's namespace (its global scope in load
+/// order: the executable, preloads, libraries), whose definitions win over the copy's.
+/// The vDSO is left out (it is not in the scope).
+pub(crate) fn interposers_of<'a>(copy: &ProgramCopy) -> Vec<Object<'a>> {
+    let mut out = Vec::new();
+    let target = copy.handle.link_map();
+    // SAFETY: the base namespace's link maps, read under no lock: objects of the
+    // program's initial scope are never unloaded, and the chain is only appended to.
+    unsafe {
+        let mut map = crate::linkmap::base_namespace_head();
+        while !map.is_null() && map != target {
+            let name = CStr::from_ptr((*map).l_name).to_bytes();
+            if !name.starts_with(b"linux-vdso") && !name.starts_with(b"linux-gate") {
+                if let Ok(object) = Object::from_link_map(map) {
+                    out.push(object);
+                }
+            }
+            map = (*map).l_next;
+        }
+        if map.is_null() {
+            // Not in the chain at all (cannot happen for a handle of this namespace):
+            // nothing is known to come before it.
+            out.clear();
+        }
+    }
+    out
+}
+
+/// Whether `a` and `b` name the same file.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// A file of the host tree mapped read-only, as an ELF image.
+pub(crate) struct HostFile {
+    bytes: crate::prefix::cache::Bytes,
+    pub path: PathBuf,
+}
+
+impl HostFile {
+    pub fn open(path: &Path) -> Result<HostFile> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        Ok(HostFile {
+            bytes: crate::prefix::cache::map(&file, len).map_err(io)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn object(&self) -> Result<Object<'_>> {
+        Object::from_file_image(&self.path.to_string_lossy(), &self.bytes)
+    }
+}
+
+/// What a host object needs from a shared library whose program copy differs from the
+/// host's: refused if ld.so would refuse it (a missing version, a missing data symbol);
+/// the missing functions it calls are returned (they are stubs in the forwarder).
+pub(crate) fn check_skew(
+    needer: (&str, &Path),
+    shared: &str,
+    program: &Object<'_>,
+    program_path: &Path,
+    host: &Object<'_>,
+    host_path: &Path,
+) -> Result<Vec<String>> {
+    let file = HostFile::open(needer.1)?;
+    let object = file.object()?;
+    let refuse = |what: String| Error::SharedTooOld {
+        library: needer.0.into(),
+        path: needer.1.into(),
+        what,
+        shared: shared.into(),
+        program_copy: program_path.into(),
+        host_copy: host_path.into(),
+    };
+    for (from, version, weak) in object.required_versions()? {
+        if from == shared && !weak && program.version_index(version)?.is_none() {
+            return Err(refuse(format!("version {version}")));
+        }
+    }
+    let mut stubbed = BTreeSet::new();
+    for Import {
+        name,
+        version,
+        file,
+        weak,
+    } in object.imports()?
+    {
+        if weak || file.is_some_and(|f| f != shared) {
+            continue;
+        }
+        // An unversioned import is the shared library's if the host's copy defines it.
+        let Some(definition) = host.lookup(name, version)? else {
+            continue;
+        };
+        if program.lookup(name, version)?.is_some() {
+            continue;
+        }
+        match definition.kind {
+            SymbolKind::Function | SymbolKind::Ifunc => {
+                stubbed.insert(name.to_string());
+            }
+            _ => return Err(refuse(format!("the data symbol {name}"))),
+        }
+    }
+    Ok(stubbed.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_variable_adds_and_removes() {
+        assert_eq!(
+            parse("libfoo.so.1, -libX11.so.6:libbar.so.2").unwrap(),
+            [
+                ("libfoo.so.1".to_string(), true),
+                ("libX11.so.6".to_string(), false),
+                ("libbar.so.2".to_string(), true)
+            ]
+        );
+        assert!(parse("-libc.so.6").unwrap_err().contains("always shared"));
+        assert!(parse("/usr/lib/libfoo.so.1")
+            .unwrap_err()
+            .contains("not a soname"));
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn defaults_cover_glibc_and_the_window_system() {
+        for soname in [
+            "libc.so.6",
+            "libm.so.6",
+            "libX11.so.6",
+            "libxcb.so.1",
+            "libxcb-dri3.so.0",
+            "libwayland-client.so.0",
+        ] {
+            assert!(is_shared(soname).unwrap(), "{soname}");
+        }
+        for soname in [
+            "libstdc++.so.6",
+            "libLLVM-15.so.1",
+            "libz.so.1",
+            "libdrm.so.2",
+        ] {
+            assert!(!is_shared(soname).unwrap(), "{soname}");
+        }
+    }
+}
