@@ -66,7 +66,12 @@ impl VersionTables {
             if let Some(name) = self.defined_name(memory, symbols, number)? {
                 return Ok(SymbolVersion::Defined { name, hidden });
             }
-            return Err("DT_VERSYM index with no DT_VERDEF entry");
+            // An executable's copy-relocated definitions (`stdout@GLIBC_2.2.5`) carry the
+            // index of the version they were required in: ld.so reads one index space.
+            if let Some((name, _)) = self.required_name(memory, symbols, number)? {
+                return Ok(SymbolVersion::Defined { name, hidden });
+            }
+            return Err("DT_VERSYM index with no DT_VERDEF or DT_VERNEED entry");
         }
         if let Some((name, file)) = self.required_name(memory, symbols, number)? {
             return Ok(SymbolVersion::Required { name, file });

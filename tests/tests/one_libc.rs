@@ -1,0 +1,238 @@
+//! One libc in the process: a library loaded through a generated shim shares the program's
+//! per-process libc state (pthread keys, errno, stdout's buffer, atfork handlers, the
+//! environment, the allocator), exactly as when the program links it directly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use capsule_tests::{
+    build_lib, build_program, generate_and_build_shim, install_shim, run_ok, Lib, Tree,
+};
+
+/// The host library: each function exercises one piece of libc state from inside.
+const STATE_SOURCE: &str = r#"
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int lib_key_create_and_set(void) {
+    pthread_key_t key;
+    if (pthread_key_create(&key, 0) != 0) return -1;
+    pthread_setspecific(key, (void *)0x1111);
+    return (int)key;
+}
+void lib_set_errno(int e) { errno = e; }
+int lib_fopen_missing(void) { return fopen("/nonexistent/capsule/file", "r") == NULL; }
+void lib_print(const char *s) { printf("%s", s); }
+static volatile int atfork_ran;
+static void in_child(void) { atfork_ran = 1; }
+void lib_register_atfork(void) { pthread_atfork(0, 0, in_child); }
+int lib_atfork_ran(void) { return atfork_ran; }
+const char *lib_getenv(const char *name) { return getenv(name); }
+void *lib_malloc(size_t n) { return malloc(n); }
+void lib_free(void *p) { free(p); }
+void *lib_malloc_function(void) { return (void *)&malloc; }
+"#;
+
+/// The program: prints one `key: value` line per behaviour. With `-DOWN_MALLOC` it
+/// defines its own allocator, which the library must use too.
+const PROGRAM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int lib_key_create_and_set(void);
+void lib_set_errno(int);
+int lib_fopen_missing(void);
+void lib_print(const char *);
+void lib_register_atfork(void);
+int lib_atfork_ran(void);
+const char *lib_getenv(const char *);
+void *lib_malloc(size_t);
+void lib_free(void *);
+void *lib_malloc_function(void);
+
+#ifdef OWN_MALLOC
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static volatile unsigned long own_calls;
+void *malloc(size_t n) { own_calls++; return __libc_malloc(n); }
+void free(void *p) { __libc_free(p); }
+void *calloc(size_t n, size_t s) { own_calls++; return __libc_calloc(n, s); }
+void *realloc(void *p, size_t n) { own_calls++; return __libc_realloc(p, n); }
+#endif
+
+/* Distinct libc files mapped into this process. */
+static int libc_images(void) {
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[4096], seen[8][512];
+    int n = 0;
+    while (maps && fgets(line, sizeof line, maps)) {
+        char *path = strchr(line, '/');
+        if (!path) continue;
+        path[strcspn(path, "\n")] = 0;
+        const char *base = strrchr(path, '/') + 1;
+        if (strcmp(base, "libc.so.6") && strncmp(base, "libc-", 5)) continue;
+        int known = 0;
+        for (int i = 0; i < n; i++) known |= !strcmp(seen[i], path);
+        if (!known && n < 8) snprintf(seen[n++], sizeof seen[0], "%s", path);
+    }
+    if (maps) fclose(maps);
+    return n;
+}
+
+int main(void) {
+    pthread_key_t mine;
+    pthread_key_create(&mine, 0);
+    pthread_setspecific(mine, (void *)0x2222);
+    int theirs = lib_key_create_and_set();
+    printf("keys distinct: %s\n", theirs >= 0 && (pthread_key_t)theirs != mine ? "yes" : "no");
+    printf("program key value: %s\n", pthread_getspecific(mine) == (void *)0x2222 ? "kept" : "overwritten");
+
+    errno = 0;
+    lib_set_errno(42);
+    printf("errno set inside: %d\n", errno);
+    errno = 0;
+    int failed = lib_fopen_missing();
+    printf("errno of fopen inside: %s\n", failed && errno == ENOENT ? "ENOENT" : strerror(errno));
+
+    printf("A;");
+    lib_print("B;");
+    printf("C\n");
+
+    lib_register_atfork();
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) _exit(lib_atfork_ran() ? 0 : 1);
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("atfork handler in child: %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ran" : "missing");
+
+    setenv("CAPSULE_ONE_LIBC_LATE", "late value", 1);
+    const char *late = lib_getenv("CAPSULE_ONE_LIBC_LATE");
+    printf("setenv after load, seen inside: %s\n", late ? late : "(unset)");
+
+    void *(*program_malloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "malloc");
+    printf("malloc inside is the program's: %s\n", lib_malloc_function() == (void *)program_malloc ? "yes" : "no");
+    void *p = lib_malloc(64);
+    free(p);
+    void *q = malloc(64);
+    lib_free(q);
+#ifdef OWN_MALLOC
+    unsigned long before = own_calls;
+    void *r = lib_malloc(32);
+    printf("program's own malloc used inside: %s\n", own_calls > before ? "yes" : "no");
+    lib_free(r);
+#endif
+    printf("libc images mapped: %d\n", libc_images());
+    return 0;
+}
+"#;
+
+/// The lines both builds of the program must print.
+const EXPECTED: &[&str] = &[
+    "keys distinct: yes",
+    "program key value: kept",
+    "errno set inside: 42",
+    "errno of fopen inside: ENOENT",
+    "A;B;C",
+    "atfork handler in child: ran",
+    "setenv after load, seen inside: late value",
+    "malloc inside is the program's: yes",
+    "libc images mapped: 1",
+];
+
+fn shim_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("shim-target")
+}
+
+/// The host tree with `libstate.so.1`, and the program built against the shim (`shim`
+/// true) or the real library, with extra compiler arguments.
+fn build(host: &Tree, work: &Tree, shim: bool, extra: &[&str]) -> PathBuf {
+    let real = host.path("usr/lib/x86_64-linux-gnu/libstate.so.1");
+    if !real.exists() {
+        build_lib(
+            &Lib {
+                source: STATE_SOURCE,
+                soname: Some("libstate.so.1"),
+                args: &["-pthread"],
+            },
+            &real,
+        );
+    }
+    let lib_dir = if shim {
+        let dir = work.path("shim-lib");
+        if !dir.join("libstate.so.1").exists() {
+            let built = generate_and_build_shim(
+                "libstate.so.1",
+                host.root(),
+                &work.path("shims"),
+                &shim_target_dir(),
+            );
+            install_shim(&built, "libstate.so.1", &dir);
+        }
+        dir
+    } else {
+        let dir = work.path("real-lib");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&real, dir.join("libstate.so.1")).unwrap();
+        std::os::unix::fs::symlink("libstate.so.1", dir.join("libstate.so")).ok();
+        dir
+    };
+    let name = format!(
+        "bin/state-{}{}",
+        if shim { "shim" } else { "direct" },
+        extra.join("")
+    );
+    let program = work.path(&name);
+    let (l_arg, rpath) = (
+        format!("-L{}", lib_dir.display()),
+        format!("-Wl,-rpath,{}", lib_dir.display()),
+    );
+    let mut args = vec![l_arg.as_str(), rpath.as_str(), "-lstate", "-ldl", "-pthread"];
+    args.extend_from_slice(extra);
+    build_program(PROGRAM, &program, &args);
+    program
+}
+
+fn run(program: &Path, host: &Tree) -> Vec<String> {
+    let out = run_ok(
+        Command::new(program)
+            .env_remove("CAPSULE_PREFIX")
+            .env("CAPSULE_LIBSTATE_SO_1_PREFIX", host.root()),
+        "run the program",
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn per_process_libc_state_is_one_through_a_shim() {
+    let (host, work) = (Tree::new(), Tree::new());
+    let direct = run(&build(&host, &work, false, &[]), &host);
+    assert_eq!(direct, EXPECTED, "the program linked directly");
+    let shimmed = run(&build(&host, &work, true, &[]), &host);
+    assert_eq!(shimmed, EXPECTED, "the program through the shim");
+}
+
+#[test]
+fn the_programs_own_malloc_is_used_inside_the_capsule() {
+    let (host, work) = (Tree::new(), Tree::new());
+    let mut expected: Vec<&str> = EXPECTED.to_vec();
+    expected.insert(8, "program's own malloc used inside: yes");
+    let direct = run(&build(&host, &work, false, &["-DOWN_MALLOC"]), &host);
+    assert_eq!(direct, expected, "the program linked directly");
+    let shimmed = run(&build(&host, &work, true, &["-DOWN_MALLOC"]), &host);
+    assert_eq!(shimmed, expected, "the program through the shim");
+}
