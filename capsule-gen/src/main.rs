@@ -106,6 +106,7 @@ fn generate_all(cli: &Cli) -> Result<()> {
         };
         let source = recorded_source(library, &source, &cli.prefix);
         let manifest = Manifest {
+            format: manifest::Format,
             soname: scanned.soname,
             source: source.display().to_string(),
             runtime: runtime.display().to_string(),
