@@ -37,6 +37,10 @@ pub enum Error {
     #[error("capsule-gen: runtime crate {path}: {reason}; pass the capsule runtime crate's directory with --runtime")]
     BadRuntime { path: PathBuf, reason: String },
 
+    /// `cargo build` of a shim crate failed or made no shared library.
+    #[error("capsule-gen: {dir}: {reason}")]
+    Build { dir: PathBuf, reason: String },
+
     /// Reading or writing a file failed.
     #[error("capsule-gen: {path}: {source}")]
     Io {
@@ -68,7 +72,7 @@ impl Error {
             | Error::ManifestSyntax { .. }
             | Error::BadRuntime { .. }
             | Error::Runtime(_) => 2,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::Build { .. } => 1,
         }
     }
 

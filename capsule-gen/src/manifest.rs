@@ -182,6 +182,19 @@ fn inline<T: Serialize>(value: &T) -> String {
 }
 
 impl Manifest {
+    /// Read the manifest of the shim crate in `dir`.
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::BadManifest {
+            path: path.clone(),
+            reason: format!(
+                "cannot read it ({e}); is {} a shim crate made by capsule-gen?",
+                dir.display()
+            ),
+        })?;
+        Manifest::parse(&text, &path)
+    }
+
     /// The manifest as text. Deterministic: equal manifests give equal bytes.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
