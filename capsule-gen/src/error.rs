@@ -24,9 +24,22 @@ pub enum Error {
     #[error("capsule-gen: {path}: {reason}; regenerate the shim from the library instead (capsule-gen LIBRARY)")]
     BadManifest { path: PathBuf, reason: String },
 
+    /// A manifest that is not valid TOML, or whose values are not what a manifest holds.
+    #[error("capsule-gen: {path}:{line}:{column}: {message}; fix the file there, or regenerate the shim from the library (capsule-gen LIBRARY)")]
+    ManifestSyntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
     /// The runtime crate given with --runtime (or the default one) is not usable.
     #[error("capsule-gen: runtime crate {path}: {reason}; pass the capsule runtime crate's directory with --runtime")]
     BadRuntime { path: PathBuf, reason: String },
+
+    /// `cargo build` of a shim crate failed or made no shared library.
+    #[error("capsule-gen: {dir}: {reason}")]
+    Build { dir: PathBuf, reason: String },
 
     /// Reading or writing a file failed.
     #[error("capsule-gen: {path}: {source}")]
@@ -56,9 +69,10 @@ impl Error {
             | Error::BadLibrary { .. }
             | Error::BadSoname { .. }
             | Error::BadManifest { .. }
+            | Error::ManifestSyntax { .. }
             | Error::BadRuntime { .. }
             | Error::Runtime(_) => 2,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::Build { .. } => 1,
         }
     }
 

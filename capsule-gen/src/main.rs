@@ -3,18 +3,20 @@
 mod deps;
 mod emit;
 mod error;
+mod install;
 mod locate;
 mod manifest;
 mod scan;
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, FILE_NAME};
+use crate::manifest::Manifest;
 
 /// Generate proxy ("shim") crates for host libraries.
 ///
@@ -22,7 +24,8 @@ use crate::manifest::{Manifest, FILE_NAME};
 /// OUT/<soname>/ whose `cargo build --release` makes target/release/lib<NAME>.so: a library
 /// with the real one's soname, exported symbols and symbol versions that, when loaded,
 /// loads the real library from the host prefix (CAPSULE_<SONAME>_PREFIX, else
-/// CAPSULE_PREFIX, else /) into a capsule and forwards every call to it.
+/// CAPSULE_PREFIX, else /) into a capsule and forwards every call to it. `capsule-gen install
+/// OUT/<soname> --into DIR` builds it and places it in DIR under its soname.
 ///
 /// The crate records what it was generated from in capsule-shim.toml: --regenerate
 /// rewrites the crate from that file alone, --check compares it with the live library.
@@ -68,19 +71,35 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Deps(deps::DepsArgs),
+    Install(install::InstallArgs),
+    /// Print a shell completion script for capsule-gen on stdout.
+    ///
+    /// bash: capsule-gen completions bash > /usr/share/bash-completion/completions/capsule-gen
+    /// (or ~/.local/share/bash-completion/completions/capsule-gen); zsh: into a directory of
+    /// $fpath as _capsule-gen; fish: ~/.config/fish/completions/capsule-gen.fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page capsule-gen(1) on stdout, or write one page per command into DIR.
+    ///
+    /// capsule-gen man --out /usr/local/share/man/man1 installs capsule-gen.1 and a page per
+    /// subcommand (capsule-gen-deps.1, capsule-gen-install.1, ...).
+    Man {
+        /// Directory to write capsule-gen.1 and the subcommands' pages in.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Deps(args)) = &cli.command {
-        return deps::run(args);
-    }
-    let result = if let Some(dir) = &cli.regenerate {
-        regenerate(dir).map(|()| true)
-    } else if let Some(dir) = &cli.check {
-        check(dir, &cli.prefix)
-    } else {
-        generate_all(&cli).map(|()| true)
+    let result = match &cli.command {
+        Some(Command::Deps(args)) => return deps::run(args),
+        Some(Command::Install(args)) => install::run(args).map(|()| true),
+        Some(Command::Completions { shell }) => completions(*shell).map(|()| true),
+        Some(Command::Man { out }) => man(out.as_deref()).map(|()| true),
+        None => run_generator(&cli),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -89,6 +108,49 @@ fn main() -> ExitCode {
             eprintln!("{err}");
             ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(1))
         }
+    }
+}
+
+/// The completion script for `shell`, from the same clap definition as `--help`.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "capsule-gen", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete spells a subcommand's state `capsule__gen__subcmd__X` where it is
+        // set and `capsule__subcmd__gen__subcmd__X` where it is matched, so no subcommand's
+        // options would complete (clap-rs/clap#6421, hyphenated binary names). Once fixed
+        // upstream this matches nothing.
+        script = String::from_utf8_lossy(&script)
+            .replace("capsule__subcmd__gen", "capsule__gen")
+            .into_bytes();
+    }
+    std::io::stdout()
+        .write_all(&script)
+        .map_err(Error::io("stdout"))
+}
+
+/// The manual pages, from the same clap definition as `--help`.
+fn man(out: Option<&Path>) -> Result<()> {
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+            clap_mangen::generate_to(Cli::command(), dir).map_err(Error::io(dir))
+        }
+        // As generate_to does: `help` gets no page, so the main page must not list one.
+        None => clap_mangen::Man::new(Cli::command().disable_help_subcommand(true))
+            .render(&mut std::io::stdout())
+            .map_err(Error::io("stdout")),
+    }
+}
+
+/// Generation, --regenerate or --check; `Ok(false)` when --check found differences.
+fn run_generator(cli: &Cli) -> Result<bool> {
+    if let Some(dir) = &cli.regenerate {
+        regenerate(dir).map(|()| true)
+    } else if let Some(dir) = &cli.check {
+        check(dir, &cli.prefix)
+    } else {
+        generate_all(cli).map(|()| true)
     }
 }
 
@@ -106,6 +168,7 @@ fn generate_all(cli: &Cli) -> Result<()> {
         };
         let source = recorded_source(library, &source, &cli.prefix);
         let manifest = Manifest {
+            format: manifest::Format,
             soname: scanned.soname,
             source: source.display().to_string(),
             runtime: runtime.display().to_string(),
@@ -137,20 +200,8 @@ fn write_crate(manifest: &Manifest, dir: &Path) -> Result<usize> {
     Ok(krate.exported)
 }
 
-fn read_manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join(FILE_NAME);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::BadManifest {
-        path: path.clone(),
-        reason: format!(
-            "cannot read it ({e}); is {} a shim crate made by capsule-gen?",
-            dir.display()
-        ),
-    })?;
-    Manifest::parse(&text, &path)
-}
-
 fn regenerate(dir: &Path) -> Result<()> {
-    let manifest = read_manifest(dir)?;
+    let manifest = Manifest::read(dir)?;
     let exported = write_crate(&manifest, dir)?;
     eprintln!(
         "capsule-gen: {} -> {} ({exported} symbols, regenerated)",
@@ -162,7 +213,7 @@ fn regenerate(dir: &Path) -> Result<()> {
 
 /// Print how the live library differs from the manifest; `Ok(true)` when it does not.
 fn check(dir: &Path, prefix: &Path) -> Result<bool> {
-    let manifest = read_manifest(dir)?;
+    let manifest = Manifest::read(dir)?;
     let source = locate::find_library(&manifest.soname, prefix)?;
     let live = scan::scan(&source)?;
     // A function's size changes with every rebuild; an object's size is part of the ABI.

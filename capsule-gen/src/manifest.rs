@@ -1,10 +1,14 @@
 //! What a shim is generated from: the real library's soname, versions and exports, plus how
-//! the crate refers to the runtime. Stored in the shim crate as `capsule-shim.toml` (a small,
-//! fixed subset of TOML, written and read here so the file stays byte-for-byte stable):
-//! the crate can be regenerated from it alone, and compared with a live library.
+//! the crate refers to the runtime. Stored in the shim crate as `capsule-shim.toml`: the
+//! crate can be regenerated from it alone, and compared with a live library.
+//!
+//! Read with `toml` + `serde`, so a hand-edited file may use any TOML (comments, other key
+//! orders, `[[symbols]]` tables). Written one entry per line, each value rendered by
+//! `toml`, so that equal manifests give equal bytes and a diff shows one line per symbol.
 
-use std::fmt::Write as _;
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -13,8 +17,11 @@ pub const FILE_NAME: &str = "capsule-shim.toml";
 
 const FORMAT: i64 = 1;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Always [`FORMAT`]; read so that a manifest of another format is refused by name.
+    pub format: Format,
     pub soname: String,
     /// The file the library was read from (informative; regeneration does not read it).
     pub source: String,
@@ -28,7 +35,8 @@ pub struct Manifest {
     pub symbols: Vec<Export>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VersionDef {
     pub name: String,
     pub parents: Vec<String>,
@@ -36,7 +44,8 @@ pub struct VersionDef {
     pub marker: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "SymbolEntry", into = "SymbolEntry")]
 pub struct Export {
     pub name: String,
     /// `None` for an unversioned symbol (or one in the library's base version).
@@ -49,7 +58,8 @@ pub struct Export {
     pub size: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Code, indirect functions included.
     Function,
@@ -69,16 +79,6 @@ impl Kind {
             Kind::Untyped => "untyped",
         }
     }
-
-    fn parse(s: &str) -> Option<Kind> {
-        Some(match s {
-            "function" => Kind::Function,
-            "object" => Kind::Object,
-            "tls" => Kind::Tls,
-            "untyped" => Kind::Untyped,
-            _ => return None,
-        })
-    }
 }
 
 impl Export {
@@ -92,372 +92,163 @@ impl Export {
     }
 }
 
+/// The `format` key: serialized as [`FORMAT`], and only [`FORMAT`] is accepted when read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Format;
+
+impl Serialize for Format {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_i64(FORMAT)
+    }
+}
+
+impl<'de> Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Format, D::Error> {
+        match i64::deserialize(d)? {
+            FORMAT => Ok(Format),
+            other => Err(serde::de::Error::custom(format!(
+                "format {other} is not the one this capsule-gen understands ({FORMAT})"
+            ))),
+        }
+    }
+}
+
+/// An [`Export`] as the file spells it: `version` and `default` appear together or not at
+/// all, which serde's attributes alone cannot say.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SymbolEntry {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default: Option<bool>,
+    kind: Kind,
+    weak: bool,
+    size: u64,
+}
+
+impl TryFrom<SymbolEntry> for Export {
+    type Error = String;
+
+    fn try_from(e: SymbolEntry) -> std::result::Result<Export, String> {
+        let default = match (&e.version, e.default) {
+            (Some(_), Some(default)) => default,
+            (None, None) => false,
+            (Some(_), None) => {
+                return Err(format!(
+                    "symbol {:?} has a version but no `default` (true for name@@VERSION, false for name@VERSION)",
+                    e.name
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "symbol {:?} has `default` but no `version`",
+                    e.name
+                ))
+            }
+        };
+        Ok(Export {
+            name: e.name,
+            version: e.version,
+            default,
+            kind: e.kind,
+            weak: e.weak,
+            size: e.size,
+        })
+    }
+}
+
+impl From<Export> for SymbolEntry {
+    fn from(e: Export) -> SymbolEntry {
+        SymbolEntry {
+            default: e.version.is_some().then_some(e.default),
+            name: e.name,
+            version: e.version,
+            kind: e.kind,
+            weak: e.weak,
+            size: e.size,
+        }
+    }
+}
+
+/// `value` as an inline TOML value (`"text"`, `[...]`, `{ key = value, ... }`).
+fn inline<T: Serialize>(value: &T) -> String {
+    let mut out = String::new();
+    value
+        .serialize(toml::ser::ValueSerializer::new(&mut out))
+        .expect("manifest values are strings, booleans, integers, arrays and tables");
+    out
+}
+
 impl Manifest {
+    /// Read the manifest of the shim crate in `dir`.
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::BadManifest {
+            path: path.clone(),
+            reason: format!(
+                "cannot read it ({e}); is {} a shim crate made by capsule-gen?",
+                dir.display()
+            ),
+        })?;
+        Manifest::parse(&text, &path)
+    }
+
     /// The manifest as text. Deterministic: equal manifests give equal bytes.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
         out.push_str("# What this shim crate was generated from, by capsule-gen.\n");
         out.push_str("# `capsule-gen --regenerate DIR` rewrites the crate from this file alone;\n");
         out.push_str("# `capsule-gen --check DIR` compares it with the live library.\n");
-        let _ = writeln!(out, "format = {FORMAT}");
-        let _ = writeln!(out, "soname = {}", quote(&self.soname));
-        let _ = writeln!(out, "source = {}", quote(&self.source));
-        let _ = writeln!(out, "runtime = {}", quote(&self.runtime));
-        let _ = writeln!(out, "workspace_member = {}", self.workspace_member);
-        out.push_str("\nversions = [\n");
-        for v in &self.versions {
-            let parents: Vec<String> = v.parents.iter().map(|p| quote(p)).collect();
-            let _ = writeln!(
-                out,
-                "  {{ name = {}, parents = [{}], marker = {} }},",
-                quote(&v.name),
-                parents.join(", "),
-                v.marker
-            );
+        let scalars: [(&str, String); 5] = [
+            ("format", inline(&self.format)),
+            ("soname", inline(&self.soname)),
+            ("source", inline(&self.source)),
+            ("runtime", inline(&self.runtime)),
+            ("workspace_member", inline(&self.workspace_member)),
+        ];
+        for (key, value) in scalars {
+            out.push_str(&format!("{key} = {value}\n"));
         }
-        out.push_str("]\n\nsymbols = [\n");
-        for s in &self.symbols {
-            let _ = write!(out, "  {{ name = {}", quote(&s.name));
-            if let Some(v) = &s.version {
-                let _ = write!(out, ", version = {}, default = {}", quote(v), s.default);
-            }
-            let _ = writeln!(
-                out,
-                ", kind = {}, weak = {}, size = {} }},",
-                quote(s.kind.as_str()),
-                s.weak,
-                s.size
-            );
-        }
-        out.push_str("]\n");
+        let lines = |key: &str, items: Vec<String>| {
+            let items: String = items.iter().map(|i| format!("  {i},\n")).collect();
+            format!("\n{key} = [\n{items}]\n")
+        };
+        out.push_str(&lines(
+            "versions",
+            self.versions.iter().map(inline).collect(),
+        ));
+        out.push_str(&lines("symbols", self.symbols.iter().map(inline).collect()));
         out
     }
 
-    /// Read a manifest written by [`Manifest::to_toml`]. `path` is for error messages.
+    /// Read a manifest: any TOML document with the keys [`Manifest::to_toml`] writes.
+    /// `path` is for error messages, which give the line and column of what is wrong.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
-        let bad = |reason: String| Error::BadManifest {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let table = Parser::new(text).document().map_err(&bad)?;
-        let format = table.int("format").map_err(&bad)?;
-        if format != FORMAT {
-            return Err(bad(format!(
-                "format {format} is not the one this capsule-gen understands ({FORMAT})"
-            )));
-        }
-        let versions = table
-            .array("versions")
-            .map_err(&bad)?
-            .iter()
-            .map(|v| {
-                let v = v.as_table("versions")?;
-                Ok(VersionDef {
-                    name: v.string("name")?,
-                    parents: v
-                        .array("parents")?
-                        .iter()
-                        .map(|p| p.as_string("parents"))
-                        .collect::<std::result::Result<_, _>>()?,
-                    marker: v.bool("marker")?,
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, String>>()
-            .map_err(&bad)?;
-        let symbols = table
-            .array("symbols")
-            .map_err(&bad)?
-            .iter()
-            .map(|s| {
-                let s = s.as_table("symbols")?;
-                let version = s
-                    .opt("version")
-                    .map(|v| v.as_string("version"))
-                    .transpose()?;
-                let kind = s.string("kind")?;
-                Ok(Export {
-                    name: s.string("name")?,
-                    default: if version.is_some() {
-                        s.bool("default")?
-                    } else {
-                        false
-                    },
-                    version,
-                    kind: Kind::parse(&kind).ok_or_else(|| format!("unknown kind {kind:?}"))?,
-                    weak: s.bool("weak")?,
-                    size: u64::try_from(s.int("size")?).map_err(|_| "negative size".to_string())?,
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, String>>()
-            .map_err(&bad)?;
-        Ok(Manifest {
-            soname: table.string("soname").map_err(&bad)?,
-            source: table.string("source").map_err(&bad)?,
-            runtime: table.string("runtime").map_err(&bad)?,
-            workspace_member: table.bool("workspace_member").map_err(&bad)?,
-            versions,
-            symbols,
+        toml::from_str(text).map_err(|err| {
+            let (line, column) = err
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
+            Error::ManifestSyntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: err.message().trim_end().replace('\n', "; "),
+            }
         })
     }
 }
 
-/// A TOML basic string. Symbol and path names are plain ASCII in practice; anything else is
-/// escaped so the file stays valid.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The values the manifest uses: strings, booleans, integers, arrays and inline tables.
-#[derive(Debug)]
-enum Value {
-    Str(String),
-    Bool(bool),
-    Int(i64),
-    Array(Vec<Value>),
-    Table(Table),
-}
-
-#[derive(Debug, Default)]
-struct Table(Vec<(String, Value)>);
-
-impl Value {
-    fn as_string(&self, what: &str) -> std::result::Result<String, String> {
-        match self {
-            Value::Str(s) => Ok(s.clone()),
-            _ => Err(format!("{what}: expected a string")),
-        }
-    }
-
-    fn as_table(&self, what: &str) -> std::result::Result<&Table, String> {
-        match self {
-            Value::Table(t) => Ok(t),
-            _ => Err(format!("{what}: expected an inline table")),
-        }
-    }
-}
-
-impl Table {
-    fn opt(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    fn get(&self, key: &str) -> std::result::Result<&Value, String> {
-        self.opt(key).ok_or_else(|| format!("missing key {key:?}"))
-    }
-
-    fn string(&self, key: &str) -> std::result::Result<String, String> {
-        self.get(key)?.as_string(key)
-    }
-
-    fn bool(&self, key: &str) -> std::result::Result<bool, String> {
-        match self.get(key)? {
-            Value::Bool(b) => Ok(*b),
-            _ => Err(format!("{key}: expected true or false")),
-        }
-    }
-
-    fn int(&self, key: &str) -> std::result::Result<i64, String> {
-        match self.get(key)? {
-            Value::Int(i) => Ok(*i),
-            _ => Err(format!("{key}: expected an integer")),
-        }
-    }
-
-    fn array(&self, key: &str) -> std::result::Result<&[Value], String> {
-        match self.get(key)? {
-            Value::Array(a) => Ok(a),
-            _ => Err(format!("{key}: expected an array")),
-        }
-    }
-}
-
-struct Parser<'a> {
-    rest: &'a str,
-    line: usize,
-}
-
-type Parsed<T> = std::result::Result<T, String>;
-
-impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Parser<'a> {
-        Parser {
-            rest: text,
-            line: 1,
-        }
-    }
-
-    fn err<T>(&self, what: &str) -> Parsed<T> {
-        Err(format!("line {}: {what}", self.line))
-    }
-
-    /// Skip spaces, and also newlines and comments when `newlines` (inside arrays).
-    fn skip(&mut self, newlines: bool) {
-        loop {
-            let trimmed = self.rest.trim_start_matches([' ', '\t']);
-            self.rest = trimmed;
-            if trimmed.starts_with('#') {
-                let end = trimmed.find('\n').unwrap_or(trimmed.len());
-                self.rest = &trimmed[end..];
-            } else if newlines && (trimmed.starts_with('\n') || trimmed.starts_with("\r\n")) {
-                self.line += 1;
-                self.rest = trimmed
-                    .trim_start_matches('\r')
-                    .strip_prefix('\n')
-                    .unwrap_or("");
-            } else {
-                return;
-            }
-        }
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        match self.rest.strip_prefix(c) {
-            Some(rest) => {
-                self.rest = rest;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn document(&mut self) -> Parsed<Table> {
-        let mut table = Table::default();
-        loop {
-            self.skip(true);
-            if self.rest.is_empty() {
-                return Ok(table);
-            }
-            let (key, value) = self.key_value()?;
-            table.0.push((key, value));
-            self.skip(false);
-            if !(self.rest.is_empty()
-                || self.rest.starts_with('\n')
-                || self.rest.starts_with("\r\n"))
-            {
-                return self.err("expected the end of the line");
-            }
-        }
-    }
-
-    fn key_value(&mut self) -> Parsed<(String, Value)> {
-        let end = self
-            .rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .unwrap_or(self.rest.len());
-        if end == 0 {
-            return self.err("expected a key");
-        }
-        let key = self.rest[..end].to_string();
-        self.rest = &self.rest[end..];
-        self.skip(false);
-        if !self.eat('=') {
-            return self.err(&format!("expected '=' after {key}"));
-        }
-        self.skip(false);
-        let value = self.value()?;
-        Ok((key, value))
-    }
-
-    fn value(&mut self) -> Parsed<Value> {
-        if self.eat('"') {
-            return self.string().map(Value::Str);
-        }
-        if self.eat('[') {
-            let mut items = Vec::new();
-            loop {
-                self.skip(true);
-                if self.eat(']') {
-                    return Ok(Value::Array(items));
-                }
-                items.push(self.value()?);
-                self.skip(true);
-                if !self.eat(',') {
-                    self.skip(true);
-                    if self.eat(']') {
-                        return Ok(Value::Array(items));
-                    }
-                    return self.err("expected ',' or ']'");
-                }
-            }
-        }
-        if self.eat('{') {
-            let mut table = Table::default();
-            self.skip(false);
-            if self.eat('}') {
-                return Ok(Value::Table(table));
-            }
-            loop {
-                self.skip(false);
-                table.0.push(self.key_value()?);
-                self.skip(false);
-                if self.eat('}') {
-                    return Ok(Value::Table(table));
-                }
-                if !self.eat(',') {
-                    return self.err("expected ',' or '}'");
-                }
-            }
-        }
-        for (word, b) in [("true", true), ("false", false)] {
-            if let Some(rest) = self.rest.strip_prefix(word) {
-                self.rest = rest;
-                return Ok(Value::Bool(b));
-            }
-        }
-        let end = self
-            .rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '-'))
-            .unwrap_or(self.rest.len());
-        match self.rest[..end].parse::<i64>() {
-            Ok(i) => {
-                self.rest = &self.rest[end..];
-                Ok(Value::Int(i))
-            }
-            Err(_) => self.err("expected a string, boolean, integer, array or table"),
-        }
-    }
-
-    /// The rest of a basic string whose opening quote was eaten.
-    fn string(&mut self) -> Parsed<String> {
-        let mut out = String::new();
-        let mut chars = self.rest.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.rest = &self.rest[i + 1..];
-                    return Ok(out);
-                }
-                '\n' => break,
-                '\\' => match chars.next() {
-                    Some((_, '"')) => out.push('"'),
-                    Some((_, '\\')) => out.push('\\'),
-                    Some((_, 'u')) => {
-                        let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
-                        match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                            Some(c) => out.push(c),
-                            None => return self.err("bad \\u escape"),
-                        }
-                    }
-                    _ => return self.err("unsupported escape in string"),
-                },
-                c => out.push(c),
-            }
-        }
-        self.err("unterminated string")
-    }
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    // toml's spans fall on character boundaries; `get` keeps a bad one from panicking.
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
 }
 
 #[cfg(test)]
@@ -466,6 +257,7 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
+            format: Format,
             soname: "libfoo.so.1".into(),
             source: "/usr/lib/libfoo.so.1.2".into(),
             runtime: "../../capsule".into(),
@@ -511,21 +303,117 @@ mod tests {
         assert_eq!(back.to_toml(), text);
     }
 
+    fn parse_err(text: &str) -> String {
+        Manifest::parse(text, Path::new("dir/capsule-shim.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
-    fn bad_manifest_names_file_and_line() {
-        let text = sample().to_toml().replace("size = 12", "size = twelve");
-        let err = Manifest::parse(&text, Path::new("dir/capsule-shim.toml")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("dir/capsule-shim.toml"), "{msg}");
-        assert!(msg.contains("line "), "{msg}");
+    fn the_written_file_is_what_the_checked_in_shims_hold() {
+        let text = sample().to_toml();
+        assert!(text.contains(
+            "\nversions = [\n  { name = \"FOO_1\", parents = [], marker = true },\n  \
+             { name = \"FOO_2\", parents = [\"FOO_1\"], marker = false },\n]\n"
+        ));
+        assert!(text.contains(
+            "  { name = \"counter\", version = \"FOO_2\", default = true, kind = \"object\", \
+             weak = false, size = 12 },\n"
+        ));
+    }
+
+    #[test]
+    fn any_toml_spelling_of_the_same_manifest_reads_the_same() {
+        // Comments, keys in another order, literal strings, array-of-tables and
+        // multi-line arrays: a hand-edited manifest is TOML, not capsule-gen's layout.
+        let text = r#"
+# edited by hand
+symbols = [
+  { size = 12, weak = false, kind = "object", default = true, version = 'FOO_2', name = "counter" }, # a variable
+  { name = 'odd"name\', kind = "function", weak = true, size = 0 },
+]
+workspace_member = true   # a member of this repository's workspace
+runtime = '../../capsule'
+source = "/usr/lib/libfoo.so.1.2"
+soname = "libfoo.so.1"
+format = 1
+
+[[versions]]
+name = "FOO_1"
+parents = []
+marker = true
+
+[[versions]]
+marker = false
+parents = [
+  "FOO_1",
+]
+name = "FOO_2"
+"#;
+        let read = Manifest::parse(text, Path::new("m.toml")).unwrap();
+        assert_eq!(read, sample());
+    }
+
+    #[test]
+    fn bad_value_gives_file_line_column_and_what_was_expected() {
+        let text = sample().to_toml().replace("size = 12", "size = \"twelve\"");
+        let line = 1 + text.lines().position(|l| l.contains("twelve")).unwrap();
+        let column = 1 + text
+            .lines()
+            .nth(line - 1)
+            .unwrap()
+            .find("\"twelve\"")
+            .unwrap();
+        let msg = parse_err(&text);
+        assert!(
+            msg.starts_with(&format!(
+                "capsule-gen: dir/capsule-shim.toml:{line}:{column}: "
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("expected u64"), "{msg}");
+    }
+
+    #[test]
+    fn broken_toml_gives_line_and_column() {
+        let text = sample()
+            .to_toml()
+            .replace("soname = \"libfoo.so.1\"", "soname = \"libfoo.so.1");
+        let msg = parse_err(&text);
+        // Line 5 is `soname = "libfoo.so.1`: the closing quote is missing at its end.
+        assert!(
+            msg.starts_with("capsule-gen: dir/capsule-shim.toml:5:22: "),
+            "{msg}"
+        );
+        assert!(msg.contains("expected `\"`"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn other_formats_unknown_keys_and_half_versions_are_refused() {
+        let text = sample().to_toml().replace("format = 1", "format = 2");
+        let msg = parse_err(&text);
+        assert!(msg.contains(":4:10: format 2 is not the one"), "{msg}");
+
+        let text = sample()
+            .to_toml()
+            .replace("workspace_member", "workspace_membr");
+        assert!(parse_err(&text).contains("workspace_membr"));
+
+        let text = sample().to_toml().replace(", default = true", "");
+        let msg = parse_err(&text);
+        // toml places errors found after an entry was read at the array holding it; the
+        // message names the symbol.
+        assert!(
+            msg.contains(":15:11: symbol \"counter\" has a version but no `default`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_key_is_reported() {
         let text = sample().to_toml().replace("soname = \"libfoo.so.1\"\n", "");
-        let msg = Manifest::parse(&text, Path::new("m"))
-            .unwrap_err()
-            .to_string();
+        let msg = parse_err(&text);
         assert!(msg.contains("soname"), "{msg}");
     }
 }

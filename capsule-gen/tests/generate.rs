@@ -334,6 +334,16 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
         stderr(&no_manifest)
     );
 
+    let broken = tmp.path().join("capsule-shim.toml");
+    std::fs::write(&broken, "format = 1\nsoname = libz.so.1\n").unwrap();
+    let bad_manifest = capsule_gen(&["--regenerate", out_dir]);
+    assert_eq!(bad_manifest.status.code(), Some(2));
+    assert!(
+        stderr(&bad_manifest).starts_with(&format!("capsule-gen: {}:2:10: ", broken.display())),
+        "{}",
+        stderr(&bad_manifest)
+    );
+
     let usage = capsule_gen(&[]);
     assert_eq!(usage.status.code(), Some(2));
     assert!(stderr(&usage).contains("LIBRARY"), "{}", stderr(&usage));
