@@ -19,7 +19,7 @@ OUT=$ROOT/target/demo-sandbox
 HOST=/run/host
 LIBDIR=/usr/lib/x86_64-linux-gnu
 PACKAGES=(bubblewrap libegl1 libegl-mesa0 libgl1-mesa-dri libegl-dev libgles-dev zlib1g-dev
-    libvulkan1 mesa-vulkan-drivers libvulkan-dev)
+    libvulkan1 mesa-vulkan-drivers libvulkan-dev libx11-dev)
 # shim crate directory : soname : built file
 SHIMS=(libEGL.so.1:libEGL.so libGL.so.1:libGL.so libvulkan.so.1:libvulkan.so)
 
@@ -69,8 +69,8 @@ build_programs() {
     step "building the game and the Vulkan program, each linked directly and to the shims"
     local game=examples/game/game.c vk=examples/deploy/vulkan_copy.c
     local shims=(-L"$OUT/lib" -Wl,-rpath,"$OUT/lib")
-    cc -O2 -o "$OUT/game-direct" "$game" -lEGL -lGL -lz -lm -lpthread
-    cc -O2 -o "$OUT/game-capsule" "$game" "${shims[@]}" -lEGL -lGL -lz -lm -lpthread
+    cc -O2 -o "$OUT/game-direct" "$game" -lEGL -lGL -lX11 -lz -lm -lpthread
+    cc -O2 -o "$OUT/game-capsule" "$game" "${shims[@]}" -lEGL -lGL -lX11 -lz -lm -lpthread
     cc -O2 -o "$OUT/vulkan-direct" "$vk" -lvulkan
     cc -O2 -o "$OUT/vulkan-capsule" "$vk" "${shims[@]}" -lvulkan
 }

@@ -4,6 +4,8 @@
 # linked directly to the real libraries. The game ships its own libz.so.1 (its "runtime",
 # examples/game/runtime), which the host's GL stack cannot use: through capsule each side
 # gets its own copy; linked directly, the host's driver gets the game's and fails to load.
+# Then both games again in an X11 window, on a private Xvfb display the demo starts, each
+# writing a screenshot of its window.
 #
 # Usage: ./demo.sh                  (as root, it installs missing Debian packages itself)
 #        ./demo.sh --bench RUNS FILE  (build, then run each game RUNS times, alternating,
@@ -17,7 +19,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 OUT=$TARGET/demo
 LIBS=(libEGL.so.1 libGL.so.1)
-PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libegl-dev libgles-dev zlib1g-dev)
+PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libegl-dev libgles-dev zlib1g-dev libx11-dev xvfb)
 
 step() { printf '==> %s\n' "$*"; }
 fail() {
@@ -55,6 +57,7 @@ run as root: apt-get update && apt-get install -y $missing
 
 ensure_tools() {
     command -v cc >/dev/null || fail "no C compiler (cc): apt-get install -y gcc"
+    command -v Xvfb >/dev/null || fail "Xvfb not found: apt-get install -y xvfb"
     command -v cargo >/dev/null ||
         fail "cargo not found: install the Rust toolchain (https://rustup.rs) and put cargo on PATH"
 }
@@ -130,21 +133,25 @@ build_runtime() {
 build_game() {
     local src=examples/game
     step "building the game: direct (-lEGL -lGL from the system) and shim-linked"
-    cc -O2 -Wall -o "$OUT/game-direct" "$src/game.c" -lEGL -lGL -lz -lm -lpthread
+    cc -O2 -Wall -o "$OUT/game-direct" "$src/game.c" -lEGL -lGL -lX11 -lz -lm -lpthread
     cc -O2 -Wall -o "$OUT/game-capsule" "$src/game.c" -L"$OUT/lib" \
-        -Wl,-rpath,"$OUT/lib:$OUT/runtime" -lEGL -lGL -lz -lm -lpthread
+        -Wl,-rpath,"$OUT/lib:$OUT/runtime" -lEGL -lGL -lX11 -lz -lm -lpthread
     cc -O2 -Wall -shared -fPIC -o "$OUT/namespace_report.so" "$src/namespace_report.c"
 }
 
 # Run one build of the game (game-<build>) as <name>, into $OUT/<name>/, output in
-# <name>.out and <name>.err.
+# <name>.out and <name>.err: run_game NAME BUILD [--window] [VAR=value...]
 run_game() {
-    local name=$1 build=$2
+    local name=$1 build=$2 flags=()
     shift 2
+    if [ "${1:-}" = --window ]; then
+        flags=(--window)
+        shift
+    fi
     rm -rf "${OUT:?}/$name"
     mkdir -p "$OUT/$name"
     env MESA_SHADER_CACHE_DISABLE=true LD_PRELOAD="$OUT/namespace_report.so" "$@" \
-        "$OUT/game-$build" "$OUT/$name" >"$OUT/$name.out" 2>"$OUT/$name.err"
+        "$OUT/game-$build" "${flags[@]}" "$OUT/$name" >"$OUT/$name.out" 2>"$OUT/$name.err"
 }
 
 value() { sed -n "s/^$2: //p" "$OUT/$1.out"; }
@@ -197,6 +204,74 @@ show_clash() {
         echo "(no loader error; see $OUT/clash.err)")"
     printf '  and the game:  %s\n' "$(grep -m 1 '^game: ' "$OUT/clash.err" ||
         echo "(see $OUT/clash.err)")"
+}
+
+# ---- 4. the windowed game --------------------------------------------------------------
+
+# A private X display, never the user's: Xvfb on the first free display number from :90,
+# ready once its socket exists; stopped when the demo exits.
+XVFB_PID=
+XVFB_DISPLAY=
+start_xvfb() {
+    local n
+    for n in $(seq 90 189); do
+        [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] && continue
+        Xvfb ":$n" -screen 0 640x480x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
+        XVFB_PID=$!
+        trap stop_xvfb EXIT
+        for _ in $(seq 200); do
+            if [ -S "/tmp/.X11-unix/X$n" ]; then
+                XVFB_DISPLAY=:$n
+                return
+            fi
+            # Another server took the number first: Xvfb exited; try the next one.
+            kill -0 "$XVFB_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop_xvfb
+    done
+    fail "could not start Xvfb (last log: $OUT/xvfb.log)"
+}
+
+stop_xvfb() {
+    [ -n "$XVFB_PID" ] || return 0
+    kill "$XVFB_PID" 2>/dev/null || true
+    wait "$XVFB_PID" 2>/dev/null || true
+    XVFB_PID=
+}
+
+# Both games in an X11 window; each PNG is read back from its window. Returns 1 when the
+# shim-linked game failed (after reporting it).
+show_windows() {
+    step "starting a private X display (Xvfb)"
+    start_xvfb
+    step "running both games in an X11 window on $XVFB_DISPLAY"
+    run_game window-direct direct --window DISPLAY="$XVFB_DISPLAY" ||
+        fail "the directly linked game failed in a window (see $OUT/window-direct.err):
+$(tail -n 20 "$OUT/window-direct.err")"
+    local status=0
+    run_game window-capsule capsule --window DISPLAY="$XVFB_DISPLAY" CAPSULE_PREFIX=/ ||
+        status=$?
+    stop_xvfb
+    echo
+    echo "In an X11 window (Xvfb $XVFB_DISPLAY), screenshots read back from the window:"
+    printf '  direct:       %s (%s)\n' "$(value window-direct png)" "$(value window-direct renderer)"
+    if [ "$status" != 0 ]; then
+        printf '  capsule:      failed with status %s: %s\n' "$status" \
+            "$(grep -v -e '^capsule: ' -e '^ ' -e '^namespace-report: ' "$OUT/window-capsule.err" |
+                tail -n 1)"
+        echo "  (its stderr: $OUT/window-capsule.err)"
+        return 1
+    fi
+    printf '  capsule:      %s (%s)\n' "$(value window-capsule png)" "$(value window-capsule renderer)"
+    # Mesa's own warnings show a window system the capsule does not share yet.
+    grep -e '^libEGL ' -e '^libGL ' -e '^MESA' "$OUT/window-capsule.err" |
+        sed 's/^/  Mesa said:    /' || true
+    if [ "$(value window-direct image_hash)" = "$(value window-capsule image_hash)" ]; then
+        echo "The two screenshots are identical (pixel hash $(value window-capsule image_hash))."
+    else
+        echo "The two screenshots differ: compare $(value window-direct png) and $(value window-capsule png)."
+    fi
 }
 
 build_all() {
@@ -284,6 +359,7 @@ $(grep -v -e '^capsule: ' -e '^ ' "$OUT/capsule.err" | tail -n 20)"
     fi
     echo
     show_clash
+    show_windows || fail "the shim-linked game failed in an X11 window"
 }
 
 main "$@"

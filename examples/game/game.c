@@ -1,15 +1,19 @@
 /*
- * A small headless "game": a lit, rotating, colour-faced cube rendered with GLES2 on a
- * surfaceless EGL display into an FBO, the last frame written as a PNG.
+ * A small "game": a lit, rotating, colour-faced cube rendered with GLES2, the last frame
+ * written as a PNG. Headless by default: a surfaceless EGL display and an FBO. With
+ * --window: an X11 window (Xlib, on $DISPLAY) with an EGL window surface, each frame read
+ * back from the window's back buffer and then swapped, so the PNG is a screenshot of it.
  *
- * It is an ordinary GL program (links -lEGL -lGL -lz) and knows nothing of capsule, so
- * the same source runs against the real libraries or against capsule's shims.
+ * It is an ordinary GL program (links -lEGL -lGL -lX11 -lz) and knows nothing of capsule,
+ * so the same source runs against the real libraries or against capsule's shims.
  *
- * Usage: game [OUT_DIR]   (default: the current directory)
+ * Usage: game [--window] [OUT_DIR]   (default: the current directory)
  * Writes OUT_DIR/game.png (rendered on the main thread) and OUT_DIR/game-thread.png (the
- * same frames rendered on a thread the game creates), and prints `key: value` lines:
- * renderer, png, thread_png, image_hash, zlib, load_ms, startup_ms, frame_ms,
- * thread_frame_ms (the median frame after the first few), rss_kb.
+ * same frames rendered on a thread the game creates; with --window game-window.png and
+ * game-window-thread.png, both drawn into the window), and prints `key: value` lines:
+ * renderer, window (none, or x11 and its size), png, thread_png, image_hash, zlib,
+ * load_ms, startup_ms, frame_ms, thread_frame_ms (the median frame after the first few),
+ * rss_kb.
  *
  * The PNG encoder uses whichever libz.so.1 the game was given: the host's, or the game's
  * own runtime copy (examples/game/runtime). `zlib:` names the version and file it got, and
@@ -21,6 +25,8 @@
  * Animation is driven by the frame number only, so the output is deterministic.
  */
 #define _GNU_SOURCE
+#include <X11/Xlib.h>
+#include <X11/Xutil.h>
 #include <dlfcn.h>
 #include <EGL/egl.h>
 #include <EGL/eglext.h>
@@ -49,6 +55,8 @@ struct frame_result {
 
 static EGLDisplay display;
 static EGLConfig config;
+/* --window: the X11 window's EGL surface, drawn into instead of an FBO. */
+static EGLSurface window_surface = EGL_NO_SURFACE;
 
 static void die(const char *what) {
     fprintf(stderr, "game: %s failed (EGL error 0x%x, GL error 0x%x)\n", what, eglGetError(),
@@ -218,8 +226,8 @@ static GLuint link_program(void) {
     return program;
 }
 
-/* A GLES2 context current on this thread with no surface, drawing into a SIZE x SIZE FBO
- * with a depth buffer. */
+/* A GLES2 context current on this thread, drawing into the window's surface or, with no
+ * window, into a SIZE x SIZE FBO with a depth buffer. */
 static EGLContext make_context_and_fbo(void) {
     static const EGLint attributes[] = {EGL_CONTEXT_CLIENT_VERSION, 2, EGL_NONE};
     if (!eglBindAPI(EGL_OPENGL_ES_API))
@@ -227,8 +235,10 @@ static EGLContext make_context_and_fbo(void) {
     EGLContext context = eglCreateContext(display, config, EGL_NO_CONTEXT, attributes);
     if (context == EGL_NO_CONTEXT)
         die("eglCreateContext");
-    if (!eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, context))
+    if (!eglMakeCurrent(display, window_surface, window_surface, context))
         die("eglMakeCurrent");
+    if (window_surface != EGL_NO_SURFACE)
+        return context;
     GLuint fbo, colour, depth;
     glGenFramebuffers(1, &fbo);
     glBindFramebuffer(GL_FRAMEBUFFER, fbo);
@@ -298,8 +308,11 @@ static void render(struct frame_result *out) {
     for (int frame = 0; frame < FRAMES; frame++) {
         double start = now_ms(CLOCK_MONOTONIC);
         draw_frame(program, frame);
-        /* Reading back every frame makes each one really finish, as presenting would. */
+        /* Reading back every frame makes each one really finish, as presenting would; in a
+         * window it reads the back buffer, before the swap presents it. */
         glReadPixels(0, 0, SIZE, SIZE, GL_RGBA, GL_UNSIGNED_BYTE, bottom_up);
+        if (window_surface != EGL_NO_SURFACE && !eglSwapBuffers(display, window_surface))
+            die("eglSwapBuffers");
         times[frame] = now_ms(CLOCK_MONOTONIC) - start;
     }
     qsort(times + WARMUP, FRAMES - WARMUP, sizeof times[0], compare_doubles);
@@ -383,24 +396,87 @@ static void save(const char *dir, const char *name, const struct frame_result *r
     }
 }
 
+/* An EGL config for GLES2 windows whose X visual is the screen's default one, which the
+ * window is created with (a config of another depth could not draw into it). */
+static EGLConfig window_config(Display *x) {
+    static const EGLint wanted[] = {EGL_RENDERABLE_TYPE, EGL_OPENGL_ES2_BIT, EGL_SURFACE_TYPE,
+                                    EGL_WINDOW_BIT, EGL_RED_SIZE, 8, EGL_GREEN_SIZE, 8,
+                                    EGL_BLUE_SIZE, 8, EGL_DEPTH_SIZE, 16, EGL_NONE};
+    EGLConfig configs[64];
+    EGLint count = 0;
+    if (!eglChooseConfig(display, wanted, configs, 64, &count))
+        die("eglChooseConfig(GLES2 window)");
+    VisualID visual = XVisualIDFromVisual(DefaultVisual(x, DefaultScreen(x)));
+    for (EGLint i = 0; i < count; i++) {
+        EGLint id = 0;
+        if (eglGetConfigAttrib(display, configs[i], EGL_NATIVE_VISUAL_ID, &id) &&
+            (VisualID)id == visual)
+            return configs[i];
+    }
+    fprintf(stderr, "game: no EGL config of %d matches the X visual 0x%lx\n", count, visual);
+    exit(1);
+}
+
+/* A mapped SIZE x SIZE window on $DISPLAY (a private Xvfb in the demo). */
+static Window open_window(Display *x) {
+    int screen = DefaultScreen(x);
+    Window window = XCreateSimpleWindow(x, RootWindow(x, screen), 0, 0, SIZE, SIZE, 0,
+                                        BlackPixel(x, screen), BlackPixel(x, screen));
+    XStoreName(x, window, "capsule demo game");
+    /* A fixed size: a window manager must not resize what the screenshot reads. */
+    XSizeHints hints = {.flags = PMinSize | PMaxSize,
+                        .min_width = SIZE, .min_height = SIZE,
+                        .max_width = SIZE, .max_height = SIZE};
+    XSetWMNormalHints(x, window, &hints);
+    XMapWindow(x, window);
+    XSync(x, False);
+    return window;
+}
+
 int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : ".";
+    int windowed = argc > 1 && strcmp(argv[1], "--window") == 0;
+    const char *dir = argc > 1 + windowed ? argv[1 + windowed] : ".";
     build_cube();
 
+    Display *x = NULL;
+    Window window = 0;
+    if (windowed) {
+        x = XOpenDisplay(NULL);
+        if (!x) {
+            fprintf(stderr, "game: --window: cannot open the X display '%s'\n",
+                    getenv("DISPLAY") ? getenv("DISPLAY") : "(DISPLAY unset)");
+            return 1;
+        }
+        window = open_window(x);
+    }
+
     double before = now_ms(CLOCK_MONOTONIC);
-    display = eglGetPlatformDisplay(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL);
-    if (display == EGL_NO_DISPLAY)
-        die("eglGetPlatformDisplay(EGL_PLATFORM_SURFACELESS_MESA)");
+    if (windowed) {
+        display = eglGetPlatformDisplay(EGL_PLATFORM_X11_KHR, x, NULL);
+        if (display == EGL_NO_DISPLAY)
+            die("eglGetPlatformDisplay(EGL_PLATFORM_X11_KHR)");
+    } else {
+        display = eglGetPlatformDisplay(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL);
+        if (display == EGL_NO_DISPLAY)
+            die("eglGetPlatformDisplay(EGL_PLATFORM_SURFACELESS_MESA)");
+    }
     if (!eglInitialize(display, NULL, NULL))
         die("eglInitialize");
     double load_ms = now_ms(CLOCK_MONOTONIC) - before;
     double startup_ms = ms_since_process_start();
 
-    static const EGLint wanted[] = {EGL_RENDERABLE_TYPE, EGL_OPENGL_ES2_BIT, EGL_SURFACE_TYPE,
-                                    EGL_PBUFFER_BIT, EGL_NONE};
-    EGLint count = 0;
-    if (!eglChooseConfig(display, wanted, &config, 1, &count) || count != 1)
-        die("eglChooseConfig(GLES2)");
+    if (windowed) {
+        config = window_config(x);
+        window_surface = eglCreateWindowSurface(display, config, (EGLNativeWindowType)window, NULL);
+        if (window_surface == EGL_NO_SURFACE)
+            die("eglCreateWindowSurface");
+    } else {
+        static const EGLint wanted[] = {EGL_RENDERABLE_TYPE, EGL_OPENGL_ES2_BIT,
+                                        EGL_SURFACE_TYPE, EGL_PBUFFER_BIT, EGL_NONE};
+        EGLint count = 0;
+        if (!eglChooseConfig(display, wanted, &config, 1, &count) || count != 1)
+            die("eglChooseConfig(GLES2)");
+    }
 
     static struct frame_result main_result, thread_result;
     render(&main_result);
@@ -416,10 +492,15 @@ int main(int argc, char **argv) {
     printf("renderer: %s\n", renderer ? renderer : "(none)");
     eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT);
     eglDestroyContext(display, context);
+    if (windowed)
+        printf("window: x11 %dx%d on %s\n", SIZE, SIZE, DisplayString(x));
+    else
+        printf("window: none\n");
 
     char path[4096], thread_path[4096];
-    save(dir, "game.png", &main_result, path, sizeof path);
-    save(dir, "game-thread.png", &thread_result, thread_path, sizeof thread_path);
+    save(dir, windowed ? "game-window.png" : "game.png", &main_result, path, sizeof path);
+    save(dir, windowed ? "game-window-thread.png" : "game-thread.png", &thread_result,
+         thread_path, sizeof thread_path);
     printf("png: %s\n", path);
     printf("thread_png: %s\n", thread_path);
     printf("image_hash: %016llx\n", image_hash(main_result.pixels, sizeof main_result.pixels));
@@ -431,6 +512,12 @@ int main(int argc, char **argv) {
     printf("frame_ms: %.3f\n", main_result.frame_ms);
     printf("thread_frame_ms: %.3f\n", thread_result.frame_ms);
     printf("rss_kb: %ld\n", rss_kb());
+    if (windowed)
+        eglDestroySurface(display, window_surface);
     eglTerminate(display);
+    if (windowed) {
+        XDestroyWindow(x, window);
+        XCloseDisplay(x);
+    }
     return 0;
 }

@@ -422,3 +422,223 @@ fn host_driver_libraries() -> std::collections::BTreeSet<PathBuf> {
         .filter_map(|e| std::fs::canonicalize(e.path()).ok())
         .collect()
 }
+
+/// A display server started for one test (a private Xvfb display or a headless weston),
+/// killed with its whole process group when dropped, so also when the test panics.
+pub struct DisplayServer {
+    child: std::process::Child,
+    /// `DISPLAY` (`:N`) or `WAYLAND_DISPLAY` (the socket's name).
+    pub name: String,
+    /// weston's private `XDG_RUNTIME_DIR` (mode 0700); removed after the server.
+    pub runtime_dir: Option<tempfile::TempDir>,
+    log: PathBuf,
+}
+
+impl DisplayServer {
+    /// `Xvfb :N -screen 0 WIDTHxHEIGHTx24 -nolisten tcp` on a display number no other server
+    /// holds, ready once its socket `/tmp/.X11-unix/XN` exists.
+    pub fn xvfb(width: u32, height: u32) -> DisplayServer {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // Tests of one binary run in parallel, and other test binaries (and people) start
+        // servers too: numbers start per process and move on past any that is taken.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let base = 100 + std::process::id() % 400 * 10;
+        for _ in 0..40 {
+            let n = base + NEXT.fetch_add(1, Ordering::Relaxed);
+            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+            if socket.exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let mut cmd = Command::new("Xvfb");
+            cmd.arg(format!(":{n}"))
+                .args(["-screen", "0", &format!("{width}x{height}x24")])
+                .args(["-nolisten", "tcp"]);
+            // Another server may have taken the number since: then Xvfb exits, try the next.
+            if let Some(server) = DisplayServer::start(cmd, format!(":{n}"), None, &socket) {
+                return server;
+            }
+        }
+        panic!("could not start Xvfb on any of 40 display numbers from :{base}");
+    }
+
+    /// `weston --backend=headless-backend.so --socket=NAME --use-pixman` with a private 0700
+    /// `XDG_RUNTIME_DIR`, ready once the socket exists there.
+    pub fn weston() -> DisplayServer {
+        let runtime_dir = tempfile::Builder::new()
+            .prefix("capsule-xdg-")
+            .tempdir()
+            .expect("create XDG_RUNTIME_DIR");
+        // tempfile makes it 0700 already; the Wayland libraries insist on it.
+        std::fs::set_permissions(
+            runtime_dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod 0700 XDG_RUNTIME_DIR");
+        let name = "capsule-test".to_string();
+        let socket = runtime_dir.path().join(&name);
+        let mut cmd = Command::new("weston");
+        cmd.args(["--backend=headless-backend.so", "--use-pixman"])
+            .arg(format!("--socket={name}"))
+            .env("XDG_RUNTIME_DIR", runtime_dir.path())
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        DisplayServer::start(cmd, name, Some(runtime_dir), &socket)
+            .expect("weston exited before its socket appeared")
+    }
+
+    /// Start `cmd` in its own process group and wait (up to 20 s) for `socket`; None when the
+    /// server exits first.
+    fn start(
+        mut cmd: Command,
+        name: String,
+        runtime_dir: Option<tempfile::TempDir>,
+        socket: &Path,
+    ) -> Option<DisplayServer> {
+        use std::os::unix::process::CommandExt;
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let log = std::env::temp_dir().join(format!(
+            "capsule-{program}-{}-{}.log",
+            std::process::id(),
+            name.trim_start_matches(':')
+        ));
+        let file = std::fs::File::create(&log).expect("create the server's log file");
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("dup the log file"))
+            .stderr(file)
+            .process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {program} ({e}): apt-get install xvfb weston (.ci/run installs them)"
+            )
+        });
+        let mut server = DisplayServer {
+            child,
+            name,
+            runtime_dir,
+            log,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                eprintln!(
+                    "{program} {} exited with {status}:\n{}",
+                    server.name,
+                    server.log()
+                );
+                return None;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{program} {}: no socket {} after 20 s:\n{}",
+                server.name,
+                socket.display(),
+                server.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(server)
+    }
+
+    /// What the server printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Point `cmd` at this server alone: an X display, or a Wayland socket and its runtime
+    /// directory (and no X display, so a client cannot fall back to one).
+    pub fn connect(&self, cmd: &mut Command) {
+        match &self.runtime_dir {
+            None => cmd.env("DISPLAY", &self.name).env_remove("WAYLAND_DISPLAY"),
+            Some(dir) => cmd
+                .env("WAYLAND_DISPLAY", &self.name)
+                .env("XDG_RUNTIME_DIR", dir.path())
+                .env_remove("DISPLAY"),
+        };
+    }
+}
+
+impl Drop for DisplayServer {
+    fn drop(&mut self) {
+        // The whole group (weston starts helper clients of its own), politely first: a
+        // server killed outright leaves its lock file and socket behind.
+        let group = -(self.child.id() as libc::pid_t);
+        // SAFETY: kill(2) on the process group this server leads.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: as above; whatever of the group is left.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// How a program run by [`run_until`] ended.
+pub struct Finished {
+    /// The exit status, or None when it was still running at the timeout (and was killed).
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Still running at the timeout: what success looks like for an animation that never
+    /// ends by itself (glxgears, es2gears).
+    pub fn alive(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// Exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// The status and both outputs, for assertion messages.
+    pub fn describe(&self) -> String {
+        let status = match self.status {
+            Some(s) => s.to_string(),
+            None => "still running at the timeout (killed)".into(),
+        };
+        format!(
+            "{status}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run `cmd` in its own process group, killing the group after `timeout`; its output goes
+/// to files (a pipe nobody reads could block it).
+pub fn run_until(cmd: &mut Command, timeout: std::time::Duration) -> Finished {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("temporary output directory");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("create stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("create stderr file"))
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the program") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            // SAFETY: kill(2) on the process group this child leads.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            child.wait().expect("reap the killed program");
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    Finished {
+        status,
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    }
+}

@@ -1,9 +1,10 @@
 //! The demo game (examples/game): an ordinary `-lEGL -lGL` program, run linked to the real
 //! libraries and linked to capsule's shims; its PNGs are decoded and checked pixel by pixel.
 //! The shim-linked game runs with its own libz.so.1 (examples/game/runtime) first in its
-//! path, as the demo does: each side must get its own copy.
+//! path, as the demo does: each side must get its own copy. In an X11 window (a private
+//! Xvfb), the shim-linked game's screenshot must equal the directly linked game's.
 
-use capsule_tests::{build_program, build_shim, capsule_gen, run_ok};
+use capsule_tests::{build_program, build_shim, capsule_gen, run_ok, DisplayServer};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +14,7 @@ const SIZE: usize = 256;
 const BACKGROUND: [u8; 4] = [24, 28, 48, 255];
 const MARKER: [u8; 4] = [255, 200, 0, 255];
 const MARKER_AT: std::ops::Range<usize> = 8..24;
-const GAME_LIBS: &[&str] = &["-lEGL", "-lGL", "-lz", "-lm", "-lpthread"];
+const GAME_LIBS: &[&str] = &["-lEGL", "-lGL", "-lX11", "-lz", "-lm", "-lpthread"];
 const SHIMMED: [&str; 2] = ["libEGL.so.1", "libGL.so.1"];
 /// examples/game/runtime/zlib.c: what the game's own libz.so.1 answers.
 const RUNTIME_ZLIB_VERSION: &str = "1.2.13-capsule-demo-runtime";
@@ -89,8 +90,18 @@ impl Run {
     }
 }
 
-fn run_game(game: &Path, out_dir: &Path, envs: &[(&str, &str)]) -> Run {
+/// Run the game headless, or with `window` in an X11 window on that server (`--window`).
+fn run_game(
+    game: &Path,
+    out_dir: &Path,
+    window: Option<&DisplayServer>,
+    envs: &[(&str, &str)],
+) -> Run {
     let mut cmd = Command::new(game);
+    if let Some(server) = window {
+        server.connect(&mut cmd);
+        cmd.arg("--window");
+    }
     cmd.arg(out_dir).env("MESA_SHADER_CACHE_DISABLE", "true");
     for (k, v) in envs {
         cmd.env(k, v);
@@ -210,7 +221,7 @@ fn build_direct_game(dir: &Path) -> PathBuf {
 fn game_linked_directly_renders_the_known_scene_on_both_threads() {
     let dir = tempfile::tempdir().unwrap();
     let game = build_direct_game(dir.path());
-    let run = run_game(&game, dir.path(), &[]);
+    let run = run_game(&game, dir.path(), None, &[]);
     assert!(
         run.get("renderer").contains("llvmpipe"),
         "renderer {:?}",
@@ -255,14 +266,11 @@ fn shim_lib_dir(scratch: &Path) -> PathBuf {
     lib_dir
 }
 
-#[test]
-fn game_linked_to_shims_renders_what_the_real_libraries_render() {
-    let dir = tempfile::tempdir().unwrap();
-    let direct = run_game(&build_direct_game(dir.path()), dir.path(), &[]);
-
-    let lib_dir = shim_lib_dir(dir.path());
-    let runtime = build_runtime(dir.path());
-    let game = dir.path().join("game-capsule");
+/// The game linked to the libEGL and libGL shims, its runtime's libz first in its RUNPATH,
+/// as demo.sh builds it.
+fn build_shim_linked_game(dir: &Path, runtime: &Path) -> PathBuf {
+    let lib_dir = shim_lib_dir(dir);
+    let game = dir.join("game-capsule");
     let mut args = vec![
         format!("-L{}", lib_dir.display()),
         format!("-Wl,-rpath,{}:{}", lib_dir.display(), runtime.display()),
@@ -270,6 +278,16 @@ fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     args.extend(GAME_LIBS.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     build_program(&game_source(), &game, &args);
+    game
+}
+
+#[test]
+fn game_linked_to_shims_renders_what_the_real_libraries_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = run_game(&build_direct_game(dir.path()), dir.path(), None, &[]);
+
+    let runtime = build_runtime(dir.path());
+    let game = build_shim_linked_game(dir.path(), &runtime);
     let report = build_namespace_report(dir.path());
 
     let capsule_dir = dir.path().join("capsule");
@@ -277,6 +295,7 @@ fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     let run = run_game(
         &game,
         &capsule_dir,
+        None,
         &[
             ("CAPSULE_PREFIX", "/"),
             ("LD_PRELOAD", report.to_str().unwrap()),
@@ -327,6 +346,68 @@ fn game_linked_to_shims_renders_what_the_real_libraries_render() {
     assert!(
         in_program.len() == 1 && Path::new(&in_program[0].2) == own_zlib,
         "the program's namespace must hold only the runtime's libz, got {copies:?}"
+    );
+}
+
+/// What Mesa's loaders complained of on stderr (`libEGL warning: ...`, `MESA: error: ...`).
+fn mesa_complaints(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("libEGL ") || l.starts_with("libGL ") || l.starts_with("MESA"))
+        .collect()
+}
+
+/// The game in an X11 window on a private Xvfb: linked directly, its screenshot (read back
+/// from the window) is the headless frame; through the shims it must be the same image, with
+/// no complaint from Mesa (a capsule with its own libxcb gets "libEGL warning: DRI3: failed
+/// to query the version" on the program's X connection).
+#[test]
+fn windowed_game_through_shims_shows_what_the_real_libraries_show() {
+    let server = DisplayServer::xvfb(640, 480);
+    let dir = tempfile::tempdir().unwrap();
+    let direct_game = build_direct_game(dir.path());
+    let headless = run_game(&direct_game, dir.path(), None, &[]);
+    let direct_dir = dir.path().join("direct");
+    std::fs::create_dir(&direct_dir).unwrap();
+    let direct = run_game(&direct_game, &direct_dir, Some(&server), &[]);
+    assert_eq!(
+        direct.get("window"),
+        format!("x11 {SIZE}x{SIZE} on {}", server.name)
+    );
+    let screenshot = direct.png("png");
+    check_scene("in a window, linked directly", &screenshot);
+    assert_same_image("window vs headless", &screenshot, &headless.png("png"));
+    assert_eq!(
+        mesa_complaints(&direct.stderr),
+        [] as [&str; 0],
+        "linked directly"
+    );
+
+    let runtime = build_runtime(dir.path());
+    let game = build_shim_linked_game(dir.path(), &runtime);
+    let capsule_dir = dir.path().join("capsule");
+    std::fs::create_dir(&capsule_dir).unwrap();
+    let run = run_game(
+        &game,
+        &capsule_dir,
+        Some(&server),
+        &[("CAPSULE_PREFIX", "/")],
+    );
+    assert_eq!(run.get("renderer"), direct.get("renderer"));
+    assert_eq!(run.get("window"), direct.get("window"));
+    let image = run.png("png");
+    check_scene("in a window, through the shims", &image);
+    assert_same_image("window: shims vs real libraries", &image, &screenshot);
+    assert_same_image(
+        "window, through the shims: main vs game thread",
+        &image,
+        &run.png("thread_png"),
+    );
+    assert_eq!(
+        mesa_complaints(&run.stderr),
+        [] as [&str; 0],
+        "through the shims, Mesa complained (linked directly it does not):\n{}",
+        run.stderr
     );
 }
 
@@ -389,15 +470,10 @@ fn readme_main_command_renders_the_demo() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert!(
-        out.status.success(),
-        "./demo.sh failed: {}\n{stdout}\n{stderr}",
-        out.status
-    );
     let capsule_part = stdout
         .split("Through capsule")
         .nth(1)
-        .unwrap_or_else(|| panic!("no capsule report in:\n{stdout}"));
+        .unwrap_or_else(|| panic!("no capsule report ({}) in:\n{stdout}\n{stderr}", out.status));
     let field = |key: &str| {
         capsule_part
             .lines()
@@ -414,4 +490,30 @@ fn readme_main_command_renders_the_demo() {
         &Image::read(Path::new(&field("PNG:"))),
     );
     assert!(stdout.contains("The two images are identical"), "{stdout}");
+
+    // The windowed runs: a screenshot of each game's X11 window, the same picture.
+    let window_part = stdout
+        .split("In an X11 window")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no windowed report in:\n{stdout}"));
+    for build in ["direct:", "capsule:"] {
+        let line = window_part
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(build))
+            .unwrap_or_else(|| panic!("no windowed {build} line in:\n{stdout}\n{stderr}"));
+        let png = line.trim().split(" (").next().unwrap();
+        check_scene(
+            &format!("./demo.sh, in a window, {build}"),
+            &Image::read(Path::new(png)),
+        );
+    }
+    assert!(
+        window_part.contains("The two screenshots are identical"),
+        "{stdout}"
+    );
+    assert!(
+        out.status.success(),
+        "./demo.sh failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
 }
