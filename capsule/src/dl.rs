@@ -249,7 +249,19 @@ fn open_closure(
 
 /// The object `name` names if the namespace holds it (a reference taken), else dlmopen's
 /// message, as a `RTLD_NOLOAD` dlopen reports it.
+///
+/// A library shared with the program is loaded as far as the capsule is concerned when
+/// the program has loaded it (its copy is the capsule's: libglvnd asks whether
+/// `libX11.so.6` is loaded to tell an X11 `Display*`), so its forwarder is put in then.
 fn open_noload(ns: &'static Namespace, name: &str, mode: c_int) -> Result<Handle, String> {
+    if let Some(handle) = find_loaded(ns, name, mode) {
+        return Ok(handle);
+    }
+    if !name.contains('/') && ns.share_if_program_has(name).map_err(|e| e.to_string())? {
+        if let Some(handle) = find_loaded(ns, name, mode) {
+            return Ok(handle);
+        }
+    }
     let path = noload_path(ns, name);
     ns.open(&path, mode | libc::RTLD_NOLOAD, name)
         .map_err(|e| e.to_string())

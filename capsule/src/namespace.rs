@@ -471,6 +471,15 @@ impl Namespace {
         copy
     }
 
+    /// Put a forwarder to the program's copy of `soname` into this namespace if `soname`
+    /// is shared and the program has loaded it (nothing is loaded into the program).
+    pub fn share_if_program_has(&self, soname: &str) -> Result<bool> {
+        if !sharing::is_shared(soname)? || !sharing::program_has_loaded(soname) {
+            return Ok(false);
+        }
+        self.share(soname, None)
+    }
+
     /// Put a forwarder to the program's copy of `soname` into this namespace (unless one
     /// is there already). `host`: the host's copy, whose functions the program's copy
     /// lacks become stubs. False when the program's tree has no copy.

@@ -193,6 +193,21 @@ pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
     })
 }
 
+/// Whether the program's namespace holds `soname` (nothing is loaded).
+pub(crate) fn program_has_loaded(soname: &str) -> bool {
+    let Ok(name) = CString::new(soname) else {
+        return false;
+    };
+    // SAFETY: name is NUL-terminated; NOLOAD maps nothing and runs no constructor.
+    let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    if raw.is_null() {
+        return false;
+    }
+    // SAFETY: drops the reference the NOLOAD open took.
+    unsafe { libc::dlclose(raw) };
+    true
+}
+
 /// The objects before `copy` in the program's namespace (its global scope in load
 /// order: the executable, preloads, libraries), whose definitions win over the copy's.
 /// The vDSO is left out (it is not in the scope).

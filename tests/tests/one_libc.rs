@@ -198,7 +198,13 @@ fn build(host: &Tree, work: &Tree, shim: bool, extra: &[&str]) -> PathBuf {
         format!("-L{}", lib_dir.display()),
         format!("-Wl,-rpath,{}", lib_dir.display()),
     );
-    let mut args = vec![l_arg.as_str(), rpath.as_str(), "-lstate", "-ldl", "-pthread"];
+    let mut args = vec![
+        l_arg.as_str(),
+        rpath.as_str(),
+        "-lstate",
+        "-ldl",
+        "-pthread",
+    ];
     args.extend_from_slice(extra);
     build_program(PROGRAM, &program, &args);
     program
