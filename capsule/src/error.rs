@@ -73,8 +73,9 @@ pub enum Error {
     #[error("capsule: cannot create a namespace for {library}: {message}; glibc allows at most 15 extra namespaces (and fewer fit in static TLS): share one namespace between capsules of the same prefix, or start the program with GLIBC_TUNABLES=glibc.rtld.nns=16")]
     NamespacesExhausted { library: String, message: String },
 
-    /// The static TLS block is full: too many namespaces, each with its own libc.
-    #[error("capsule: cannot load {library}: {message}; each namespace needs its own static TLS: start the program with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=3072 (or glibc.rtld.nns=16), or share one namespace between capsules")]
+    /// The static TLS surplus is full: libraries with initial-exec thread-local storage
+    /// (Mesa's have some) take it in every namespace they are loaded into.
+    #[error("capsule: cannot load {library}: {message}; objects with initial-exec thread-local storage take glibc's small static TLS surplus in each namespace: start the program with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=3072 (or glibc.rtld.nns=16), or share one namespace between capsules")]
     StaticTlsExhausted { library: String, message: String },
 
     /// `dlmopen`, `dlinfo` or another dynamic-linker call failed.
