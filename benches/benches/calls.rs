@@ -18,6 +18,22 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 type CallLoop = unsafe extern "C" fn(libc::c_long) -> c_int;
 type Origin = unsafe extern "C" fn() -> c_int;
+type Address = unsafe extern "C" fn() -> *mut libc::c_void;
+
+/// The file of the object that holds `address`.
+fn file_of(address: *mut libc::c_void) -> String {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr only reads the address and fills `info`.
+    if unsafe { libc::dladdr(address, info.as_mut_ptr()) } == 0 {
+        return "(no object)".into();
+    }
+    // SAFETY: filled by the successful dladdr; dli_fname is a NUL-terminated path.
+    let name = unsafe { info.assume_init() }.dli_fname;
+    // SAFETY: as above.
+    unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
 
 /// The three callers, each checked to reach the `add1` it is meant to measure.
 struct Callers {
@@ -46,7 +62,11 @@ fn setup() -> Callers {
         )
     };
     let (direct, slot) = (open(&caller("call_direct")), open(&caller("call_slot")));
-    let shim = open(&shim_caller(&host, &build, &dir));
+    // The shim first, so that its constructor (which rewrites the slots of every object
+    // loaded by then) has run before the caller exists: the caller keeps its trampoline.
+    let (shim_lib, shim_caller_path) = shim_caller(&host, &build, &dir);
+    let _shim = open(&shim_lib);
+    let shim = open(&shim_caller_path);
 
     rewrite_to_capsule(slot, host.root());
     // SAFETY: call_loop and callee_origin have exactly these C signatures (LOOP_SOURCE).
@@ -55,9 +75,25 @@ fn setup() -> Callers {
             (
                 lib.func::<CallLoop>("call_loop"),
                 lib.func::<Origin>("callee_origin"),
+                lib.func::<Address>("add1_address"),
             )
         })
     };
+    // SAFETY: add1_address takes nothing and returns a pointer.
+    let [to_direct, to_slot, to_shim] = callers.map(|c| file_of(unsafe { c.2() }));
+    assert!(
+        to_direct.ends_with("libadd_direct.so"),
+        "direct caller reaches {to_direct}"
+    );
+    assert!(
+        to_slot.starts_with(&host.root().display().to_string()),
+        "the rewritten slot reaches {to_slot}, not the capsule's add1"
+    );
+    assert_eq!(
+        to_shim,
+        shim_lib.display().to_string(),
+        "the trampoline caller's slot must lead into the shim (its trampoline)"
+    );
     // SAFETY: as above; the loops only call add1.
     unsafe {
         assert_eq!(callers[0].0(1000), 1000, "direct add1 loop");
@@ -104,9 +140,10 @@ fn rewrite_to_capsule(caller: Opened, prefix: &Path) {
     std::mem::forget(capsule);
 }
 
-/// Generate and build the shim of the host's libadd.so.1, and a caller linked against it;
-/// the shim's constructor loads the host's library into a capsule when the caller is opened.
-fn shim_caller(host: &Tree, build: &Tree, dir: &Path) -> PathBuf {
+/// Generate and build the shim of the host's libadd.so.1, and a caller linked against it:
+/// (the installed shim, the caller). The shim's constructor loads the host's library into
+/// a capsule when the shim is opened.
+fn shim_caller(host: &Tree, build: &Tree, dir: &Path) -> (PathBuf, PathBuf) {
     let out = build.path("shims/.keep").parent().unwrap().to_path_buf();
     run_ok(
         Command::new(capsule_gen())
@@ -129,12 +166,13 @@ fn shim_caller(host: &Tree, build: &Tree, dir: &Path) -> PathBuf {
         format!("-L{}", lib_dir.display()),
         format!("-Wl,-rpath,{}", lib_dir.display()),
     );
-    build_program_lib(
+    let caller = build_program_lib(
         dir,
         "call_shim",
         LOOP_SOURCE,
         &[&link, &rpath, "-ladd", "-Wl,--no-as-needed"],
-    )
+    );
+    (lib_dir.join("libadd.so.1"), caller)
 }
 
 /// Time `iters` calls made by one C loop.

@@ -28,6 +28,8 @@ int call_loop(long n) {
     return acc;
 }
 int callee_origin(void) { return origin(); }
+/* Where this caller's reference to add1 leads (its GOT entry): the path it really takes. */
+void *add1_address(void) { return (void *)&add1; }
 "#;
 
 /// The allocator loops. `volatile` keeps the compiler from deleting a malloc/free pair.

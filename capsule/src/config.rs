@@ -59,8 +59,6 @@ pub enum Topic {
     Libs = 1,
     /// Every relocation slot rewritten.
     Reloc = 2,
-    /// Allocator routing and its statistics.
-    Alloc = 4,
     /// dlopen/dlsym calls made inside a capsule and where they went.
     Dlopen = 8,
     /// Each data file path the capsule's code opens that is rewritten into the prefix
@@ -88,14 +86,13 @@ fn parse_debug(value: &str) -> u32 {
         mask |= match word {
             "libs" => Topic::Libs as u32,
             "reloc" => Topic::Reloc as u32,
-            "alloc" => Topic::Alloc as u32,
             "dlopen" => Topic::Dlopen as u32,
             "files" => Topic::Files as u32,
             "time" => Topic::Time as u32,
             "all" => u32::MAX,
             other => {
                 eprintln!(
-                    "capsule: CAPSULE_DEBUG: unknown topic {other:?} (known: libs, reloc, alloc, dlopen, files, time, all)"
+                    "capsule: CAPSULE_DEBUG: unknown topic {other:?} (known: libs, reloc, dlopen, files, time, all)"
                 );
                 0
             }
@@ -175,8 +172,8 @@ mod tests {
     fn debug_topics_parse() {
         assert_eq!(parse_debug("libs"), Topic::Libs as u32);
         assert_eq!(
-            parse_debug("reloc, alloc"),
-            Topic::Reloc as u32 | Topic::Alloc as u32
+            parse_debug("reloc, dlopen"),
+            Topic::Reloc as u32 | Topic::Dlopen as u32
         );
         assert_eq!(parse_debug("files"), Topic::Files as u32);
         assert_eq!(parse_debug("all"), u32::MAX);

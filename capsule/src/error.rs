@@ -51,14 +51,13 @@ pub enum Error {
     /// A host library needs from a library shared with the program (see `sharing`)
     /// something the program's copy lacks and that no stub can stand in for: a data
     /// symbol, or a symbol version ld.so would refuse the object for.
-    #[error("capsule: {library} ({path}) needs {what} from {shared}, which the program's copy ({program_copy}) lacks; the host's copy ({host_copy}) has it. The host's library was built against a newer {shared} than the program's tree provides: update it there, or keep the host's copy private to the capsule with CAPSULE_SHARE=-{shared}", program_copy = .program_copy.display(), host_copy = .host_copy.display(), path = .path.display())]
+    #[error("capsule: {library} ({path}) needs {what} from {shared}, which the program's copy ({program_copy}) lacks; the host's copy ({host_copy}) has it. The host's library was built against a newer {shared} than the program's tree provides: update it there, or keep the host's copy private to the capsule with CAPSULE_SHARE=-{shared}", path = .path.display(), shared = .copies.soname, program_copy = .copies.program.display(), host_copy = .copies.host.display())]
     SharedTooOld {
         library: String,
         path: PathBuf,
         what: String,
-        shared: String,
-        program_copy: PathBuf,
-        host_copy: PathBuf,
+        /// The shared library's two copies (boxed: rarely built, and it keeps `Error` small).
+        copies: Box<SharedCopies>,
     },
 
     /// An environment variable of the runtime has a value it cannot use.
@@ -119,6 +118,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A library shared with the program: its soname, the program's copy and the host's.
+#[derive(Debug)]
+pub struct SharedCopies {
+    pub soname: String,
+    pub program: PathBuf,
+    pub host: PathBuf,
 }
 
 /// The object a required symbol version was looked for in.

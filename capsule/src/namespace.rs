@@ -2,14 +2,15 @@
 //! link map.
 //!
 //! Every namespace starts with the interposer (see `interpose/interpose.c`): glibc makes
-//! the first object of a namespace its global scope, so the interposer's `malloc` and
-//! `dlopen` families win every lookup in the namespace, libc's own included. The runtime
-//! fills the interposer's table before anything else is loaded, so no allocation of the
-//! namespace ever reaches its private allocator.
+//! the first object of a namespace its global scope, so the interposer's `dlopen` family
+//! (and, for prefixes other than `/`, its environment overlay and data-file functions)
+//! win every lookup in the namespace. Next comes a forwarder of the program's libc, so
+//! that the namespace never maps a libc of its own, then the closure, with forwarders for
+//! the libraries shared with the program (see `sharing` and `forwarder`).
 //!
 //! Namespaces are never torn down: glibc cannot reclaim most of one (libLLVM is
-//! NODELETE, the second libc stays mapped), and a fresh one costs ~70-80 MB. They are
-//! shared by every capsule of the same prefix, since glibc has at most 15 to give.
+//! NODELETE). They are shared by every capsule of the same prefix, since glibc has at
+//! most 15 to give.
 
 use std::ffi::{c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;

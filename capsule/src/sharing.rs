@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 use parking_lot::Mutex;
 
 use crate::elf::{Import, Object, SymbolKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SharedCopies};
 use crate::namespace::Handle;
 
 /// glibc's libraries that a capsule always shares (ld.so is shared by glibc itself).
@@ -286,9 +286,11 @@ pub(crate) fn check_skew(
         library: needer.0.into(),
         path: needer.1.into(),
         what,
-        shared: shared.into(),
-        program_copy: program_path.into(),
-        host_copy: host_path.into(),
+        copies: Box::new(SharedCopies {
+            soname: shared.into(),
+            program: program_path.into(),
+            host: host_path.into(),
+        }),
     };
     for (from, version, weak) in object.required_versions()? {
         if from == shared && !weak && program.version_index(version)?.is_none() {
