@@ -15,17 +15,19 @@ fn main() {
         &out_dir.join("interpose-root.so"),
         &["-DCAPSULE_ROOT_PREFIX"],
     );
-    resolver_id();
+    // Names the closures `prefix::memo` remembers, so that no build reads another's answers.
+    source_id("src/prefix", "CAPSULE_RESOLVER_ID");
+    // Names the forwarder files kept in the cache directory, for the same reason.
+    source_id("src/forwarder", "CAPSULE_FORWARDER_ID");
 }
 
-/// `CAPSULE_RESOLVER_ID`: a hash of the resolver's sources (`src/prefix/`), which names
-/// the closures `prefix::memo` remembers, so that no build reads another one's answers.
-fn resolver_id() {
-    let dir = Path::new("src/prefix");
+/// `variable`: a hash of the sources in `dir`, set for the crate's build.
+fn source_id(dir: &str, variable: &str) {
+    let dir = Path::new(dir);
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read src/prefix")
-        .map(|entry| entry.expect("read src/prefix").path())
+        .expect("read a source directory")
+        .map(|entry| entry.expect("read a source directory").path())
         .collect();
     files.sort();
     // FNV-1a, 64 bits, over each file's name and bytes.
@@ -44,7 +46,7 @@ fn resolver_id() {
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
     }
-    println!("cargo:rustc-env=CAPSULE_RESOLVER_ID={hash:016x}");
+    println!("cargo:rustc-env={variable}={hash:016x}");
 }
 
 fn build(source: &str, out: &Path, defines: &[&str]) {

@@ -76,6 +76,62 @@ pub(crate) fn cached(image: &[u8], kind: &str, id: u64) -> std::result::Result<P
     }
 }
 
+/// Where a generated object is loaded from.
+pub(crate) enum Stored {
+    /// A file of the cache directory.
+    File(PathBuf),
+    /// A memfd (kept open: its name is how ld.so and debuggers read it) and its name.
+    Memory(OwnedFd, PathBuf),
+}
+
+impl Stored {
+    pub fn path(&self) -> &Path {
+        match self {
+            Stored::File(path) | Stored::Memory(_, path) => path,
+        }
+    }
+}
+
+/// The file `file_name` of the cache directory, written from `build()` first if it is
+/// missing or not usable (see `owned`); where the cache cannot be used, `build()` in a
+/// memfd named `memfd_name`. The name must say everything `build()` depends on.
+pub(crate) fn cached_or_built(
+    file_name: &str,
+    memfd_name: &CStr,
+    build: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<Stored> {
+    let dir = match cache_dir() {
+        Ok(dir) => dir,
+        Err(why) => {
+            crate::debug!(
+                Libs,
+                "{file_name} not cached: {why}; loading it from memory"
+            );
+            let (fd, path) = in_memory(memfd_name, &build()?)?;
+            return Ok(Stored::Memory(fd, path));
+        }
+    };
+    let path = dir.join(file_name);
+    let found = std::fs::symlink_metadata(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|meta| owned(&meta));
+    if found.is_ok() {
+        return Ok(Stored::File(path));
+    }
+    let image = build()?;
+    match store(&dir, &path, &image) {
+        Ok(()) => Ok(Stored::File(path)),
+        Err(why) => {
+            crate::debug!(
+                Libs,
+                "{file_name} not cached: {why}; loading it from memory"
+            );
+            let (fd, path) = in_memory(memfd_name, &image)?;
+            Ok(Stored::Memory(fd, path))
+        }
+    }
+}
+
 /// Write `bytes` to `path` in the cache directory `dir` (see `write_atomically`), only if
 /// no one else can write there: the file written stays the one that is read. `Err` says
 /// why not.

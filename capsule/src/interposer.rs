@@ -202,14 +202,6 @@ impl Interposer {
     /// Point the table's libc entries at the program's libc (the namespace's libc is a
     /// forwarder to it), and the data-file wrappers at its file functions.
     pub fn attach_program_libc(&self) -> Result<()> {
-        // SAFETY: the program's libc is loaded for as long as the process runs.
-        let libc_map = crate::prefix::glibc::program_libc_link_map().ok_or_else(|| Error::Dl {
-            operation: "find",
-            target: "the program's libc.so.6".into(),
-            message: namespace::last_dl_error(),
-        })?;
-        // SAFETY: the program's libc stays loaded for the life of the process.
-        let libc_object = unsafe { crate::elf::Object::from_link_map(libc_map) }?;
         // SAFETY: getauxval has no preconditions.
         let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
         self.with_table(|t| {
@@ -219,6 +211,14 @@ impl Interposer {
             t.secure = u64::from(secure);
         });
         if wraps_data_files(self.prefix()) {
+            let libc_map =
+                crate::prefix::glibc::program_libc_link_map().ok_or_else(|| Error::Dl {
+                    operation: "find",
+                    target: "the program's libc.so.6".into(),
+                    message: namespace::last_dl_error(),
+                })?;
+            // SAFETY: the program's libc stays loaded for the life of the process.
+            let libc_object = unsafe { crate::elf::Object::from_link_map(libc_map) }?;
             self.attach_file_functions(&libc_object);
         }
         Ok(())

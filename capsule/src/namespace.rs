@@ -49,6 +49,8 @@ pub(crate) struct Namespace {
 pub(crate) struct Owned {
     pub prefix: Prefix,
     pub state: Mutex<State>,
+    /// The sonames shared into the namespace (each has its forwarder there).
+    forwarded: Mutex<Vec<String>>,
 }
 
 /// What the runtime knows of a namespace's contents beyond its link map.
@@ -166,6 +168,7 @@ fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
         owned: Some(Owned {
             prefix,
             state: Mutex::new(State::default()),
+            forwarded: Mutex::new(Vec::new()),
         }),
     };
     if !ns.share("libc.so.6", None)? {
@@ -485,14 +488,13 @@ impl Namespace {
     /// is there already). `host`: the host's copy, whose functions the program's copy
     /// lacks become stubs. False when the program's tree has no copy.
     fn share(&self, soname: &str, host: Option<&Path>) -> Result<bool> {
-        if self
-            .find_loaded(Path::new(soname), libc::RTLD_LAZY | libc::RTLD_NOLOAD)
-            .map(|h| {
-                // SAFETY: drops the reference the NOLOAD open just took.
-                unsafe { libc::dlclose(h.as_ptr()) }
-            })
-            .is_some()
-        {
+        let Some(owned) = &self.owned else {
+            return Ok(false);
+        };
+        // Held while the forwarder is made: one per soname, and no thread binds to it
+        // before it is activated.
+        let mut forwarded = owned.forwarded.lock();
+        if forwarded.iter().any(|s| s == soname) {
             return Ok(true);
         }
         let Some(copy) = self.program_copy(soname) else {
@@ -500,41 +502,71 @@ impl Namespace {
         };
         // SAFETY: program copies are never unloaded.
         let program = unsafe { crate::elf::Object::from_link_map(copy.handle.link_map()) }?;
-        let interposers = sharing::interposers_of(copy);
-        let host_file = match host {
-            Some(path) if !sharing::same_file(&copy.path, path) => {
-                Some(sharing::HostFile::open(path)?)
-            }
-            _ => None,
-        };
+        let host = host.filter(|path| !sharing::same_file(&copy.path, path));
+        let host_file = host.map(sharing::HostFile::open).transpose()?;
         let host_object = host_file.as_ref().map(|f| f.object()).transpose()?;
-        let forwarder = forwarder::build(&forwarder::Source {
+        let source = forwarder::Source {
             soname,
             program: &program,
             program_path: &copy.path,
-            interposers: &interposers,
             host: host_object.as_ref().zip(host),
-        })?;
-        crate::phase!("{soname}: forwarder written");
-        let (fd, path) = crate::disk_cache::in_memory(c"capsule-forwarder", &forwarder.image)?;
-        let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, soname)?;
-        // Kept open for the life of the process, so that debuggers can read the name.
-        std::mem::forget(fd);
-        // SAFETY: the forwarder was just loaded and is never unloaded (its handle is kept).
-        forwarder::register_stubs(unsafe { (*handle.link_map()).l_addr }, &forwarder.stub_code);
-        if forwarder.stubs.is_empty() {
+        };
+        let stored = crate::disk_cache::cached_or_built(
+            &forwarder::file_name(&source),
+            c"capsule-forwarder",
+            || forwarder::image(&source),
+        )?;
+        crate::phase!("{soname}: forwarder found or written");
+        let handle = match self.open(stored.path(), libc::RTLD_NOW | libc::RTLD_LOCAL, soname) {
+            Ok(handle) => handle,
+            Err(e) if matches!(stored, crate::disk_cache::Stored::File(_)) => {
+                crate::debug!(Libs, "{e}; loading the forwarder from memory");
+                let (fd, path) = crate::disk_cache::in_memory(
+                    c"capsule-forwarder",
+                    &forwarder::image(&source)?,
+                )?;
+                let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, soname)?;
+                std::mem::forget(fd);
+                handle
+            }
+            Err(e) => return Err(e),
+        };
+        if let crate::disk_cache::Stored::Memory(fd, _) = stored {
+            // Kept open for the life of the process, so that debuggers can read the name.
+            std::mem::forget(fd);
+        }
+        let interposers = sharing::interposers_of(copy);
+        crate::phase!(
+            "{soname}: the program's scope read ({} objects before it)",
+            interposers.len()
+        );
+        // SAFETY: just loaded from this copy's image, and nothing bound to it yet: the
+        // namespace is being set up or loads under the caller's lock (ld.so's, in dlopen).
+        let activated = unsafe {
+            forwarder::activate(handle.link_map() as *mut LinkMap, &program, &interposers)
+        }?;
+        crate::phase!("{soname}: forwarder activated");
+        crate::debug!(
+            Libs,
+            "{soname} => shared with the program: {} (forwarder {}{})",
+            copy.path.display(),
+            handle.path().display(),
+            if activated.interposed > 0 {
+                format!(
+                    ", {} symbol(s) from objects before it in the program's scope",
+                    activated.interposed
+                )
+            } else {
+                String::new()
+            }
+        );
+        forwarded.push(soname.to_string());
+        if !activated.stubs.is_empty() {
             crate::debug!(
                 Libs,
-                "{soname} => shared with the program: {}",
-                copy.path.display()
-            );
-        } else {
-            crate::debug!(
-                Libs,
-                "{soname} => shared with the program: {}; {} function(s) of the host's copy it lacks are stubs that abort if called: {}",
-                copy.path.display(),
-                forwarder.stubs.len(),
-                forwarder.stubs.join(", ")
+                "{soname}: {} function(s) of the host's copy that the program's lacks are stubs that abort if called: {}",
+                activated.stubs.len(),
+                activated.stubs.join(", ")
             );
         }
         Ok(true)

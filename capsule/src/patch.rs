@@ -332,6 +332,61 @@ unsafe fn write_batch(object: &Object<'_>, symbol: &str, writes: &[Write]) -> Re
     Ok(report)
 }
 
+/// Write each `(address, bytes)` into a live object's read-only, non-executable memory
+/// (a forwarder's symbol table), under the patch lock, and restore read-only protection.
+///
+/// # Safety
+/// Nothing may read the bytes being replaced while they are written, and each write must
+/// leave the object valid for its users.
+pub(crate) unsafe fn write_read_only(
+    object: &Object<'_>,
+    what: &str,
+    writes: &[(usize, Vec<u8>)],
+) -> Result<()> {
+    for (address, bytes) in writes {
+        let end = address.checked_add(bytes.len()).unwrap_or(usize::MAX);
+        let segment = object
+            .load_segments()
+            .find(|s| s.range().contains(address) && end <= s.range().end);
+        match segment {
+            Some(s) if !s.flags.execute && !s.flags.write => {}
+            _ => {
+                return Err(patch_error(
+                    object,
+                    what,
+                    format!("{address:#x} is not in a read-only, non-executable segment"),
+                ))
+            }
+        }
+    }
+    let page = crate::elf::page_size();
+    let starts: Vec<usize> = writes
+        .iter()
+        .flat_map(|(a, b)| [*a, a + b.len() - 1])
+        .collect();
+    let ranges = pages_to_unprotect(&starts, page);
+    let _guard = PATCH_LOCK.lock();
+    let mut opened = Vec::new();
+    for range in &ranges {
+        if let Err(e) = mprotect(range, libc::PROT_READ | libc::PROT_WRITE) {
+            let _ = restore(&opened);
+            return Err(patch_error(
+                object,
+                what,
+                format!("mprotect({:#x}, read+write): {e}", range.start),
+            ));
+        }
+        opened.push(range.clone());
+    }
+    for (address, bytes) in writes {
+        // SAFETY: checked above to lie in the object's mapping, now writable; the caller
+        // guarantees nobody reads it meanwhile.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), *address as *mut u8, bytes.len()) };
+    }
+    restore(&opened)
+        .map_err(|e| patch_error(object, what, format!("restoring read-only protection: {e}")))
+}
+
 /// Store the new value if the current one is accepted, retrying if another thread (a lazy
 /// resolver) changed it between the check and the write. `Err` holds the rejected value.
 fn swap_if_accepted(slot: &AtomicUsize, write: &Write) -> std::result::Result<(), usize> {

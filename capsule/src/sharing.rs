@@ -175,6 +175,15 @@ pub(crate) struct ProgramCopy {
 /// The program's copy of `soname`: the one it has loaded, else one loaded now from its
 /// tree; `None` if its tree has none.
 pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
+    if soname == "libc.so.6" {
+        // Always loaded, never unloaded, and found without a dlopen.
+        let map = crate::prefix::glibc::program_libc_link_map()?;
+        let handle = Handle(NonNull::new(map as *mut std::ffi::c_void)?);
+        return Some(ProgramCopy {
+            path: handle.path(),
+            handle,
+        });
+    }
     let name = CString::new(soname).ok()?;
     // SAFETY: name is NUL-terminated. Called from the runtime, which lives in the
     // program's namespace, so both calls search (and load into) the program's.

@@ -503,6 +503,14 @@ impl<'a> Object<'a> {
         self.defined_symbol(index)
     }
 
+    /// Where symbol `index`'s `Elf64_Sym` lies (in a live object: its address).
+    pub(crate) fn symbol_entry_address(&self, index: u32) -> Result<usize> {
+        if index >= self.symbols.count {
+            return Err(self.malformed(&format!("symbol index {index} (outside the table)")));
+        }
+        Ok(self.symbols.address + index as usize * SYM_SIZE)
+    }
+
     /// The DT_VERDEF index of the version `name`, if this object defines it.
     pub(crate) fn version_index(&self, name: &str) -> Result<Option<u16>> {
         self.versions

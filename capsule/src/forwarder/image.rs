@@ -1,6 +1,7 @@
-//! Writing a forwarder's ELF file: headers, one read-only segment with the dynamic
-//! tables, an optional read+execute segment with stub code, and a writable page holding
-//! the dynamic section (ld.so relocates its pointer entries in place).
+//! Writing a forwarder's ELF file: headers and one read-only segment with the dynamic
+//! tables (and the stubs' messages), one read+execute segment with a `ret` and the stubs'
+//! code, and a writable page holding the stubs' jump slot and the dynamic section (ld.so
+//! relocates its pointer entries in place).
 //!
 //! No section headers: ld.so reads only program headers and the dynamic section.
 
@@ -8,6 +9,11 @@ const PAGE: usize = 4096;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 pub(super) const SYM_SIZE: usize = 24;
+/// The writable page starts with the stubs' jump slot; the dynamic section follows.
+pub(super) const SLOT_BEFORE_DYNAMIC: usize = 16;
+/// The code segment: a `ret` (padded), then one [`STUB_SIZE`] stub per missing function.
+pub(super) const RET_SIZE: usize = 16;
+pub(super) const STUB_SIZE: usize = 16;
 
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
@@ -15,6 +21,7 @@ const PT_GNU_STACK: u32 = 0x6474_e551;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
+const PHDR_COUNT: usize = 5;
 
 const DT_NULL: u64 = 0;
 const DT_HASH: u64 = 4;
@@ -28,7 +35,7 @@ const DT_VERSYM: u64 = 0x6fff_fff0;
 const DT_VERDEF: u64 = 0x6fff_fffc;
 const DT_VERDEFNUM: u64 = 0x6fff_fffd;
 
-/// The dynamic tables of a forwarder, final but for stub addresses, which the layout gives.
+/// The dynamic tables of a forwarder.
 pub(super) struct Tables {
     /// DT_GNU_HASH (true) or DT_HASH.
     pub gnu_hash: bool,
@@ -47,10 +54,14 @@ pub(super) struct Layout {
     strings: usize,
     versym: usize,
     verdef: usize,
+    /// The stubs' messages, NUL-terminated, back to back.
+    pub messages: usize,
     tables_end: usize,
-    /// Start of the stub code segment.
+    /// The code segment: a `ret`, then the stubs.
     pub text: usize,
     text_end: usize,
+    /// The writable page: the stubs' jump slot, then the dynamic section.
+    pub slot: usize,
     dynamic: usize,
     dynamic_entries: usize,
 }
@@ -60,17 +71,18 @@ fn align(value: usize, to: usize) -> usize {
 }
 
 impl Layout {
-    pub fn new(tables: &Tables, text_len: usize) -> Layout {
-        let headers = EHDR_SIZE + PHDR_SIZE * phdr_count(text_len);
+    pub fn new(tables: &Tables, messages_len: usize, stubs: usize) -> Layout {
+        let headers = EHDR_SIZE + PHDR_SIZE * PHDR_COUNT;
         let hash = align(headers, 8);
         let symbols = align(hash + tables.hash.len(), 8);
         let strings = symbols + tables.symbols.len();
         let versym = align(strings + tables.strings.len(), 2);
         let verdef = align(versym + tables.versym.as_ref().map_or(0, Vec::len), 8);
-        let tables_end = verdef + tables.verdef.as_ref().map_or(0, |(v, _)| v.len());
+        let messages = verdef + tables.verdef.as_ref().map_or(0, |(v, _)| v.len());
+        let tables_end = messages + messages_len;
         let text = align(tables_end, PAGE);
-        let text_end = text + text_len;
-        let dynamic = align(text_end, PAGE);
+        let text_end = text + RET_SIZE + stubs * STUB_SIZE;
+        let slot = align(text_end, PAGE);
         let dynamic_entries =
             8 + usize::from(tables.versym.is_some()) + 2 * usize::from(tables.verdef.is_some());
         Layout {
@@ -79,25 +91,21 @@ impl Layout {
             strings,
             versym,
             verdef,
+            messages,
             tables_end,
             text,
             text_end,
-            dynamic,
+            slot,
+            dynamic: slot + SLOT_BEFORE_DYNAMIC,
             dynamic_entries,
         }
     }
 }
 
-fn phdr_count(text_len: usize) -> usize {
-    // Tables (R), [stubs (R+X)], dynamic (R+W), PT_DYNAMIC, PT_GNU_STACK.
-    4 + usize::from(text_len > 0)
-}
-
-/// The whole file.
-pub(super) fn write(tables: &Tables, text: &[u8], layout: &Layout) -> Vec<u8> {
+/// The whole file; `text` is the code segment's bytes after the `ret`.
+pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Layout) -> Vec<u8> {
     let dynamic_size = layout.dynamic_entries * 16;
     let mut out = vec![0u8; layout.dynamic + dynamic_size];
-    let phnum = phdr_count(text.len());
 
     // ELF header: 64-bit, little-endian, SysV ABI, ET_DYN for x86_64.
     let mut h = Writer::at(&mut out, 0);
@@ -112,7 +120,7 @@ pub(super) fn write(tables: &Tables, text: &[u8], layout: &Layout) -> Vec<u8> {
     h.u32(0); // e_flags
     h.u16(EHDR_SIZE as u16);
     h.u16(PHDR_SIZE as u16);
-    h.u16(phnum as u16);
+    h.u16(PHDR_COUNT as u16);
     h.u16(64); // e_shentsize
     h.u16(0); // e_shnum
     h.u16(0); // e_shstrndx
@@ -125,25 +133,35 @@ pub(super) fn write(tables: &Tables, text: &[u8], layout: &Layout) -> Vec<u8> {
             p.u64(v as u64);
         }
     };
+    let writable = SLOT_BEFORE_DYNAMIC + dynamic_size;
     segment(PT_LOAD, PF_R, 0, layout.tables_end, PAGE);
-    if !text.is_empty() {
-        segment(PT_LOAD, PF_R | PF_X, layout.text, text.len(), PAGE);
-    }
-    segment(PT_LOAD, PF_R | PF_W, layout.dynamic, dynamic_size, PAGE);
+    segment(
+        PT_LOAD,
+        PF_R | PF_X,
+        layout.text,
+        layout.text_end - layout.text,
+        PAGE,
+    );
+    segment(PT_LOAD, PF_R | PF_W, layout.slot, writable, PAGE);
     segment(PT_DYNAMIC, PF_R | PF_W, layout.dynamic, dynamic_size, 8);
     // Without it, ld.so would make the process's stacks executable.
     segment(PT_GNU_STACK, PF_R | PF_W, 0, 0, 16);
 
-    out[layout.hash..][..tables.hash.len()].copy_from_slice(&tables.hash);
-    out[layout.symbols..][..tables.symbols.len()].copy_from_slice(&tables.symbols);
-    out[layout.strings..][..tables.strings.len()].copy_from_slice(&tables.strings);
+    let mut place = |at: usize, bytes: &[u8]| out[at..][..bytes.len()].copy_from_slice(bytes);
+    place(layout.hash, &tables.hash);
+    place(layout.symbols, &tables.symbols);
+    place(layout.strings, &tables.strings);
     if let Some(versym) = &tables.versym {
-        out[layout.versym..][..versym.len()].copy_from_slice(versym);
+        place(layout.versym, versym);
     }
     if let Some((verdef, _)) = &tables.verdef {
-        out[layout.verdef..][..verdef.len()].copy_from_slice(verdef);
+        place(layout.verdef, verdef);
     }
-    out[layout.text..layout.text_end].copy_from_slice(text);
+    place(layout.messages, messages);
+    let mut ret = [0xcc; RET_SIZE];
+    ret[0] = 0xc3;
+    place(layout.text, &ret);
+    place(layout.text + RET_SIZE, stubs);
 
     let mut d = Writer::at(&mut out, layout.dynamic);
     let mut entry = |tag: u64, value: usize| {
@@ -216,4 +234,16 @@ pub(super) fn sysv_hash_table(names: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(&word.to_le_bytes());
     }
     out
+}
+
+/// x86_64 stub at `at` (a file offset): `lea rdi, [rip + message]; jmp [rip + slot]`,
+/// padded with `int3`. Position-independent, so the file can be cached.
+pub(super) fn stub_code(at: usize, message: usize, slot: usize) -> [u8; STUB_SIZE] {
+    let rel = |target: usize, next: usize| (target as i64 - next as i64) as i32;
+    let mut code = [0xcc; STUB_SIZE];
+    code[0..3].copy_from_slice(&[0x48, 0x8d, 0x3d]);
+    code[3..7].copy_from_slice(&rel(message, at + 7).to_le_bytes());
+    code[7..9].copy_from_slice(&[0xff, 0x25]);
+    code[9..13].copy_from_slice(&rel(slot, at + 13).to_le_bytes());
+    code
 }

@@ -2,22 +2,26 @@
 //!
 //! glibc cannot put one loaded object into two namespaces (no RTLD_SHARED). But a
 //! namespace satisfies `DT_NEEDED libX.so.N` with any object in it whose `DT_SONAME` is
-//! `libX.so.N`, and ld.so binds to an absolute symbol (`SHN_ABS`) at its value, with no
-//! load bias (glibc >= 2.28). So a forwarder is a small ELF object with the library's
-//! soname, symbol versions and symbols, each absolute, valued with the address the
-//! program's global scope gives that name and version: the program's copy, or an object
-//! before it in the scope (the executable's copy-relocated `stdout`, its own `malloc`, an
-//! `LD_PRELOAD`). ld.so then binds the capsule straight to the program's functions and
-//! data: one libc, one allocator, one `errno` and stdout, no per-call cost.
+//! `libX.so.N`. So a forwarder is a small ELF object with the library's soname, symbol
+//! versions and symbols, whose symbols ld.so resolves to the program's copy: ld.so then
+//! binds the capsule straight to the program's functions and data (one libc, one
+//! allocator, one `errno` and stdout; no per-call cost).
 //!
-//! The forwarder copies the program copy's own tables (hash, symbols, strings, versions)
-//! and patches only the values, so it costs a copy and a pass over the symbols, not a
-//! rehash. Exceptions, each as ld.so would see the program's copy:
-//! - IFUNCs are resolved now (their resolvers pick by CPU, as they did for the program);
-//! - thread-local symbols are dropped (only glibc's own libraries use libc's, and those
-//!   are forwarded too; a TLS symbol needs a TLS block of its object);
-//! - `__libc_early_init`, which ld.so calls on the libc of every new namespace, returns at
-//!   once: the program's libc is initialised already.
+//! The forwarder's file is the program copy's own tables (hash, symbols, strings,
+//! versions), copied as they are, so it is the same in every process and is kept in the
+//! cache directory. Once loaded, it is *activated*: its link map's load bias (`l_addr`,
+//! the public first field) is set to the program copy's, so that ld.so, which binds to a
+//! symbol at `l_addr + st_value`, binds every symbol of the forwarder to the copy's
+//! definition, IFUNCs included (their resolvers are the copy's and run as for the
+//! program). Until then it stands on its own: only `__libc_early_init`, which ld.so calls
+//! on the libc of every new namespace while loading it, is used, and it is a `ret` of the
+//! forwarder's own (the program's libc is set up already). Then the few symbols the
+//! program's global scope takes from elsewhere (the executable's copy-relocated `stdout`,
+//! its own `malloc`, an `LD_PRELOAD`) are made absolute (`SHN_ABS`, which ld.so binds with
+//! no load bias) with that address.
+//!
+//! Left out: thread-local symbols (only glibc's own libraries use libc's, and those are
+//! forwarded too; a TLS symbol would need a TLS block of the forwarder's own).
 //!
 //! Version skew: when the host's copy of a shared library exports functions the program's
 //! copy lacks, each becomes a stub that aborts naming it, the library and both files, if
@@ -26,29 +30,29 @@
 
 mod image;
 
-use std::ffi::{c_void, CString};
+use std::ffi::c_void;
 use std::ops::Range;
 use std::path::Path;
 
 use parking_lot::Mutex;
 
-use crate::elf::{Object, SymbolKind};
+use crate::elf::{LinkMap, Object, SymbolKind};
 use crate::error::{Error, Result};
-use image::{Layout, Tables, SYM_SIZE};
+use crate::prefix::fs::Identity;
+use image::{Layout, Tables, RET_SIZE, STUB_SIZE, SYM_SIZE};
 
 const SHN_UNDEF: u16 = 0;
 const SHN_ABS: u16 = 0xfff1;
-/// Any section index other than UNDEF and ABS: a value relative to the forwarder.
+/// Any section index other than UNDEF and ABS: a value relative to the object.
 const SHN_TEXT: u16 = 1;
 const STB_LOCAL: u8 = 0;
 const STB_GLOBAL: u8 = 1;
 const STT_NOTYPE: u8 = 0;
 const STT_FUNC: u8 = 2;
 const STT_TLS: u8 = 6;
-const STT_GNU_IFUNC: u8 = 10;
 const VERSYM_HIDDEN: u16 = 0x8000;
-/// One stub's code, padded.
-const STUB_SIZE: usize = 32;
+const DT_NULL: u64 = 0;
+const DT_VERDEF: u64 = 0x6fff_fffc;
 
 /// What a forwarder is made from.
 pub(crate) struct Source<'a> {
@@ -56,119 +60,198 @@ pub(crate) struct Source<'a> {
     /// The program's copy, loaded in the program's namespace, and its file.
     pub program: &'a Object<'a>,
     pub program_path: &'a Path,
-    /// Objects before the program's copy in the program's global scope, in order: their
-    /// definitions win over the copy's, as they do for the program.
-    pub interposers: &'a [Object<'a>],
     /// The host's copy (a file image) and its path: functions it has and the program's
     /// copy lacks become stubs.
     pub host: Option<(&'a Object<'a>, &'a Path)>,
 }
 
-/// A forwarder's file, and the functions that are stubs in it.
-pub(crate) struct Forwarder {
-    pub image: Vec<u8>,
-    pub stubs: Vec<String>,
-    /// Where the stubs' code lies, relative to the forwarder's load bias.
-    pub stub_code: Range<usize>,
-}
-
-/// Write the forwarder for `source`.
-pub(crate) fn build(source: &Source<'_>) -> Result<Forwarder> {
+/// The forwarder's file for `source`: the same in every process (nothing in it depends
+/// on where anything is loaded).
+pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
     let program = source.program;
     let raw = program.raw_tables()?;
     let soname = raw.soname.ok_or_else(|| Error::Malformed {
         object: source.program_path.display().to_string(),
         what: "dynamic section (no DT_SONAME: cannot be shared by name)".into(),
     })?;
-    let mut symbols = raw.symbols.to_vec();
-    let bias = program.bias();
-    let early_init = (source.soname == "libc.so.6")
-        .then(|| program.symbols_named(b"__libc_early_init"))
-        .transpose()?
-        .unwrap_or_default();
-    for (index, entry) in symbols.chunks_exact_mut(SYM_SIZE).enumerate().skip(1) {
-        let mut sym = Sym::read(entry);
-        if sym.section == SHN_UNDEF || sym.info >> 4 == STB_LOCAL || sym.section == SHN_ABS {
-            continue;
-        }
-        match sym.info & 0xf {
-            STT_TLS => {
-                sym.info = sym.info & 0xf0 | STT_NOTYPE;
-                sym.section = SHN_UNDEF;
-                sym.value = 0;
-            }
-            STT_GNU_IFUNC => {
-                sym.info = sym.info & 0xf0 | STT_FUNC;
-                sym.section = SHN_ABS;
-                sym.value = resolve_ifunc(bias.wrapping_add(sym.value as usize)) as u64;
-            }
-            _ => {
-                sym.section = SHN_ABS;
-                sym.value = bias.wrapping_add(sym.value as usize) as u64;
-            }
-        }
-        if early_init.contains(&(index as u32)) {
-            sym.info = sym.info & 0xf0 | STT_FUNC;
-            sym.value = libc_early_init as *const () as u64;
-        }
-        sym.write(entry);
-    }
-    apply_interposers(source, &mut symbols)?;
-
-    let stubs = match source.host {
-        Some(host) => missing_functions(program, host.0)?,
-        None => Vec::new(),
-    };
     let mut tables = Tables {
         gnu_hash: raw.gnu_hash,
         hash: raw.hash.to_vec(),
-        symbols,
+        symbols: raw.symbols.to_vec(),
         strings: raw.strings.to_vec(),
         versym: raw.versym.map(<[u8]>::to_vec),
         verdef: raw.verdef.map(|(bytes, n)| (bytes.to_vec(), n)),
         soname,
     };
-    if stubs.is_empty() {
-        let layout = Layout::new(&tables, 0);
-        return Ok(Forwarder {
-            image: image::write(&tables, &[], &layout),
-            stubs: Vec::new(),
-            stub_code: 0..0,
+    for entry in tables.symbols.chunks_exact_mut(SYM_SIZE).skip(1) {
+        let mut sym = Sym::read(entry);
+        if sym.section != SHN_UNDEF && sym.info >> 4 != STB_LOCAL && sym.info & 0xf == STT_TLS {
+            sym.info = sym.info & 0xf0 | STT_NOTYPE;
+            sym.section = SHN_UNDEF;
+            sym.value = 0;
+            sym.write(entry);
+        }
+    }
+    let stubs = match source.host {
+        Some((host, _)) => missing_functions(program, host)?,
+        None => Vec::new(),
+    };
+    let copied = raw.symbols.len() / SYM_SIZE;
+    if !stubs.is_empty() {
+        add_stubs(&mut tables, &stubs, copied)?;
+    }
+    let host_path = source.host.map_or(Path::new("?"), |(_, path)| path);
+    let mut messages = Vec::new();
+    let mut message_at = Vec::with_capacity(stubs.len());
+    for stub in &stubs {
+        message_at.push(messages.len());
+        messages.extend_from_slice(
+            format!(
+                "capsule: {}{} was called, but the program's {} ({}) lacks it; the host's ({}) has it. The host's library needs a newer {} than the program's tree provides: update it there, or keep it private with CAPSULE_SHARE=-{}\n",
+                stub.name,
+                stub.version.as_deref().map_or(String::new(), |v| format!("@{v}")),
+                source.soname,
+                source.program_path.display(),
+                host_path.display(),
+                source.soname,
+                source.soname,
+            )
+            .as_bytes(),
+        );
+        messages.push(0);
+    }
+    let layout = Layout::new(&tables, messages.len(), stubs.len());
+    let mut set_value = |index: usize, value: usize| {
+        let entry = &mut tables.symbols[index * SYM_SIZE..][..SYM_SIZE];
+        let mut sym = Sym::read(entry);
+        sym.info = sym.info & 0xf0 | STT_FUNC;
+        sym.section = SHN_TEXT;
+        sym.value = value as u64;
+        sym.write(entry);
+    };
+    if source.soname == "libc.so.6" {
+        for index in program.symbols_named(b"__libc_early_init")? {
+            set_value(index as usize, layout.text);
+        }
+    }
+    let mut code = Vec::with_capacity(stubs.len() * STUB_SIZE);
+    for (i, at) in message_at.iter().enumerate() {
+        let stub = layout.text + RET_SIZE + i * STUB_SIZE;
+        set_value(copied + i, stub);
+        code.extend_from_slice(&image::stub_code(stub, layout.messages + at, layout.slot));
+    }
+    Ok(image::write(&tables, &messages, &code, &layout))
+}
+
+/// The cache file name of the forwarder for `source`: everything [`image`] depends on
+/// (the two copies' files, by path and identity, and this build of the module).
+pub(crate) fn file_name(source: &Source<'_>) -> String {
+    let identity = |path: &Path| {
+        let meta = std::fs::metadata(path).ok();
+        format!("{}\0{:?}", path.display(), meta.as_ref().map(Identity::of))
+    };
+    let key = format!(
+        "{}\0{}\0{}\0{}",
+        source.soname,
+        identity(source.program_path),
+        source
+            .host
+            .map_or(String::new(), |(_, path)| identity(path)),
+        env!("CAPSULE_FORWARDER_ID")
+    );
+    format!(
+        "forward-{}-{:016x}.so",
+        source.soname,
+        crate::disk_cache::fnv1a(key.as_bytes())
+    )
+}
+
+/// What activating a forwarder did.
+pub(crate) struct Activated {
+    /// Functions of the host's copy that are stubs.
+    pub stubs: Vec<String>,
+    /// Symbols bound to an object before the program's copy in its scope.
+    pub interposed: usize,
+}
+
+/// Make the forwarder just loaded at `forwarder` forward to the program's copy (see the
+/// module doc).
+///
+/// # Safety
+/// `forwarder` must be the link map of an object loaded from [`image`] of this same
+/// program copy, to which nothing has bound yet (its namespace is still being set up, or
+/// the caller holds the namespace's loading lock), and it must never be unloaded.
+pub(crate) unsafe fn activate(
+    forwarder: *mut LinkMap,
+    program: &Object<'_>,
+    interposers: &[Object<'_>],
+) -> Result<Activated> {
+    // SAFETY: forwarded from this function's contract.
+    let object = unsafe { Object::from_link_map(forwarder) }?;
+    let copied = program.symbol_count();
+    if object.symbol_count() < copied {
+        return Err(Error::Malformed {
+            object: object.name().to_string(),
+            what: format!(
+                "forwarder: {} symbols, fewer than the {copied} of the program's copy (a stale cache file: delete it)",
+                object.symbol_count()
+            ),
         });
     }
-    add_stubs(&mut tables, &stubs, raw.symbols.len() / SYM_SIZE)?;
-    let layout = Layout::new(&tables, stubs.len() * STUB_SIZE);
-    let first_stub = raw.symbols.len() / SYM_SIZE;
-    let mut text = Vec::with_capacity(stubs.len() * STUB_SIZE);
-    for (i, stub) in stubs.iter().enumerate() {
-        let entry = &mut tables.symbols[(first_stub + i) * SYM_SIZE..][..SYM_SIZE];
-        let mut sym = Sym::read(entry);
-        sym.value = (layout.text + i * STUB_SIZE) as u64;
-        sym.write(entry);
-        let host_path = source.host.map_or(Path::new("?"), |(_, path)| path);
-        let message = format!(
-            "capsule: {}{} was called, but the program's {} ({}) lacks it; the host's ({}) has it. The host's library needs a newer {} than the program's tree provides: update it there, or keep it private with CAPSULE_SHARE=-{}\n",
-            stub.name,
-            stub.version.as_deref().map_or(String::new(), |v| format!("@{v}")),
-            source.soname,
-            source.program_path.display(),
-            host_path.display(),
-            source.soname,
-            source.soname,
-        );
-        let message: &'static CString =
-            Box::leak(Box::new(CString::new(message).unwrap_or_default()));
-        text.extend_from_slice(&stub_code(
-            message.as_ptr() as usize,
-            stub_called as *const () as usize,
-        ));
+    let mut absolute = interposed(program, interposers)?;
+    let interposed = absolute.len();
+    let mut stubs = Vec::new();
+    for index in copied..object.symbol_count() {
+        if let Some(stub) = object.symbol_at(index)? {
+            stubs.push(stub.name.to_string());
+            absolute.push((index, stub.address, false));
+        }
     }
-    let image = image::write(&tables, &text, &layout);
-    Ok(Forwarder {
-        image,
-        stubs: stubs.into_iter().map(|s| s.name).collect(),
-        stub_code: layout.text..layout.text + text.len(),
-    })
+    let mut writes = Vec::with_capacity(absolute.len());
+    for (index, value, function) in absolute {
+        let address = object.symbol_entry_address(index)?;
+        // SAFETY: the entry lies in the forwarder's mapped, readable symbol table.
+        let mut entry: [u8; SYM_SIZE] = unsafe { std::ptr::read(address as *const _) };
+        let mut sym = Sym::read(&entry);
+        sym.section = SHN_ABS;
+        sym.value = value as u64;
+        if function {
+            sym.info = sym.info & 0xf0 | STT_FUNC;
+        }
+        sym.write(&mut entry);
+        writes.push((address, entry.to_vec()));
+    }
+    // SAFETY: each write replaces one whole symbol entry with the same entry, absolute.
+    unsafe { crate::patch::write_read_only(&object, "forwarder symbol", &writes) }?;
+    if !stubs.is_empty() {
+        // SAFETY: the stubs' jump slot is the first word of the forwarder's writable
+        // page, right before its dynamic section (image.rs), which the link map locates.
+        unsafe {
+            let slot = ((*forwarder).l_ld as usize - image::SLOT_BEFORE_DYNAMIC) as *mut usize;
+            slot.write(stub_called as *const () as usize);
+        }
+        if let Some(code) = object.load_segments().find(|s| s.flags.execute) {
+            register_stubs(code.address + RET_SIZE..code.range().end);
+        }
+    }
+    // SAFETY: l_addr is the public first field of glibc's link map; ld.so reads it when it
+    // binds to this object's symbols, which nothing has done yet (contract). DT_VERDEF is
+    // the one pointer entry of the dynamic section (in the forwarder's writable page) that
+    // ld.so keeps unrelocated and adds l_addr to when it reads it (checking a needer's
+    // versions): it moves by the opposite amount.
+    unsafe {
+        let (real, copy) = ((*forwarder).l_addr, program.bias());
+        let mut entry = (*forwarder).l_ld as *mut u64;
+        while *entry != DT_NULL {
+            if *entry == DT_VERDEF {
+                let value = entry.add(1);
+                *value = (*value).wrapping_add(real as u64).wrapping_sub(copy as u64);
+            }
+            entry = entry.add(2);
+        }
+        (*forwarder).l_addr = copy;
+    }
+    Ok(Activated { stubs, interposed })
 }
 
 /// One function of the host's copy that the program's copy lacks.
@@ -252,12 +335,12 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing], count: usize) -> Result<()>
     Ok(())
 }
 
-/// Point each symbol that an earlier object of the program's scope defines at that
-/// definition, as ld.so's lookup in the program's global scope would.
-fn apply_interposers(source: &Source<'_>, symbols: &mut [u8]) -> Result<()> {
-    let program = source.program;
-    let mut taken = vec![false; symbols.len() / SYM_SIZE];
-    for object in source.interposers {
+/// The symbols of the program's copy that an earlier object of the program's global scope
+/// defines, as ld.so's lookup there would find them: (index, address, is a function
+/// resolved from an IFUNC).
+fn interposed(program: &Object<'_>, interposers: &[Object<'_>]) -> Result<Vec<(u32, usize, bool)>> {
+    let mut out: Vec<(u32, usize, bool)> = Vec::new();
+    for object in interposers {
         for (index, hash) in object.hashed_symbols() {
             // The table keeps 31 bits of the hash: try both values of the last one.
             if !program.may_define(hash) && !program.may_define(hash | 1) {
@@ -270,36 +353,31 @@ fn apply_interposers(source: &Source<'_>, symbols: &mut [u8]) -> Result<()> {
                 continue;
             }
             for target in program.symbols_named(definition.name.as_bytes())? {
-                let slot = target as usize;
-                if taken[slot] || program.symbol_at(target)?.is_none() {
+                if out.iter().any(|(t, _, _)| *t == target) {
                     continue;
                 }
+                let Some(own) = program.symbol_at(target)? else {
+                    continue;
+                };
                 // An unversioned definition takes every version of the name; a
                 // versioned one only its own.
-                if let Some(wanted) = definition.version {
-                    let own = program.symbol_at(target)?.and_then(|s| s.version);
-                    if own != Some(wanted) {
-                        continue;
-                    }
+                if definition.version.is_some() && definition.version != own.version {
+                    continue;
                 }
-                let value = if definition.kind == SymbolKind::Ifunc {
+                if own.kind == SymbolKind::Tls {
+                    continue; // left out of the forwarder
+                }
+                let ifunc = definition.kind == SymbolKind::Ifunc;
+                let address = if ifunc {
                     resolve_ifunc(definition.address)
                 } else {
                     definition.address
                 };
-                let entry = &mut symbols[slot * SYM_SIZE..][..SYM_SIZE];
-                let mut sym = Sym::read(entry);
-                if sym.info & 0xf == STT_NOTYPE && sym.section == SHN_UNDEF {
-                    continue; // a TLS symbol, dropped above
-                }
-                sym.value = value as u64;
-                sym.section = SHN_ABS;
-                sym.write(entry);
-                taken[slot] = true;
+                out.push((target, address, ifunc));
             }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// One `Elf64_Sym`.
@@ -331,9 +409,6 @@ impl Sym {
     }
 }
 
-/// What ld.so calls on the libc of each new namespace: the program's libc is set up.
-extern "C" fn libc_early_init(_initial: bool) {}
-
 /// A stub was called: say which, and abort (the caller expected a function that the
 /// program's copy of the library does not have).
 extern "C" fn stub_called(message: *const libc::c_char) -> ! {
@@ -354,24 +429,13 @@ fn resolve_ifunc(resolver: usize) -> usize {
     unsafe { std::mem::transmute::<usize, extern "C" fn() -> usize>(resolver)() }
 }
 
-/// x86_64: `movabs rdi, message; movabs rax, target; jmp rax`, padded with `int3`.
-fn stub_code(message: usize, target: usize) -> [u8; STUB_SIZE] {
-    let mut code = [0xcc; STUB_SIZE];
-    code[0..2].copy_from_slice(&[0x48, 0xbf]);
-    code[2..10].copy_from_slice(&(message as u64).to_le_bytes());
-    code[10..12].copy_from_slice(&[0x48, 0xb8]);
-    code[12..20].copy_from_slice(&(target as u64).to_le_bytes());
-    code[20..22].copy_from_slice(&[0xff, 0xe0]);
-    code
-}
-
 /// The stubs' code of every loaded forwarder, as absolute address ranges.
 static STUB_CODE: Mutex<Vec<Range<usize>>> = Mutex::new(Vec::new());
 
-/// Note where a loaded forwarder's stubs lie (its load bias and [`Forwarder::stub_code`]).
-pub(crate) fn register_stubs(bias: usize, code: &Range<usize>) {
+/// Note where a loaded forwarder's stubs lie.
+fn register_stubs(code: Range<usize>) {
     if !code.is_empty() {
-        STUB_CODE.lock().push(bias + code.start..bias + code.end);
+        STUB_CODE.lock().push(code);
     }
 }
 
