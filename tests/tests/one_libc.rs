@@ -33,6 +33,7 @@ const char *lib_getenv(const char *name) { return getenv(name); }
 void *lib_malloc(size_t n) { return malloc(n); }
 void lib_free(void *p) { free(p); }
 void *lib_malloc_function(void) { return (void *)&malloc; }
+void *lib_stdout(void) { return stdout; }
 "#;
 
 /// The program: prints one `key: value` line per behaviour. With `-DOWN_MALLOC` it
@@ -58,6 +59,7 @@ const char *lib_getenv(const char *);
 void *lib_malloc(size_t);
 void lib_free(void *);
 void *lib_malloc_function(void);
+void *lib_stdout(void);
 
 #ifdef OWN_MALLOC
 extern void *__libc_malloc(size_t);
@@ -117,6 +119,14 @@ int main(void) {
     waitpid(child, &status, 0);
     printf("atfork handler in child: %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ran" : "missing");
 
+    /* The executable's copy of `stdout` (a copy relocation) is the one libc uses. */
+    FILE *saved = stdout, *other = fopen("/dev/null", "w");
+    stdout = other;
+    int same = lib_stdout() == (void *)other;
+    stdout = saved;
+    fclose(other);
+    printf("stdout assigned by the program, seen inside: %s\n", same ? "yes" : "no");
+
     setenv("CAPSULE_ONE_LIBC_LATE", "late value", 1);
     const char *late = lib_getenv("CAPSULE_ONE_LIBC_LATE");
     printf("setenv after load, seen inside: %s\n", late ? late : "(unset)");
@@ -146,6 +156,7 @@ const EXPECTED: &[&str] = &[
     "errno of fopen inside: ENOENT",
     "A;B;C",
     "atfork handler in child: ran",
+    "stdout assigned by the program, seen inside: yes",
     "setenv after load, seen inside: late value",
     "malloc inside is the program's: yes",
     "libc images mapped: 1",
@@ -236,7 +247,7 @@ fn per_process_libc_state_is_one_through_a_shim() {
 fn the_programs_own_malloc_is_used_inside_the_capsule() {
     let (host, work) = (Tree::new(), Tree::new());
     let mut expected: Vec<&str> = EXPECTED.to_vec();
-    expected.insert(8, "program's own malloc used inside: yes");
+    expected.insert(9, "program's own malloc used inside: yes");
     let direct = run(&build(&host, &work, false, &["-DOWN_MALLOC"]), &host);
     assert_eq!(direct, expected, "the program linked directly");
     let shimmed = run(&build(&host, &work, true, &["-DOWN_MALLOC"]), &host);

@@ -96,7 +96,20 @@ impl<'a> Object<'a> {
                 .into_owned()
         };
         // SAFETY: forwarded from this function's contract.
-        unsafe { Object::from_loaded(&name, lm.l_addr, lm.l_ld as usize, None) }
+        let found = unsafe { Object::from_loaded(&name, lm.l_addr, lm.l_ld as usize, None) };
+        match found {
+            Err(e) => match mapping_start(lm.l_ld) {
+                // A capsule's forwarder carries the load bias of the library it forwards
+                // to (see the forwarder module); its own mapping is the one holding its
+                // dynamic section.
+                // SAFETY: as above: the object's mapping starts there, with its header.
+                Some(start) if start != lm.l_addr => unsafe {
+                    Object::from_loaded(&name, start, lm.l_ld as usize, None)
+                },
+                _ => Err(e),
+            },
+            found => found,
+        }
     }
 
     /// A view of a loaded object from its load bias, the address of its dynamic section
@@ -669,6 +682,19 @@ fn malformed(object: &str, what: &str) -> Error {
         object: object.to_string(),
         what: what.to_string(),
     }
+}
+
+/// The start of the mapping of the loaded object that holds `address` (`dladdr`'s
+/// `dli_fbase`, glibc's `l_map_start`).
+fn mapping_start(address: *const c_void) -> Option<usize> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr reads the address as a value and fills `info`.
+    if unsafe { libc::dladdr(address, info.as_mut_ptr()) } == 0 {
+        return None;
+    }
+    // SAFETY: filled by the successful call.
+    let base = unsafe { info.assume_init() }.dli_fbase as usize;
+    (base != 0).then_some(base)
 }
 
 /// The system page size.
