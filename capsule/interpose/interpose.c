@@ -16,7 +16,7 @@
 typedef unsigned long size_t;
 
 #define EXPORT __attribute__((visibility("default")))
-#define TABLE_MAGIC 0x3356534c55535043UL /* "CPSULSV3" */
+#define TABLE_MAGIC 0x3456534c55535043UL /* "CPSULSV4" */
 #define FILE_FUNCTIONS_CAPACITY 48
 
 struct capsule_table {
@@ -42,6 +42,9 @@ struct capsule_table {
      * (AT_SECURE), where secure_getenv answers NULL. */
     const char *env_overrides;
     unsigned long secure;
+    /* The runtime's activation of the forwarder being loaded into this namespace (see
+     * capsule_forwarder_init). */
+    void (*forwarder_init)(long lmid);
     /* Sharing the namespace between copies of the runtime (each shim links its own): the
      * canonical prefix it serves, and an entry into the copy that owns it, which loads a
      * library and returns its handle, or NULL with a message in `error`. */
@@ -120,6 +123,14 @@ extern struct capsule_table capsule_table_here
     __attribute__((alias("capsule_table"), visibility("hidden")));
 
 #define T capsule_table_here
+/* Every forwarder's constructor (its DT_INIT_ARRAY, relocated against this symbol, which
+ * the namespace's global scope defines). It runs inside the forwarder's dlmopen, under
+ * ld.so's lock, so the forwarder is activated before any other load can bind to it. */
+EXPORT void capsule_forwarder_init(void) {
+    if (T.forwarder_init)
+        T.forwarder_init(T.lmid);
+}
+
 EXPORT void *dlopen(const char *file, int mode) {
     return T.dlopen(T.lmid, file, mode, __builtin_return_address(0));
 }

@@ -19,7 +19,7 @@ const IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-ro
 const IMAGE_ID: u64 = disk_cache::fnv1a(IMAGE);
 const IMAGE_ROOT_ID: u64 = disk_cache::fnv1a(IMAGE_ROOT);
 
-const TABLE_MAGIC: u64 = 0x3356_534c_5553_5043;
+const TABLE_MAGIC: u64 = 0x3456_534c_5553_5043;
 
 /// Mirror of `struct capsule_table` in interpose.c; the C side checks nothing, so the
 /// runtime checks magic and size before writing.
@@ -51,6 +51,8 @@ pub(crate) struct Table {
     /// The environment overlay (see interpose.c), leaked; null: none.
     pub env_overrides: *const c_char,
     pub secure: u64,
+    /// The runtime's activation of the forwarder being loaded (see interpose.c).
+    pub forwarder_init: Option<extern "C" fn(c_long)>,
     pub load: Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void>,
     /// The canonical prefix, NUL-terminated (leaked: it lives as long as the namespace).
     pub prefix: *const c_char,

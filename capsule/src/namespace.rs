@@ -158,6 +158,7 @@ fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
     crate::phase!("namespace created with the interposer");
     let lmid = interposer.lmid();
     dl::route_to_runtime(&interposer, lmid);
+    interposer.with_table(|t| t.forwarder_init = Some(forwarder::on_init));
     interposer.attach_program_libc()?;
     crate::hostenv::prepare(&interposer)?;
     crate::phase!("interposer table filled");
@@ -517,34 +518,50 @@ impl Namespace {
             || forwarder::image(&source),
         )?;
         crate::phase!("{soname}: forwarder found or written");
-        let handle = match self.open(stored.path(), libc::RTLD_NOW | libc::RTLD_LOCAL, soname) {
-            Ok(handle) => handle,
-            Err(e) if matches!(stored, crate::disk_cache::Stored::File(_)) => {
+        let open = |path: &Path| {
+            forwarder::expect(
+                self.lmid,
+                soname,
+                self.interposer.link_map(),
+                copy.handle.link_map(),
+            );
+            let opened = self.open(path, libc::RTLD_NOW | libc::RTLD_LOCAL, soname);
+            (opened, forwarder::outcome(self.lmid, soname))
+        };
+        let (handle, outcome) = match open(stored.path()) {
+            (Ok(handle), outcome) => (handle, outcome),
+            (Err(e), _) if matches!(stored, crate::disk_cache::Stored::File(_)) => {
                 crate::debug!(Libs, "{e}; loading the forwarder from memory");
                 let (fd, path) = crate::disk_cache::in_memory(
                     c"capsule-forwarder",
                     &forwarder::image(&source)?,
                 )?;
-                let handle = self.open(&path, libc::RTLD_NOW | libc::RTLD_LOCAL, soname)?;
+                let (opened, outcome) = open(&path);
                 std::mem::forget(fd);
-                handle
+                (opened?, outcome)
             }
-            Err(e) => return Err(e),
+            (Err(e), _) => return Err(e),
         };
         if let crate::disk_cache::Stored::Memory(fd, _) = stored {
             // Kept open for the life of the process, so that debuggers can read the name.
             std::mem::forget(fd);
         }
-        let interposers = sharing::interposers_of(copy);
-        crate::phase!(
-            "{soname}: the program's scope read ({} objects before it)",
-            interposers.len()
-        );
-        // SAFETY: just loaded from this copy's image, and nothing bound to it yet: the
-        // namespace is being set up or loads under the caller's lock (ld.so's, in dlopen).
-        let activated = unsafe {
-            forwarder::activate(handle.link_map() as *mut LinkMap, &program, &interposers)
-        }?;
+        let activated = match outcome {
+            Some(result) => result?,
+            // Its constructor did not run: another thread loaded the same file into the
+            // namespace first, and activated it.
+            // SAFETY: the handle is a live link map (just returned by dlmopen).
+            None if unsafe { (*handle.link_map()).l_addr } == program.bias() => {
+                forwarder::Activated::default()
+            }
+            None => {
+                return Err(Error::Dl {
+                    operation: "activate the forwarder",
+                    target: format!("{soname} ({})", handle.path().display()),
+                    message: "its constructor did not run".into(),
+                })
+            }
+        };
         crate::phase!("{soname}: forwarder activated");
         crate::debug!(
             Libs,

@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
-use crate::elf::{Import, Object, SymbolKind};
+use crate::elf::{Import, LinkMap, Object, SymbolKind};
 use crate::error::{Error, Result, SharedCopies};
 use crate::namespace::Handle;
 
@@ -217,12 +217,11 @@ pub(crate) fn program_has_loaded(soname: &str) -> bool {
     true
 }
 
-/// The objects before `copy` in the program's namespace (its global scope in load
+/// The objects before `target` (a program copy's link map) in the program's namespace (its global scope in load
 /// order: the executable, preloads, libraries), whose definitions win over the copy's.
 /// The vDSO is left out (it is not in the scope).
-pub(crate) fn interposers_of<'a>(copy: &ProgramCopy) -> Vec<Object<'a>> {
+pub(crate) fn interposers_before<'a>(target: *const LinkMap) -> Vec<Object<'a>> {
     let mut out = Vec::new();
-    let target = copy.handle.link_map();
     // SAFETY: the base namespace's link maps, read under no lock: objects of the
     // program's initial scope are never unloaded, and the chain is only appended to.
     unsafe {

@@ -1,7 +1,8 @@
 //! Writing a forwarder's ELF file: headers and one read-only segment with the dynamic
-//! tables (and the stubs' messages), one read+execute segment with a `ret` and the stubs'
-//! code, and a writable page holding the stubs' jump slot and the dynamic section (ld.so
-//! relocates its pointer entries in place).
+//! tables (the stubs' messages, one relocation), one read+execute segment with a `ret` and
+//! the stubs' code, and a writable page holding the stubs' jump slot, the constructor
+//! array (one entry, relocated against the interposer's `capsule_forwarder_init`) and the
+//! dynamic section (ld.so relocates its pointer entries in place).
 //!
 //! No section headers: ld.so reads only program headers and the dynamic section.
 
@@ -9,8 +10,11 @@ const PAGE: usize = 4096;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 pub(super) const SYM_SIZE: usize = 24;
-/// The writable page starts with the stubs' jump slot; the dynamic section follows.
+/// The writable page starts with the stubs' jump slot and the constructor array (one
+/// word each); the dynamic section follows.
 pub(super) const SLOT_BEFORE_DYNAMIC: usize = 16;
+const RELA_SIZE: usize = 24;
+const R_X86_64_64: u64 = 1;
 /// The code segment: a `ret` (padded), then one [`STUB_SIZE`] stub per missing function.
 pub(super) const RET_SIZE: usize = 16;
 pub(super) const STUB_SIZE: usize = 16;
@@ -34,6 +38,11 @@ const DT_GNU_HASH: u64 = 0x6fff_fef5;
 const DT_VERSYM: u64 = 0x6fff_fff0;
 const DT_VERDEF: u64 = 0x6fff_fffc;
 const DT_VERDEFNUM: u64 = 0x6fff_fffd;
+const DT_RELA: u64 = 7;
+const DT_RELASZ: u64 = 8;
+const DT_RELAENT: u64 = 9;
+const DT_INIT_ARRAY: u64 = 25;
+const DT_INIT_ARRAYSZ: u64 = 27;
 
 /// The dynamic tables of a forwarder.
 pub(super) struct Tables {
@@ -45,6 +54,8 @@ pub(super) struct Tables {
     pub versym: Option<Vec<u8>>,
     pub verdef: Option<(Vec<u8>, u64)>,
     pub soname: u64,
+    /// The index of the imported symbol the constructor array is relocated against.
+    pub constructor: u32,
 }
 
 /// Where each part lands (file offsets equal virtual addresses: bias-relative).
@@ -56,6 +67,7 @@ pub(super) struct Layout {
     verdef: usize,
     /// The stubs' messages, NUL-terminated, back to back.
     pub messages: usize,
+    rela: usize,
     tables_end: usize,
     /// The code segment: a `ret`, then the stubs.
     pub text: usize,
@@ -79,12 +91,13 @@ impl Layout {
         let versym = align(strings + tables.strings.len(), 2);
         let verdef = align(versym + tables.versym.as_ref().map_or(0, Vec::len), 8);
         let messages = verdef + tables.verdef.as_ref().map_or(0, |(v, _)| v.len());
-        let tables_end = messages + messages_len;
+        let rela = align(messages + messages_len, 8);
+        let tables_end = rela + RELA_SIZE;
         let text = align(tables_end, PAGE);
         let text_end = text + RET_SIZE + stubs * STUB_SIZE;
         let slot = align(text_end, PAGE);
         let dynamic_entries =
-            8 + usize::from(tables.versym.is_some()) + 2 * usize::from(tables.verdef.is_some());
+            13 + usize::from(tables.versym.is_some()) + 2 * usize::from(tables.verdef.is_some());
         Layout {
             hash,
             symbols,
@@ -92,6 +105,7 @@ impl Layout {
             versym,
             verdef,
             messages,
+            rela,
             tables_end,
             text,
             text_end,
@@ -158,6 +172,12 @@ pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Lay
         place(layout.verdef, verdef);
     }
     place(layout.messages, messages);
+    // Elf64_Rela: the constructor array's word gets the address of the imported symbol.
+    let mut rela = Vec::with_capacity(RELA_SIZE);
+    rela.extend_from_slice(&((layout.slot + 8) as u64).to_le_bytes());
+    rela.extend_from_slice(&(u64::from(tables.constructor) << 32 | R_X86_64_64).to_le_bytes());
+    rela.extend_from_slice(&0u64.to_le_bytes());
+    place(layout.rela, &rela);
     let mut ret = [0xcc; RET_SIZE];
     ret[0] = 0xc3;
     place(layout.text, &ret);
@@ -188,6 +208,11 @@ pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Lay
         entry(DT_VERDEF, layout.verdef);
         entry(DT_VERDEFNUM, *count as usize);
     }
+    entry(DT_RELA, layout.rela);
+    entry(DT_RELASZ, RELA_SIZE);
+    entry(DT_RELAENT, RELA_SIZE);
+    entry(DT_INIT_ARRAY, layout.slot + 8);
+    entry(DT_INIT_ARRAYSZ, 8);
     entry(DT_NULL, 0);
     // The remaining reserved entries stay DT_NULL.
     out

@@ -9,16 +9,18 @@
 //!
 //! The forwarder's file is the program copy's own tables (hash, symbols, strings,
 //! versions), copied as they are, so it is the same in every process and is kept in the
-//! cache directory. Once loaded, it is *activated*: its link map's load bias (`l_addr`,
-//! the public first field) is set to the program copy's, so that ld.so, which binds to a
-//! symbol at `l_addr + st_value`, binds every symbol of the forwarder to the copy's
-//! definition, IFUNCs included (their resolvers are the copy's and run as for the
-//! program). Until then it stands on its own: only `__libc_early_init`, which ld.so calls
-//! on the libc of every new namespace while loading it, is used, and it is a `ret` of the
-//! forwarder's own (the program's libc is set up already). Then the few symbols the
-//! program's global scope takes from elsewhere (the executable's copy-relocated `stdout`,
-//! its own `malloc`, an `LD_PRELOAD`) are made absolute (`SHN_ABS`, which ld.so binds with
-//! no load bias) with that address.
+//! cache directory. Its constructor *activates* it, inside its `dlmopen`, under ld.so's
+//! lock, before any other load can bind to it (the constructor array is relocated against
+//! the interposer's `capsule_forwarder_init`, which calls [`on_init`]): its link map's load
+//! bias (`l_addr`, the public first field) becomes the program copy's, so that ld.so, which
+//! binds to a symbol at `l_addr + st_value`, binds every symbol of the forwarder to the
+//! copy's definition, IFUNCs included (their resolvers are the copy's and run as for the
+//! program). Before that only `__libc_early_init`, which ld.so calls on the libc of every
+//! new namespace while loading it, is used, and it is a `ret` of the forwarder's own (the
+//! program's libc is set up already). Then the few symbols the program's global scope
+//! takes from elsewhere (the executable's copy-relocated `stdout`, its own `malloc`, an
+//! `LD_PRELOAD`) are made absolute (`SHN_ABS`, which ld.so binds with no load bias) with
+//! that address.
 //!
 //! Left out: thread-local symbols (only glibc's own libraries use libc's, and those are
 //! forwarded too; a TLS symbol would need a TLS block of the forwarder's own).
@@ -79,9 +81,16 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
         hash: raw.hash.to_vec(),
         symbols: raw.symbols.to_vec(),
         strings: raw.strings.to_vec(),
-        versym: raw.versym.map(<[u8]>::to_vec),
+        // Without version definitions, a DT_VERSYM only served the copy's own imports
+        // (libxcb's, from libc), and ld.so, finding one with no versions to index, would
+        // read a version for the forwarder's relocation from a null table.
+        versym: raw
+            .versym
+            .filter(|_| raw.verdef.is_some())
+            .map(<[u8]>::to_vec),
         verdef: raw.verdef.map(|(bytes, n)| (bytes.to_vec(), n)),
         soname,
+        constructor: 0,
     };
     for entry in tables.symbols.chunks_exact_mut(SYM_SIZE).skip(1) {
         let mut sym = Sym::read(entry);
@@ -98,7 +107,7 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
     };
     let copied = raw.symbols.len() / SYM_SIZE;
     if !stubs.is_empty() {
-        add_stubs(&mut tables, &stubs, copied)?;
+        add_stubs(&mut tables, &stubs)?;
     }
     let host_path = source.host.map_or(Path::new("?"), |(_, path)| path);
     let mut messages = Vec::new();
@@ -119,6 +128,26 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
             .as_bytes(),
         );
         messages.push(0);
+    }
+    // The constructor array's relocation names the interposer's `capsule_forwarder_init`:
+    // an import appended after every hashed symbol (imports are not looked up).
+    tables.constructor = u32::try_from(tables.symbols.len() / SYM_SIZE).map_err(|_| too_many())?;
+    let name = u32::try_from(tables.strings.len()).map_err(|_| too_many())?;
+    tables
+        .strings
+        .extend_from_slice(b"capsule_forwarder_init\0");
+    let mut import = [0u8; SYM_SIZE];
+    Sym {
+        name,
+        info: STB_GLOBAL << 4 | STT_FUNC,
+        section: SHN_UNDEF,
+        value: 0,
+        size: 0,
+    }
+    .write(&mut import);
+    tables.symbols.extend_from_slice(&import);
+    if let Some(versym) = &mut tables.versym {
+        versym.extend_from_slice(&1u16.to_le_bytes());
     }
     let layout = Layout::new(&tables, messages.len(), stubs.len());
     let mut set_value = |index: usize, value: usize| {
@@ -166,7 +195,112 @@ pub(crate) fn file_name(source: &Source<'_>) -> String {
     )
 }
 
+/// A forwarder being loaded, which its constructor activates (see [`on_init`]).
+struct Pending {
+    lmid: libc::Lmid_t,
+    soname: String,
+    /// The namespace's first object: the forwarder is the last one while it loads.
+    head: usize,
+    /// The program copy's link map.
+    program: usize,
+    result: Option<Result<Activated>>,
+}
+
+static PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
+
+/// Announce that `soname`'s forwarder is about to be loaded into namespace `lmid` (whose
+/// first object is `head`), forwarding to the copy whose link map is `program`.
+pub(crate) fn expect(
+    lmid: libc::Lmid_t,
+    soname: &str,
+    head: *const LinkMap,
+    program: *const LinkMap,
+) {
+    PENDING.lock().push(Pending {
+        lmid,
+        soname: soname.to_string(),
+        head: head as usize,
+        program: program as usize,
+        result: None,
+    });
+}
+
+/// What the constructor of the forwarder [`expect`]ed did; `None` if it did not run (the
+/// same file was loaded into the namespace already, by another thread).
+pub(crate) fn outcome(lmid: libc::Lmid_t, soname: &str) -> Option<Result<Activated>> {
+    let mut pending = PENDING.lock();
+    let at = pending
+        .iter()
+        .position(|p| p.lmid == lmid && p.soname == soname && p.result.is_some())
+        .or_else(|| {
+            pending
+                .iter()
+                .position(|p| p.lmid == lmid && p.soname == soname)
+        })?;
+    pending.remove(at).result
+}
+
+/// The forwarders' constructor (through the interposer's `capsule_forwarder_init`): it
+/// runs inside the forwarder's `dlmopen`, under ld.so's lock, so no other load binds to
+/// the forwarder before it is activated.
+pub(crate) extern "C" fn on_init(lmid: libc::c_long) {
+    let job = {
+        let pending = PENDING.lock();
+        pending
+            .iter()
+            .find(|p| p.lmid == lmid && p.result.is_none())
+            .map(|p| (p.soname.clone(), p.head, p.program))
+    };
+    let Some((soname, head, program)) = job else {
+        return;
+    };
+    // SAFETY: the namespace's link maps are live (ld.so holds its lock for us); the newest
+    // object is the forwarder whose constructor this is, and the program copy is never
+    // unloaded.
+    let result =
+        unsafe { activate_newest(&soname, head as *const LinkMap, program as *const LinkMap) };
+    let mut pending = PENDING.lock();
+    if let Some(p) = pending
+        .iter_mut()
+        .find(|p| p.lmid == lmid && p.soname == soname && p.result.is_none())
+    {
+        p.result = Some(result);
+    }
+}
+
+/// Activate the last object of the namespace headed by `head`, checked to be `soname`'s
+/// forwarder.
+///
+/// # Safety
+/// As [`activate`]; `head` and `program` are live link maps.
+unsafe fn activate_newest(
+    soname: &str,
+    head: *const LinkMap,
+    program: *const LinkMap,
+) -> Result<Activated> {
+    // SAFETY: forwarded from this function's contract.
+    let (newest, copy) = unsafe {
+        let mut map = head;
+        while !(*map).l_next.is_null() {
+            map = (*map).l_next;
+        }
+        (map as *mut LinkMap, Object::from_link_map(program)?)
+    };
+    // SAFETY: as above.
+    let object = unsafe { Object::from_link_map(newest) }?;
+    if object.soname()? != Some(soname) {
+        return Err(Error::Malformed {
+            object: object.name().to_string(),
+            what: format!("forwarder: its soname is not {soname}"),
+        });
+    }
+    let interposers = crate::sharing::interposers_before(program);
+    // SAFETY: forwarded from this function's contract.
+    unsafe { activate(newest, &copy, &interposers) }
+}
+
 /// What activating a forwarder did.
+#[derive(Default)]
 pub(crate) struct Activated {
     /// Functions of the host's copy that are stubs.
     pub stubs: Vec<String>,
@@ -299,12 +433,15 @@ fn missing_functions(program: &Object<'_>, host: &Object<'_>) -> Result<Vec<Miss
 /// Append the stubs to the tables; their values are filled once the layout is known. The
 /// copied GNU hash table cannot take new symbols in place (its chains are sorted by
 /// bucket), so a System V one is built over every symbol instead.
-fn add_stubs(tables: &mut Tables, stubs: &[Missing], count: usize) -> Result<()> {
-    let overflow = || Error::Malformed {
+fn too_many() -> Error {
+    Error::Malformed {
         object: "forwarder".into(),
         what: "too many symbols".into(),
-    };
-    let versym = tables.versym.get_or_insert_with(|| vec![0; count * 2]);
+    }
+}
+
+fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
+    let overflow = too_many;
     for stub in stubs {
         let name = u32::try_from(tables.strings.len()).map_err(|_| overflow())?;
         tables.strings.extend_from_slice(stub.name.as_bytes());
@@ -319,7 +456,10 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing], count: usize) -> Result<()>
         }
         .write(&mut entry);
         tables.symbols.extend_from_slice(&entry);
-        versym.extend_from_slice(&stub.versym.to_le_bytes());
+        // (Without version definitions, every stub is unversioned: no table.)
+        if let Some(versym) = &mut tables.versym {
+            versym.extend_from_slice(&stub.versym.to_le_bytes());
+        }
     }
     let names: Vec<&[u8]> = tables
         .symbols
