@@ -562,7 +562,7 @@ impl Namespace {
                 })
             }
         };
-        crate::phase!("{soname}: forwarder activated");
+        crate::phase!("{soname}: forwarder loaded and activated");
         crate::debug!(
             Libs,
             "{soname} => shared with the program: {} (forwarder {}{})",

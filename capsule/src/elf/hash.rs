@@ -30,6 +30,67 @@ pub(crate) fn gnu_hash(name: &[u8]) -> u32 {
         .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32))
 }
 
+/// A DT_GNU_HASH table as slices, for many quick questions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GnuTable<'a> {
+    /// The bloom filter's 64-bit words.
+    words: &'a [u8],
+    shift: u32,
+    buckets: &'a [u8],
+    /// The hash (lowest bit: end of chain) of each symbol from `symoffset` on.
+    chains: &'a [u8],
+    symoffset: u32,
+}
+
+impl GnuTable<'_> {
+    /// Whether a symbol of GNU hash `hash` may be defined (false: certainly not).
+    pub fn may_contain(&self, hash: u32) -> bool {
+        let count = self.words.len() / 8;
+        if count == 0 {
+            return true;
+        }
+        let at = (hash as usize / 64) % count * 8;
+        let word = u64::from_le_bytes(self.words[at..at + 8].try_into().unwrap_or_default());
+        let mask = 1u64 << (hash % 64) | 1u64 << ((hash >> self.shift) % 64);
+        word & mask == mask
+    }
+
+    /// Whether a symbol whose GNU hash is `hash` but for its lowest bit (as other tables
+    /// keep it) is in the table. Reads no names.
+    pub fn has_hash(&self, hash: u32) -> bool {
+        let word = |bytes: &[u8], i: usize| {
+            bytes
+                .get(i * 4..i * 4 + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let nbuckets = self.buckets.len() / 4;
+        if nbuckets == 0 {
+            return false;
+        }
+        [hash & !1, hash | 1].into_iter().any(|h| {
+            if !self.may_contain(h) {
+                return false;
+            }
+            let Some(start) = word(self.buckets, h as usize % nbuckets) else {
+                return false;
+            };
+            let Some(mut i) = start.checked_sub(self.symoffset).map(|i| i as usize) else {
+                return false;
+            };
+            while let Some(v) = word(self.chains, i) {
+                if v | 1 == h | 1 {
+                    return true;
+                }
+                if v & 1 != 0 {
+                    break;
+                }
+                i += 1;
+            }
+            false
+        })
+    }
+}
+
 /// The fixed part of a DT_GNU_HASH table.
 struct GnuHeader {
     nbuckets: u32,
@@ -84,24 +145,24 @@ impl HashTable {
         }
     }
 
-    /// Whether the GNU bloom filter lets `hash` through (always true for DT_HASH, which
-    /// has none): false means no symbol of that hash is defined here.
-    pub fn may_contain(&self, memory: &Memory<'_>, hash: u32) -> bool {
+    /// The GNU table as slices (None for DT_HASH, or a table outside the object).
+    pub fn gnu_table<'a>(&self, memory: &Memory<'a>, count: u32) -> Option<GnuTable<'a>> {
         let HashTable::Gnu(address) = *self else {
-            return true;
+            return None;
         };
-        let bloom = || -> Option<bool> {
-            let size = memory.u32(address.checked_add(8)?)?;
-            let shift = memory.u32(address.checked_add(12)?)?;
-            if size == 0 {
-                return Some(true);
-            }
-            let word_at = address + 16 + ((hash / 64) % size) as usize * 8;
-            let word = u64::from(memory.u32(word_at)?) | u64::from(memory.u32(word_at + 4)?) << 32;
-            let mask = 1u64 << (hash % 64) | 1u64 << ((hash >> (shift % 32)) % 64);
-            Some(word & mask == mask)
-        };
-        bloom().unwrap_or(true)
+        let h = gnu_header(memory, address)?;
+        let bloom_size = memory.u32(address.checked_add(8)?)? as usize;
+        let shift = memory.u32(address.checked_add(12)?)? % 32;
+        Some(GnuTable {
+            words: memory.bytes(address.checked_add(16)?, bloom_size.checked_mul(8)?)?,
+            shift,
+            buckets: memory.bytes(h.buckets, (h.nbuckets as usize).checked_mul(4)?)?,
+            chains: memory.bytes(
+                h.chains,
+                (count.checked_sub(h.symoffset)? as usize).checked_mul(4)?,
+            )?,
+            symoffset: h.symoffset,
+        })
     }
 
     /// Each hashed symbol's index with its GNU hash, the lowest bit cleared (the table
@@ -240,6 +301,26 @@ mod tests {
         let mut memory = Memory::image(&bytes);
         memory.add_file_segment(0, 0, bytes.len() as u64);
         assert_eq!(HashTable::Gnu(0).symbol_count(&memory), Some(4));
+    }
+
+    #[test]
+    fn gnu_table_answers_from_hashes_without_the_lowest_bit() {
+        // One bucket, symoffset 1, a one-word bloom filter (shift 6) letting every hash
+        // through, and two symbols whose hashes are h1 and h2 (the last with the end bit).
+        let (h1, h2) = (gnu_hash(b"first"), gnu_hash(b"second"));
+        let mut w = vec![1, 1, 1, 6];
+        let bloom = u64::MAX;
+        w.extend([bloom as u32, (bloom >> 32) as u32, 1, h1 & !1, h2 | 1]);
+        let bytes = words(&w);
+        let mut memory = Memory::image(&bytes);
+        memory.add_file_segment(0, 0, bytes.len() as u64);
+        let table = HashTable::Gnu(0)
+            .gnu_table(&memory, 3)
+            .expect("a GNU table");
+        for h in [h1, h2] {
+            assert!(table.has_hash(h & !1) && table.has_hash(h | 1), "{h:#x}");
+        }
+        assert!(!table.has_hash(gnu_hash(b"third")));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ops::Range;
 
 use super::dynamic::{read_dynamic, DynamicInfo, DT_PLTREL_RELA};
-use super::hash::HashTable;
+use super::hash::{GnuTable, HashTable};
 use super::memory::{le_u64, Memory};
 use super::reloc::{relr_addresses, RelaTable, Slot, RELA_SIZE};
 use super::segment::{
@@ -64,6 +64,7 @@ pub struct Object<'a> {
     dynamic: DynamicInfo,
     symbols: SymbolTable<'a>,
     hash: Option<HashTable>,
+    gnu: Option<GnuTable<'a>>,
     versions: VersionTables,
 }
 
@@ -239,6 +240,7 @@ impl<'a> Object<'a> {
                 )));
             }
         }
+        let gnu = hash.and_then(|h| h.gnu_table(&memory, count));
         let versions = VersionTables {
             versym: dynamic.versym,
             verdef: dynamic.verdef.map(|at| (at, dynamic.verdefnum)),
@@ -255,6 +257,7 @@ impl<'a> Object<'a> {
             memory,
             segments,
             dynamic,
+            gnu,
             hash,
             versions,
         })
@@ -489,9 +492,13 @@ impl<'a> Object<'a> {
             .map_or(Vec::new(), |h| h.hashed(&self.memory, self.symbols.count))
     }
 
-    /// Whether a symbol of GNU hash `hash` may be defined here (false: certainly not).
+    /// Whether a symbol whose GNU hash is `hash` but for its lowest bit may be defined here
+    /// (false: certainly not; true: a symbol of that hash is, or there is no GNU table).
     pub(crate) fn may_define(&self, hash: u32) -> bool {
-        self.hash.is_some_and(|h| h.may_contain(&self.memory, hash))
+        match (&self.gnu, self.hash) {
+            (Some(gnu), _) => gnu.has_hash(hash),
+            (None, hash_table) => hash_table.is_some(),
+        }
     }
 
     /// The indices of every symbol named `name`, defined or not, any version.

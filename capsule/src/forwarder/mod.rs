@@ -296,7 +296,7 @@ unsafe fn activate_newest(
     }
     let interposers = crate::sharing::interposers_before(program);
     // SAFETY: forwarded from this function's contract.
-    unsafe { activate(newest, &copy, &interposers) }
+    unsafe { activate(newest, &object, &copy, &interposers) }
 }
 
 /// What activating a forwarder did.
@@ -315,13 +315,12 @@ pub(crate) struct Activated {
 /// `forwarder` must be the link map of an object loaded from [`image`] of this same
 /// program copy, to which nothing has bound yet (its namespace is still being set up, or
 /// the caller holds the namespace's loading lock), and it must never be unloaded.
-pub(crate) unsafe fn activate(
+unsafe fn activate(
     forwarder: *mut LinkMap,
+    object: &Object<'_>,
     program: &Object<'_>,
     interposers: &[Object<'_>],
 ) -> Result<Activated> {
-    // SAFETY: forwarded from this function's contract.
-    let object = unsafe { Object::from_link_map(forwarder) }?;
     let copied = program.symbol_count();
     if object.symbol_count() < copied {
         return Err(Error::Malformed {
@@ -356,7 +355,7 @@ pub(crate) unsafe fn activate(
         writes.push((address, entry.to_vec()));
     }
     // SAFETY: each write replaces one whole symbol entry with the same entry, absolute.
-    unsafe { crate::patch::write_read_only(&object, "forwarder symbol", &writes) }?;
+    unsafe { crate::patch::write_read_only(object, "forwarder symbol", &writes) }?;
     if !stubs.is_empty() {
         // SAFETY: the stubs' jump slot is the first word of the forwarder's writable
         // page, right before its dynamic section (image.rs), which the link map locates.
@@ -482,8 +481,13 @@ fn interposed(program: &Object<'_>, interposers: &[Object<'_>]) -> Result<Vec<(u
     let mut out: Vec<(u32, usize, bool)> = Vec::new();
     for object in interposers {
         for (index, hash) in object.hashed_symbols() {
-            // The table keeps 31 bits of the hash: try both values of the last one.
-            if !program.may_define(hash) && !program.may_define(hash | 1) {
+            // The copy's hash table answers from the hashes alone (no names read): a name
+            // the copy defines is rare, and so are false hits, which the name lookup drops.
+            if !program.may_define(hash) {
+                continue;
+            }
+            let targets = program.symbols_named(object.symbol_name_bytes(index)?)?;
+            if targets.is_empty() {
                 continue;
             }
             let Some(definition) = object.symbol_at(index)? else {
@@ -492,7 +496,7 @@ fn interposed(program: &Object<'_>, interposers: &[Object<'_>]) -> Result<Vec<(u
             if definition.absolute || definition.kind == SymbolKind::Tls {
                 continue;
             }
-            for target in program.symbols_named(definition.name.as_bytes())? {
+            for target in targets {
                 if out.iter().any(|(t, _, _)| *t == target) {
                     continue;
                 }
