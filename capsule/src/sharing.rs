@@ -19,12 +19,13 @@
 //! tree gives (`dlopen` by soname in the program's namespace, as the program would load
 //! it). If its tree has none, the capsule keeps the host's copy private.
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::ffi::{CStr, CString};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -217,31 +218,110 @@ pub(crate) fn program_has_loaded(soname: &str) -> bool {
     true
 }
 
-/// The objects before `target` (a program copy's link map) in the program's namespace (its global scope in load
-/// order: the executable, preloads, libraries), whose definitions win over the copy's.
-/// The vDSO is left out (it is not in the scope).
-pub(crate) fn interposers_before<'a>(target: *const LinkMap) -> Vec<Object<'a>> {
-    let mut out = Vec::new();
-    // SAFETY: the base namespace's link maps, read under no lock: objects of the
-    // program's initial scope are never unloaded, and the chain is only appended to.
-    unsafe {
-        let mut map = crate::linkmap::base_namespace_head();
-        while !map.is_null() && map != target {
-            let name = CStr::from_ptr((*map).l_name).to_bytes();
-            if !name.starts_with(b"linux-vdso") && !name.starts_with(b"linux-gate") {
-                if let Ok(object) = Object::from_link_map(map) {
-                    out.push(object);
+/// The objects before a program copy in the program's namespace (its global scope in load
+/// order: the executable, preloads, libraries), whose definitions win over the copy's;
+/// the vDSO left out (it is not in the scope). Each object's symbol hashes are kept per
+/// process (a forwarder for each of a dozen libraries scans the same objects), its view
+/// is made only when needed.
+pub(crate) struct Scope<'a> {
+    maps: Vec<*const LinkMap>,
+    /// Each object's GNU hashes without their lowest bit (as tables keep them), sorted.
+    hashes: Vec<Arc<[u32]>>,
+    views: Vec<OnceCell<Option<Object<'a>>>>,
+}
+
+/// An object's identity in the cache of [`Scope`]: its link map's address and fields (a
+/// link map freed and reused for another object would differ in them).
+type MapKey = (usize, usize, usize, usize);
+
+static SCOPE_HASHES: Mutex<Vec<(MapKey, Arc<[u32]>)>> = Mutex::new(Vec::new());
+
+impl<'a> Scope<'a> {
+    /// The scope before `target`, a program copy's link map.
+    ///
+    /// # Safety
+    /// The caller holds ld.so's lock (a forwarder's constructor runs under it), so no
+    /// object of the chain is unloaded meanwhile; the views must not outlive that.
+    pub unsafe fn before(target: *const LinkMap) -> Scope<'a> {
+        let mut maps = Vec::new();
+        // SAFETY: the base namespace's link maps, stable under ld.so's lock (contract).
+        unsafe {
+            let mut map = crate::linkmap::base_namespace_head();
+            while !map.is_null() && map != target {
+                let name = CStr::from_ptr((*map).l_name).to_bytes();
+                if !name.starts_with(b"linux-vdso") && !name.starts_with(b"linux-gate") {
+                    maps.push(map);
                 }
+                map = (*map).l_next;
             }
-            map = (*map).l_next;
+            if map.is_null() {
+                // Not in the chain (cannot happen for a program copy): nothing is known
+                // to come before it.
+                maps.clear();
+            }
         }
-        if map.is_null() {
-            // Not in the chain at all (cannot happen for a handle of this namespace):
-            // nothing is known to come before it.
-            out.clear();
+        let views: Vec<OnceCell<Option<Object<'a>>>> =
+            maps.iter().map(|_| OnceCell::new()).collect();
+        let mut cache = SCOPE_HASHES.lock();
+        let mut hashes = Vec::with_capacity(maps.len());
+        for (i, &map) in maps.iter().enumerate() {
+            // SAFETY: a live link map (contract).
+            let key = unsafe {
+                (
+                    (map as usize),
+                    (*map).l_addr,
+                    (*map).l_name as usize,
+                    (*map).l_ld as usize,
+                )
+            };
+            let known = cache
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, h)| Arc::clone(h));
+            let sorted = known.unwrap_or_else(|| {
+                // SAFETY: a live link map (contract).
+                let view = unsafe { Object::from_link_map(map) }.ok();
+                let mut sorted: Vec<u32> = view.as_ref().map_or(Vec::new(), |v| {
+                    v.hashed_symbols().into_iter().map(|(_, h)| h).collect()
+                });
+                sorted.sort_unstable();
+                let sorted: Arc<[u32]> = sorted.into();
+                let _ = views[i].set(view);
+                cache.push((key, Arc::clone(&sorted)));
+                sorted
+            });
+            hashes.push(sorted);
+        }
+        Scope {
+            maps,
+            hashes,
+            views,
         }
     }
-    out
+
+    /// How many objects the scope holds, and their symbols in all.
+    pub fn len(&self) -> usize {
+        self.maps.len()
+    }
+
+    pub fn symbols(&self) -> usize {
+        self.hashes.iter().map(|h| h.len()).sum()
+    }
+
+    /// Whether object `i` may define a symbol of `hash` (lowest bit ignored).
+    pub fn may_define(&self, i: usize, hash: u32) -> bool {
+        self.hashes[i].binary_search(&(hash & !1)).is_ok()
+    }
+
+    /// Object `i`'s view (None if it cannot be read).
+    pub fn object(&self, i: usize) -> Option<&Object<'a>> {
+        self.views[i]
+            .get_or_init(|| {
+                // SAFETY: a live link map, under ld.so's lock (see `before`).
+                unsafe { Object::from_link_map(self.maps[i]) }.ok()
+            })
+            .as_ref()
+    }
 }
 
 /// Whether `a` and `b` name the same file.

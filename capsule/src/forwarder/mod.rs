@@ -41,6 +41,7 @@ use parking_lot::Mutex;
 use crate::elf::{LinkMap, Object, SymbolKind};
 use crate::error::{Error, Result};
 use crate::prefix::fs::Identity;
+use crate::sharing::Scope;
 use image::{Layout, Tables, RET_SIZE, STUB_SIZE, SYM_SIZE};
 
 const SHN_UNDEF: u16 = 0;
@@ -294,9 +295,10 @@ unsafe fn activate_newest(
             what: format!("forwarder: its soname is not {soname}"),
         });
     }
-    let interposers = crate::sharing::interposers_before(program);
+    // SAFETY: forwarded from this function's contract (ld.so's lock is held).
+    let scope = unsafe { Scope::before(program) };
     // SAFETY: forwarded from this function's contract.
-    unsafe { activate(newest, &object, &copy, &interposers) }
+    unsafe { activate(newest, &object, &copy, &scope) }
 }
 
 /// What activating a forwarder did.
@@ -319,7 +321,7 @@ unsafe fn activate(
     forwarder: *mut LinkMap,
     object: &Object<'_>,
     program: &Object<'_>,
-    interposers: &[Object<'_>],
+    scope: &Scope<'_>,
 ) -> Result<Activated> {
     let copied = program.symbol_count();
     if object.symbol_count() < copied {
@@ -331,7 +333,7 @@ unsafe fn activate(
             ),
         });
     }
-    let mut absolute = interposed(program, interposers)?;
+    let mut absolute = interposed(program, scope)?;
     let interposed = absolute.len();
     let mut stubs = Vec::new();
     for index in copied..object.symbol_count() {
@@ -477,9 +479,39 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
 /// The symbols of the program's copy that an earlier object of the program's global scope
 /// defines, as ld.so's lookup there would find them: (index, address, is a function
 /// resolved from an IFUNC).
-fn interposed(program: &Object<'_>, interposers: &[Object<'_>]) -> Result<Vec<(u32, usize, bool)>> {
-    let mut out: Vec<(u32, usize, bool)> = Vec::new();
-    for object in interposers {
+///
+/// Two ways to the same answer, the cheaper taken: each of the copy's names looked up in
+/// the earlier objects' hashes (a small library after big ones), or each earlier object's
+/// names in the copy's table (libc after a few small objects).
+fn interposed(program: &Object<'_>, scope: &Scope<'_>) -> Result<Vec<(u32, usize, bool)>> {
+    let own = program.hashed_symbols();
+    let mut found: Vec<(u32, usize, bool)> = Vec::new();
+    // Binary searches of every object's hashes against one look-up per earlier symbol.
+    if own.len() * scope.len() * 8 < scope.symbols() {
+        for (target, hash) in own {
+            for i in (0..scope.len()).filter(|&i| scope.may_define(i, hash)) {
+                let Some(object) = scope.object(i) else {
+                    continue;
+                };
+                let name = program.symbol_name_bytes(target)?;
+                let mut winner = None;
+                for index in object.symbols_named(name)? {
+                    if let Some(definition) = object.symbol_at(index)? {
+                        winner = winner.or(interposes(program, target, &definition)?);
+                    }
+                }
+                if let Some(value) = winner {
+                    found.push(value);
+                    break;
+                }
+            }
+        }
+        return Ok(found);
+    }
+    for i in 0..scope.len() {
+        let Some(object) = scope.object(i) else {
+            continue;
+        };
         for (index, hash) in object.hashed_symbols() {
             // The copy's hash table answers from the hashes alone (no names read): a name
             // the copy defines is rare, and so are false hits, which the name lookup drops.
@@ -493,35 +525,46 @@ fn interposed(program: &Object<'_>, interposers: &[Object<'_>]) -> Result<Vec<(u
             let Some(definition) = object.symbol_at(index)? else {
                 continue;
             };
-            if definition.absolute || definition.kind == SymbolKind::Tls {
-                continue;
-            }
             for target in targets {
-                if out.iter().any(|(t, _, _)| *t == target) {
+                if found.iter().any(|(t, _, _)| *t == target) {
                     continue;
                 }
-                let Some(own) = program.symbol_at(target)? else {
-                    continue;
-                };
-                // An unversioned definition takes every version of the name; a
-                // versioned one only its own.
-                if definition.version.is_some() && definition.version != own.version {
-                    continue;
+                if let Some(value) = interposes(program, target, &definition)? {
+                    found.push(value);
                 }
-                if own.kind == SymbolKind::Tls {
-                    continue; // left out of the forwarder
-                }
-                let ifunc = definition.kind == SymbolKind::Ifunc;
-                let address = if ifunc {
-                    resolve_ifunc(definition.address)
-                } else {
-                    definition.address
-                };
-                out.push((target, address, ifunc));
             }
         }
     }
-    Ok(out)
+    Ok(found)
+}
+
+/// Whether `definition` (of an earlier object) wins over the copy's symbol `target` of the
+/// same name, and with which address.
+fn interposes(
+    program: &Object<'_>,
+    target: u32,
+    definition: &crate::elf::Symbol<'_>,
+) -> Result<Option<(u32, usize, bool)>> {
+    if definition.absolute || definition.kind == SymbolKind::Tls {
+        return Ok(None);
+    }
+    let Some(own) = program.symbol_at(target)? else {
+        return Ok(None);
+    };
+    // An unversioned definition takes every version of the name; a versioned one only its
+    // own. Thread-local symbols are left out of the forwarder.
+    if definition.version.is_some() && definition.version != own.version
+        || own.kind == SymbolKind::Tls
+    {
+        return Ok(None);
+    }
+    let ifunc = definition.kind == SymbolKind::Ifunc;
+    let address = if ifunc {
+        resolve_ifunc(definition.address)
+    } else {
+        definition.address
+    };
+    Ok(Some((target, address, ifunc)))
 }
 
 /// One `Elf64_Sym`.
