@@ -3,14 +3,15 @@
 //! Code in the namespace calls the interposer's `dlopen`, `dlsym`, ... which land here
 //! with the namespace id and the caller's address. Names are resolved inside the prefix
 //! with the same rules as the capsule's own closure; objects land in the same namespace,
-//! where the interposer already routes their allocator before their constructors run.
+//! with forwarders for the libraries shared with the program (see `sharing`).
 //!
 //! `RTLD_GLOBAL` cannot be passed on (glibc rejects it for dlmopen namespaces, and crashes
 //! when code inside one asks for it: sourceware bug 18684), so it is emulated: the object
 //! joins the list that `dlsym(RTLD_DEFAULT)` searches inside the capsule.
 //! `RTLD_DEEPBIND` is dropped: the namespace's global scope holds only the interposer, so
-//! the only symbols whose lookup order DEEPBIND would change are the allocator and dl
-//! functions, which must stay routed.
+//! the only symbols whose lookup order DEEPBIND would change are the interposer's (the dl
+//! family, the environment overlay, the data-file functions), which must stay the
+//! interposer's.
 //!
 //! `dlopen(NULL)` inside a capsule returns a handle for the capsule's global scope: `dlsym`
 //! on it searches what `dlsym(RTLD_DEFAULT)` searches (like `dlopen(NULL)` in a program).

@@ -129,8 +129,8 @@ pub fn data_paths(prefix: &Path) -> &'static [&'static str] {
 }
 
 /// Make the interposer of a new namespace rewrite [`data_paths`] into its prefix, and
-/// log each mapping (`CAPSULE_DEBUG=libs`). Called once the namespace's libc is loaded,
-/// before any other object.
+/// log each mapping (`CAPSULE_DEBUG=libs`). Called when the namespace is created, before
+/// anything but the interposer is loaded into it.
 fn map_data_files(interposer: &Interposer) -> Result<()> {
     let prefix = interposer.prefix().to_path_buf();
     let paths = data_paths(&prefix);

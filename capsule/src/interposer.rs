@@ -1,5 +1,6 @@
 //! The namespace's first object (`interpose/interpose.c`, embedded at build time) and its
-//! table, which routes the namespace's malloc and dl families and its data-file functions.
+//! table, which routes the namespace's dl family, its environment overlay and its data-file
+//! functions.
 
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -201,7 +202,7 @@ impl Interposer {
         fill(unsafe { &mut *self.table })
     }
 
-    /// Point the table's libc entries at the program's libc (the namespace's libc is a
+    /// Point the table's libc entries at the program's libc (the namespace's libc.so.6 is a
     /// forwarder to it), and the data-file wrappers at its file functions.
     pub fn attach_program_libc(&self) -> Result<()> {
         // SAFETY: getauxval has no preconditions.
