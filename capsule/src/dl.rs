@@ -270,6 +270,9 @@ fn open_noload(ns: &'static Namespace, name: &str, mode: c_int) -> Result<Handle
 
 /// [`open_noload`] where a miss is an answer, not an error (no message is built).
 fn find_loaded(ns: &'static Namespace, name: &str, mode: c_int) -> Option<Handle> {
+    if !name.contains('/') && !ns.may_hold(name) {
+        return None;
+    }
     ns.find_loaded(&noload_path(ns, name), mode)
 }
 

@@ -51,6 +51,10 @@ pub(crate) struct Owned {
     pub state: Mutex<State>,
     /// The sonames shared into the namespace (each has its forwarder there).
     forwarded: Mutex<Vec<String>>,
+    /// The sonames of every object the runtime loaded into the namespace (forwarders
+    /// included), which a NOLOAD probe can find: any other name misses, and a missed
+    /// NOLOAD `dlmopen` costs ld.so a search of the file system.
+    held: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// What the runtime knows of a namespace's contents beyond its link map.
@@ -170,6 +174,7 @@ fn create(prefix: Prefix, key: PathBuf) -> Result<Namespace> {
             prefix,
             state: Mutex::new(State::default()),
             forwarded: Mutex::new(Vec::new()),
+            held: Mutex::new(std::collections::BTreeSet::new()),
         }),
     };
     if !ns.share("libc.so.6", None)? {
@@ -354,6 +359,7 @@ impl Namespace {
                 }
                 Share::Private => self.open(&object.path, mode, &object.soname)?,
             };
+            self.note_held(&object.soname);
             if i == last {
                 target = Some(handle);
             } else {
@@ -476,6 +482,20 @@ impl Namespace {
         copy
     }
 
+    fn note_held(&self, soname: &str) {
+        if let Some(owned) = &self.owned {
+            owned.held.lock().insert(soname.to_string());
+        }
+    }
+
+    /// Whether the namespace may hold an object of soname `soname` (false: certainly
+    /// not; an object the runtime loaded may have been unloaded since).
+    pub fn may_hold(&self, soname: &str) -> bool {
+        self.owned
+            .as_ref()
+            .is_none_or(|owned| owned.held.lock().contains(soname))
+    }
+
     /// Put a forwarder to the program's copy of `soname` into this namespace if `soname`
     /// is shared and the program has loaded it (nothing is loaded into the program).
     pub fn share_if_program_has(&self, soname: &str) -> Result<bool> {
@@ -578,6 +598,7 @@ impl Namespace {
             }
         );
         forwarded.push(soname.to_string());
+        self.note_held(soname);
         if !activated.stubs.is_empty() {
             crate::debug!(
                 Libs,

@@ -189,3 +189,83 @@ fn a_damaged_memo_is_set_aside() {
     );
     assert!(stderr.contains("closure remembered in"), "{stderr}");
 }
+
+/// A library whose `value` dlopens a plugin that needs a library the capsule holds.
+const LOADER: &str = r#"
+#include <dlfcn.h>
+int dep(void);
+int value(void) {
+    void *plugin = dlopen("libplugin.so.1", RTLD_NOW);
+    if (!plugin) return -1;
+    int (*plugin_value)(void) = (int (*)(void))dlsym(plugin, "plugin_value");
+    return plugin_value ? plugin_value() + dep() : -2;
+}
+"#;
+
+#[test]
+fn a_dlopen_inside_a_capsule_is_remembered_without_what_the_capsule_holds() {
+    let tree = Tree::new();
+    let lib = |inside: &str, soname: &str, source: &str, args: &[&str]| {
+        build_lib(
+            &Lib {
+                source,
+                soname: Some(soname),
+                args,
+            },
+            &tree.path(inside),
+        )
+    };
+    lib(
+        "opt/m/libdep.so.1",
+        "libdep.so.1",
+        "int dep(void) { return 5; }\n",
+        &[],
+    );
+    let link = format!("-L{}", tree.path("opt/m").display());
+    std::os::unix::fs::symlink("libdep.so.1", tree.path("opt/m/libdep.so")).unwrap();
+    lib(
+        "opt/m/libplugin.so.1",
+        "libplugin.so.1",
+        "int dep(void);\nint plugin_value(void) { return dep() + 1; }\n",
+        &[&link, "-ldep"],
+    );
+    lib(
+        "opt/m/libloader.so.1",
+        "libloader.so.1",
+        LOADER,
+        &[&link, "-ldep", "-ldl"],
+    );
+    tree.write("etc/ld.so.conf", "/opt/m\n");
+    tree.make_ld_so_cache();
+    // Files changed in the last seconds are not remembered (see the test above).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let cache = tempfile::tempdir().unwrap();
+
+    let (value, first) = load(cache.path(), tree.root(), "libloader.so.1", "value");
+    assert_eq!(value, "11", "{first}");
+    assert!(!first.contains("closure remembered in"), "{first}");
+    // The loader's closure and the plugin's, both decided by ld.so.cache alone.
+    assert_eq!(memos(cache.path()), 2, "{first}");
+
+    let (again, second) = load(cache.path(), tree.root(), "libloader.so.1", "value");
+    assert_eq!(again, "11", "{second}");
+    assert!(
+        second.contains("dlopen libplugin.so.1: closure remembered in"),
+        "{second}"
+    );
+    // libdep, which the capsule holds already, is not announced for the plugin again.
+    let plugin_lines: Vec<&str> = second
+        .lines()
+        .skip_while(|l| !l.contains("dlopen libplugin.so.1: closure remembered"))
+        .take_while(|l| !l.contains("dlopen(\""))
+        .collect();
+    assert!(
+        plugin_lines
+            .iter()
+            .any(|l| l.starts_with("capsule: libplugin.so.1 =>"))
+            && !plugin_lines
+                .iter()
+                .any(|l| l.starts_with("capsule: libdep.so.1 =>")),
+        "{second}"
+    );
+}

@@ -212,13 +212,63 @@ impl Prefix {
     /// Only the requester's own RPATH is known here, not those of the objects that loaded
     /// it. Before returning, every symbol version the closure needs is checked against
     /// its provider (`Error::MissingVersion`), so nothing gets mapped in vain.
+    ///
+    /// The whole closure (as if nothing were loaded) is remembered as for
+    /// [`Prefix::resolve_closure`], when files alone decided it: the requester's RPATH and
+    /// RUNPATH, searched before `ld.so.cache`, would otherwise have had a say. Then what
+    /// `is_loaded` accepts is cut from it.
     pub fn resolve_closure_from(
         &self,
         library: &str,
         requester: Option<&Path>,
         is_loaded: &dyn Fn(&str) -> bool,
     ) -> Result<Closure> {
-        search::closure(self, library, requester, is_loaded).map(|(closure, _)| closure)
+        let key = format!("dlopen {library}");
+        let memo = memo::slot(self, &key);
+        if let Some(whole) = memo.as_ref().and_then(memo::Slot::recall) {
+            let closure = without_loaded(whole, is_loaded);
+            for o in &closure.objects {
+                search::announce(&o.soname, &o.path, o.origin, o.needed_by.as_deref());
+            }
+            return Ok(closure);
+        }
+        let (whole, inputs) = search::closure(self, library, requester, &|_| false)?;
+        if let (Some(inputs), Some(memo)) = (inputs, memo) {
+            memo.remember(&whole, &inputs);
+        }
+        Ok(without_loaded(whole, is_loaded))
+    }
+}
+
+/// `closure` without the objects `is_loaded` accepts and what only they needed, as the
+/// search leaves them out: what the requested object reaches through objects not loaded.
+fn without_loaded(closure: Closure, is_loaded: &dyn Fn(&str) -> bool) -> Closure {
+    let objects = closure.objects;
+    let Some(root) = objects.len().checked_sub(1) else {
+        return Closure { objects };
+    };
+    let mut keep = vec![false; objects.len()];
+    let mut seen = vec![false; objects.len()];
+    let mut stack = vec![root];
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) || is_loaded(&objects[i].soname) {
+            continue;
+        }
+        keep[i] = true;
+        for name in &objects[i].needed {
+            if let Some(j) = objects.iter().position(|o| {
+                &o.soname == name || o.path.file_name().is_some_and(|f| f == name.as_str())
+            }) {
+                stack.push(j);
+            }
+        }
+    }
+    Closure {
+        objects: objects
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(o, k)| k.then_some(o))
+            .collect(),
     }
 }
 

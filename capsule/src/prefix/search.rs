@@ -98,7 +98,7 @@ pub fn closure(
         is_loaded,
         nodes: Vec::new(),
         by_name: BTreeMap::new(),
-        inputs: requester.is_none().then(Vec::new),
+        inputs: Some(Vec::new()),
     };
     if is_loaded(library) {
         let empty = Closure {
@@ -291,8 +291,8 @@ impl Search<'_> {
     }
 
     /// Keep the files `found` was decided by, for the memo: a cache entry taken at the
-    /// first try depends on `ld.so.cache` and the file; a glibc library read from memory
-    /// on the running glibc (part of the memo's key). Any other answer also depended on
+    /// first try depends on `ld.so.cache` and the file, a path the caller named on that
+    /// file; a glibc library on the running glibc (part of the memo's key). Any other answer also depended on
     /// what some place did *not* hold (an RPATH or default directory, a candidate passed
     /// over), which no file identity stands for: then nothing is remembered.
     fn note_input(&mut self, found: &Found, tried: usize) {
@@ -304,7 +304,14 @@ impl Search<'_> {
             _ => None,
         };
         match (found.origin, found.identity, &found.found_as, cache) {
-            (Origin::System, None, None, _) if tried == 0 => {}
+            // glibc's own libraries come from the running system with its libc, which the
+            // memo's key names (path and version): read from memory, or from their file
+            // when the program has not loaded them.
+            (Origin::System, _, _, _) if tried <= 1 => {}
+            // A path the caller named: decided by that file alone.
+            (Origin::Explicit, Some(identity), Some(inside), _) if tried == 1 => {
+                inputs.push((inside.clone(), identity));
+            }
             (Origin::Cache, Some(identity), Some(inside), Some(cache)) if tried == 1 => {
                 let cache_path = Path::new("/etc/ld.so.cache");
                 if !inputs.iter().any(|(p, _)| p == cache_path) {
