@@ -642,3 +642,19 @@ pub fn run_until(cmd: &mut Command, timeout: std::time::Duration) -> Finished {
         stderr: read(&err_path),
     }
 }
+
+/// The checked-in shims of this machine's GL and Vulkan stack: (package, built file,
+/// soname).
+pub const CHECKED_IN_SHIMS: &[(&str, &str, &str)] = &[
+    ("shim-libegl-so-1", "libEGL.so", "libEGL.so.1"),
+    ("shim-libgl-so-1", "libGL.so", "libGL.so.1"),
+    ("shim-libglesv2-so-2", "libGLESv2.so", "libGLESv2.so.2"),
+    ("shim-libglx-so-0", "libGLX.so", "libGLX.so.0"),
+    (
+        "shim-libgldispatch-so-0",
+        "libGLdispatch.so",
+        "libGLdispatch.so.0",
+    ),
+    ("shim-libopengl-so-0", "libOpenGL.so", "libOpenGL.so.0"),
+    ("shim-libvulkan-so-1", "libvulkan.so", "libvulkan.so.1"),
+];

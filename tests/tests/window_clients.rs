@@ -15,19 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The checked-in shims: (package, built file, soname).
-const SHIMS: &[(&str, &str, &str)] = &[
-    ("shim-libegl-so-1", "libEGL.so", "libEGL.so.1"),
-    ("shim-libgl-so-1", "libGL.so", "libGL.so.1"),
-    ("shim-libglesv2-so-2", "libGLESv2.so", "libGLESv2.so.2"),
-    ("shim-libglx-so-0", "libGLX.so", "libGLX.so.0"),
-    (
-        "shim-libgldispatch-so-0",
-        "libGLdispatch.so",
-        "libGLdispatch.so.0",
-    ),
-    ("shim-libopengl-so-0", "libOpenGL.so", "libOpenGL.so.0"),
-    ("shim-libvulkan-so-1", "libvulkan.so", "libvulkan.so.1"),
-];
+const SHIMS: &[(&str, &str, &str)] = capsule_tests::CHECKED_IN_SHIMS;
 
 /// How long an animation must stay up (it is alive if still running then).
 const ALIVE_FOR: Duration = Duration::from_secs(3);
