@@ -658,3 +658,16 @@ pub const CHECKED_IN_SHIMS: &[(&str, &str, &str)] = &[
     ("shim-libopengl-so-0", "libOpenGL.so", "libOpenGL.so.0"),
     ("shim-libvulkan-so-1", "libvulkan.so", "libvulkan.so.1"),
 ];
+
+/// What the demo game (`examples/game/game.c`) is built with, its source being copied
+/// elsewhere: the directory of its scene header, and the libraries it links.
+pub fn game_build_args() -> Vec<String> {
+    let game_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/game");
+    let mut args = vec![format!("-I{}", game_dir.display())];
+    args.extend(
+        ["-lEGL", "-lGL", "-lX11", "-lz", "-lm", "-lpthread"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    args
+}

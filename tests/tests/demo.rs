@@ -14,7 +14,6 @@ const SIZE: usize = 256;
 const BACKGROUND: [u8; 4] = [24, 28, 48, 255];
 const MARKER: [u8; 4] = [255, 200, 0, 255];
 const MARKER_AT: std::ops::Range<usize> = 8..24;
-const GAME_LIBS: &[&str] = &["-lEGL", "-lGL", "-lX11", "-lz", "-lm", "-lpthread"];
 const SHIMMED: [&str; 2] = ["libEGL.so.1", "libGL.so.1"];
 /// examples/game/runtime/zlib.c: what the game's own libz.so.1 answers.
 const RUNTIME_ZLIB_VERSION: &str = "1.2.13-capsule-demo-runtime";
@@ -213,7 +212,9 @@ fn zlib_copies(stderr: &str) -> Vec<(u32, String, String)> {
 
 fn build_direct_game(dir: &Path) -> PathBuf {
     let game = dir.join("game-direct");
-    build_program(&game_source(), &game, GAME_LIBS);
+    let args = capsule_tests::game_build_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    build_program(&game_source(), &game, &args);
     game
 }
 
@@ -275,7 +276,7 @@ fn build_shim_linked_game(dir: &Path, runtime: &Path) -> PathBuf {
         format!("-L{}", lib_dir.display()),
         format!("-Wl,-rpath,{}:{}", lib_dir.display(), runtime.display()),
     ];
-    args.extend(GAME_LIBS.iter().map(|s| s.to_string()));
+    args.extend(capsule_tests::game_build_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     build_program(&game_source(), &game, &args);
     game

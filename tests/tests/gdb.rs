@@ -11,7 +11,6 @@ use std::process::Command;
 use capsule_tests::{build_program, capsule_gen, run_ok};
 
 const SHIMMED: [&str; 2] = ["libEGL.so.1", "libGL.so.1"];
-const GAME_LIBS: &[&str] = &["-lEGL", "-lGL", "-lX11", "-lz", "-lm", "-lpthread"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -74,7 +73,7 @@ fn shim_linked_game(dir: &Path) -> (PathBuf, PathBuf) {
         format!("-L{}", lib.display()),
         format!("-Wl,-rpath,{}", lib.display()),
     ];
-    args.extend(GAME_LIBS.iter().map(|s| s.to_string()));
+    args.extend(capsule_tests::game_build_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     build_program(&source, &game, &args);
     (game, lib)
