@@ -12,6 +12,7 @@
 //! `patch` rewrites their slots, `dl` keeps dlopen inside the capsule, and [`shim`] is
 //! what generated proxy libraries call.
 
+mod bytes;
 mod capsule;
 pub mod config;
 mod disk_cache;

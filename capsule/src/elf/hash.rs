@@ -1,7 +1,8 @@
 //! Symbol hash tables (DT_GNU_HASH, DT_HASH): how many symbols the table holds, and which
 //! indices may carry a given name.
 
-use super::memory::{le_u32, Memory};
+use super::memory::Memory;
+use crate::bytes::u32_at;
 
 /// The hash table an object provides; GNU preferred, as glibc does.
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +65,11 @@ impl HashTable {
                 let h = gnu_header(memory, address)?;
                 // One bounds check for the whole bucket array, then plain slice reads.
                 let buckets = memory.bytes(h.buckets, (h.nbuckets as usize).checked_mul(4)?)?;
-                let last = buckets.chunks_exact(4).map(le_u32).max().unwrap_or(0);
+                let last = buckets
+                    .chunks_exact(4)
+                    .filter_map(|c| u32_at(c, 0))
+                    .max()
+                    .unwrap_or(0);
                 if last < h.symoffset {
                     return Some(h.symoffset);
                 }
@@ -96,7 +101,9 @@ impl HashTable {
             if size == 0 {
                 return Some(true);
             }
-            let word_at = address + 16 + ((hash / 64) % size) as usize * 8;
+            let word_at = address
+                .checked_add(16)?
+                .checked_add(((hash / 64) % size) as usize * 8)?;
             let word = u64::from(memory.u32(word_at)?) | u64::from(memory.u32(word_at + 4)?) << 32;
             let mask = 1u64 << (hash % 64) | 1u64 << ((hash >> (shift % 32)) % 64);
             Some(word & mask == mask)
@@ -122,7 +129,10 @@ impl HashTable {
         chains
             .chunks_exact(4)
             .enumerate()
-            .map(|(i, c)| (h.symoffset + i as u32, le_u32(c) & !1))
+            .map_while(|(i, c)| {
+                let index = h.symoffset.checked_add(u32::try_from(i).ok()?)?;
+                Some((index, u32_at(c, 0)? & !1))
+            })
             .collect()
     }
 
