@@ -24,7 +24,7 @@ mod interposer;
 mod linkmap;
 pub mod prefix;
 
-pub use capsule::{Capsule, LoadedObject};
+pub use capsule::{Capsule, LoadedObject, Symbol};
 pub use error::{Error, Result};
 pub mod elf;
 mod namespace;
