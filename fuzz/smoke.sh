@@ -5,6 +5,8 @@
 # features: with nightly installed it is used, else the stable toolchain with
 # RUSTC_BOOTSTRAP=1 (this project's machines have only the one toolchain). Exits non-zero
 # on the first crash, timeout or leak; the input is left in fuzz/artifacts/<target>/.
+# `-a` keeps debug assertions (overflow checks) on in the optimised build: a wrapping
+# offset in a parser is a crash here, not a silent wrong read.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-30}
@@ -15,10 +17,10 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
   fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
 fi
-fuzz build -O
-for target in cache conf elf_image gen_scan; do
+fuzz build -O -a
+for target in cache conf elf_image elffile gen_scan; do
   mkdir -p "$work/$target"
   echo "fuzz: $target for ${seconds}s"
-  fuzz run -O "$target" "$work/$target" "corpus/$target" -- \
+  fuzz run -O -a "$target" "$work/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -print_final_stats=1 2>&1 | tail -n 12
 done

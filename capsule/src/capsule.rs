@@ -1,10 +1,10 @@
 //! The public face of the runtime: a host library loaded into a capsule.
 
-use std::ffi::c_void;
+use std::ffi::{c_void, CString};
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-
-use std::ffi::CString;
 
 use crate::error::{Error, Result};
 use crate::namespace::{self, Handle, Namespace};
@@ -19,7 +19,48 @@ pub struct Capsule {
     path: PathBuf,
     namespace: &'static Namespace,
     handle: Handle,
+    /// The library once more, through libloading, which looks symbols up (`dlsym`, with
+    /// its `dlerror` handling). It holds a reference of its own, taken with an
+    /// `RTLD_NOLOAD` `dlmopen` in the capsule's namespace: dropping the capsule drops only
+    /// that reference, and the namespace keeps the library loaded.
+    library: libloading::os::unix::Library,
 }
+
+/// A symbol of a capsule, typed: a function pointer or a pointer to data, valid while the
+/// capsule it came from is borrowed (libloading's `Symbol<'lib, T>`). Derefs to `T`.
+pub struct Symbol<'lib, T> {
+    pointer: NonNull<c_void>,
+    capsule: PhantomData<&'lib T>,
+}
+
+impl<T> Symbol<'_, T> {
+    /// The symbol's address.
+    pub fn as_ptr(&self) -> *mut c_void {
+        self.pointer.as_ptr()
+    }
+}
+
+impl<T> Deref for Symbol<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `Capsule::get` checked that T is pointer-sized, and its caller promised
+        // that T is the symbol's type (a function pointer or a raw pointer), whose value is
+        // the address itself, as libloading's Symbol reads it.
+        unsafe { &*(&self.pointer as *const NonNull<c_void> as *const T) }
+    }
+}
+
+impl<T> std::fmt::Debug for Symbol<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Symbol({:p})", self.pointer)
+    }
+}
+
+// SAFETY: the symbol is an address in a library that stays loaded while it is borrowed;
+// sending or sharing it is as safe as sending or sharing a T.
+unsafe impl<T: Send> Send for Symbol<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Symbol<'_, T> {}
 
 /// One object of a namespace, as its link map lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,11 +78,22 @@ impl Capsule {
         crate::config::phase_start();
         let namespace = namespace::for_prefix(prefix)?;
         let loaded = namespace.load_library(library)?;
+        let reference = namespace
+            .find_loaded(&loaded.path, libc::RTLD_NOW)
+            .ok_or_else(|| Error::Dl {
+                operation: "dlmopen(RTLD_NOLOAD)",
+                target: loaded.path.display().to_string(),
+                message: "the library just loaded is not in its namespace".into(),
+            })?;
+        // SAFETY: `reference` is a handle of its own, from a successful dlmopen, handed
+        // over to the Library, which dlcloses it once when dropped.
+        let library = unsafe { libloading::os::unix::Library::from_raw(reference.as_ptr()) };
         Ok(Capsule {
             soname: loaded.soname,
             path: loaded.path,
             namespace,
             handle: loaded.handle,
+            library,
         })
     }
 
@@ -60,9 +112,46 @@ impl Capsule {
         if let Some(own) = self.namespace.interposer.own_symbol(&cname) {
             return NonNull::new(own).ok_or_else(|| self.not_found(name, None));
         }
-        self.handle
-            .symbol(&cname)
+        // SAFETY: looked up as a plain address, which is what dlsym returns.
+        let found = unsafe {
+            self.library
+                .get::<*mut c_void>(cname.as_bytes_with_nul())
+                .map(|symbol| symbol.into_raw())
+        };
+        found
+            .ok()
+            .and_then(NonNull::new)
             .ok_or_else(|| self.not_found(name, None))
+    }
+
+    /// [`Capsule::symbol`], typed, on libloading's conventions: the symbol borrows the
+    /// capsule and derefs to `T`.
+    ///
+    /// ```no_run
+    /// # fn main() -> capsule::Result<()> {
+    /// let z = capsule::Capsule::load("libz.so.1", std::path::Path::new("/"))?;
+    /// // SAFETY: zlibVersion is `const char *zlibVersion(void)`.
+    /// let version = unsafe { z.get::<extern "C" fn() -> *const std::ffi::c_char>("zlibVersion")? };
+    /// let _ = version();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Safety
+    /// `T` must be the symbol's type: an `extern "C"` function pointer of its signature, or
+    /// a raw pointer to its data. A wrong `T` is undefined behaviour when used, as with
+    /// libloading's `Library::get`. (A `T` that is not pointer-sized fails to compile.)
+    pub unsafe fn get<T>(&self, name: &str) -> Result<Symbol<'_, T>> {
+        const {
+            assert!(
+                std::mem::size_of::<T>() == std::mem::size_of::<*mut c_void>(),
+                "Capsule::get: T must be a function pointer or a raw pointer"
+            )
+        };
+        Ok(Symbol {
+            pointer: self.symbol(name)?,
+            capsule: PhantomData,
+        })
     }
 
     /// The address of `name` in exactly `version`, as `dlvsym` finds it.

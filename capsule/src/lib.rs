@@ -12,6 +12,7 @@
 //! `patch` rewrites their slots, `dl` keeps dlopen inside the capsule, and [`shim`] is
 //! what generated proxy libraries call.
 
+mod bytes;
 mod capsule;
 pub mod config;
 mod disk_cache;
@@ -23,7 +24,7 @@ mod interposer;
 mod linkmap;
 pub mod prefix;
 
-pub use capsule::{Capsule, LoadedObject};
+pub use capsule::{Capsule, LoadedObject, Symbol};
 pub use error::{Error, Result};
 pub mod elf;
 mod namespace;

@@ -234,12 +234,8 @@ pub fn is_child(name: &str) -> bool {
 /// # Safety
 /// `F` must be an `extern "C" fn` type matching the symbol's real C signature.
 pub unsafe fn func<F: Copy>(capsule: &capsule::Capsule, name: &str) -> F {
-    let p = capsule
-        .symbol(name)
-        .unwrap_or_else(|e| panic!("look up {name}: {e}"));
-    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
     // SAFETY: the caller promises F is the right function-pointer type.
-    unsafe { std::mem::transmute_copy(&p.as_ptr()) }
+    *unsafe { capsule.get::<F>(name) }.unwrap_or_else(|e| panic!("look up {name}: {e}"))
 }
 
 /// Overwrite bytes of a built file at `offset` (to make a fixture ELF of another class or

@@ -98,3 +98,40 @@ fn capsule_and_program_each_get_their_own_copy() {
     let capsule_dep = capsule.symbol("dep_version").unwrap();
     assert_ne!(global, capsule_dep.as_ptr());
 }
+
+/// `Capsule::get`: a typed symbol that borrows the capsule and derefs to the function;
+/// the same address as `symbol`, the interposer's own functions included, and the same
+/// error for a name the capsule lacks.
+#[test]
+fn typed_symbols_call_the_capsules_copy() {
+    let host = Tree::new();
+    let dep = host.path("usr/lib/x86_64-linux-gnu/libdep.so.1");
+    build_lib(
+        &Lib {
+            source: DEP,
+            soname: Some("libdep.so.1"),
+            args: &["-DVERSION=7"],
+        },
+        &dep,
+    );
+    let capsule = Capsule::load("libdep.so.1", host.root()).unwrap();
+    // SAFETY: dep_version is `int dep_version(void)`.
+    let version = unsafe { capsule.get::<extern "C" fn() -> c_int>("dep_version") }.unwrap();
+    assert_eq!(version(), 7);
+    assert_eq!(
+        version.as_ptr(),
+        capsule.symbol("dep_version").unwrap().as_ptr()
+    );
+    // SAFETY: only the address is compared.
+    let dlopen = unsafe { capsule.get::<*const u8>("dlopen") }.unwrap();
+    assert_eq!(dlopen.as_ptr(), capsule.symbol("dlopen").unwrap().as_ptr());
+    // SAFETY: never called: the lookup fails.
+    let missing = unsafe { capsule.get::<extern "C" fn()>("not_there") }.unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        format!(
+            "capsule: symbol not_there not found in libdep.so.1 (namespace {})",
+            capsule.namespace_id()
+        )
+    );
+}

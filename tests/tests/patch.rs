@@ -238,6 +238,7 @@ fn objects_of_a_dlmopen_namespace_are_read_from_their_elf_header() {
     let caller = Loaded { handle };
     let mut lm = caller.link_map();
     let mut seen = Vec::new();
+    let mut fp_checked = 0;
     while !lm.is_null() {
         // SAFETY: a live link map of a namespace that is never closed.
         let object = unsafe { Object::from_link_map(lm) }.expect("view of a namespace object");
@@ -245,6 +246,7 @@ fn objects_of_a_dlmopen_namespace_are_read_from_their_elf_header() {
             assert_eq!(fp.address, caller.sym("fp"));
             // fp, skewed (R_X86_64_64) and the GOT slot.
             assert_eq!(object.slots("value", None).unwrap().len(), 3);
+            fp_checked += 1;
         }
         if object.name().ends_with("libcallee.so") {
             let value = object.lookup("value", None).unwrap().unwrap();
@@ -257,6 +259,7 @@ fn objects_of_a_dlmopen_namespace_are_read_from_their_elf_header() {
         lm = unsafe { (*lm).l_next };
     }
     assert!(seen.iter().any(|n| n.ends_with("libcallee.so")), "{seen:?}");
+    assert_eq!(fp_checked, 1, "objects defining fp: {seen:?}");
 }
 
 /// What the GOT slot of `symbol` in `lib` holds.

@@ -220,12 +220,28 @@ fn include_loop_is_a_config_error() {
 #[test]
 fn corrupt_cache_is_a_config_error() {
     let tree = Tree::new();
-    tree.write("etc/ld.so.cache", "glibc-ld.so.cache1.1 but cut short");
-    let err = Prefix::open(tree.root()).unwrap_err();
-    assert!(matches!(err, Error::BadConfig { .. }), "{err}");
-    let message = err.to_string();
-    assert!(message.contains("ld.so.cache"), "{message}");
-    assert!(message.contains("ldconfig -r"), "{message}");
+    // Not a cache at all, then the new format's magic with too little after it.
+    for (contents, reason) in [
+        (
+            "this is no ld.so.cache",
+            "not an ld.so.cache: the file starts with neither \"glibc-ld.so.cache1.1\" nor \"ld.so-1.7.0\"",
+        ),
+        (
+            "glibc-ld.so.cache1.1 but cut short",
+            "truncated: 34 bytes, shorter than the 48-byte header",
+        ),
+    ] {
+        let cache = tree.write("etc/ld.so.cache", contents);
+        let err = Prefix::open(tree.root()).unwrap_err();
+        assert!(matches!(err, Error::BadConfig { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "capsule: {}: corrupt ld.so.cache: {reason}; regenerate it with `ldconfig -r PREFIX` or remove it",
+                cache.display()
+            )
+        );
+    }
 }
 
 #[test]
@@ -408,6 +424,16 @@ fn missing_glibc_version_is_caught_before_loading() {
         "libc taken from the prefix: {provider_path:?}"
     );
     assert_eq!(*provider_kind, "glibc");
+    let glibc = capsule::prefix::glibc::running_version();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "capsule: libfuture.so.1 ({}) needs version GLIBC_2.99 of libc.so.6, which {} does not define; \
+             the host library is newer than this glibc: use a host tree built for glibc {glibc} or older, or run on a newer system",
+            out.display(),
+            provider_path.display()
+        )
+    );
 }
 
 #[test]

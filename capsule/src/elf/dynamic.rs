@@ -1,7 +1,8 @@
 //! The dynamic section: the tags the views need, with their pointer entries turned into
 //! addresses in the view's address space.
 
-use super::memory::{le_u64, Memory};
+use super::memory::Memory;
+use crate::bytes::u64_at;
 
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
@@ -97,8 +98,9 @@ pub(crate) fn read_dynamic(
         else {
             break;
         };
-        let tag = le_u64(&entry[..8]);
-        let value = le_u64(&entry[8..]);
+        let (Some(tag), Some(value)) = (u64_at(entry, 0), u64_at(entry, 8)) else {
+            break;
+        };
         match tag {
             DT_NULL => {
                 info.entries = index;

@@ -1,7 +1,8 @@
 //! Symbol hash tables (DT_GNU_HASH, DT_HASH): how many symbols the table holds, and which
 //! indices may carry a given name.
 
-use super::memory::{le_u32, Memory};
+use super::memory::Memory;
+use crate::bytes::u32_at;
 
 /// The hash table an object provides; GNU preferred, as glibc does.
 #[derive(Clone, Copy, Debug)]
@@ -125,7 +126,11 @@ impl HashTable {
                 let h = gnu_header(memory, address)?;
                 // One bounds check for the whole bucket array, then plain slice reads.
                 let buckets = memory.bytes(h.buckets, (h.nbuckets as usize).checked_mul(4)?)?;
-                let last = buckets.chunks_exact(4).map(le_u32).max().unwrap_or(0);
+                let last = buckets
+                    .chunks_exact(4)
+                    .filter_map(|c| u32_at(c, 0))
+                    .max()
+                    .unwrap_or(0);
                 if last < h.symoffset {
                     return Some(h.symoffset);
                 }
@@ -183,7 +188,10 @@ impl HashTable {
         chains
             .chunks_exact(4)
             .enumerate()
-            .map(|(i, c)| (h.symoffset + i as u32, le_u32(c) & !1))
+            .map_while(|(i, c)| {
+                let index = h.symoffset.checked_add(u32::try_from(i).ok()?)?;
+                Some((index, u32_at(c, 0)? & !1))
+            })
             .collect()
     }
 

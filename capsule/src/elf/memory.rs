@@ -5,6 +5,8 @@
 
 use std::marker::PhantomData;
 
+use crate::bytes::{u16_at, u32_at};
+
 /// One readable range of the address space the views use: for a live object the
 /// biased addresses of a PT_LOAD segment, for a file image its unbiased virtual addresses.
 #[derive(Clone, Copy, Debug)]
@@ -114,12 +116,11 @@ impl<'a> Memory<'a> {
     }
 
     pub(crate) fn u16(&self, address: usize) -> Option<u16> {
-        self.bytes(address, 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        u16_at(self.bytes(address, 2)?, 0)
     }
 
     pub(crate) fn u32(&self, address: usize) -> Option<u32> {
-        self.bytes(address, 4).map(le_u32)
+        u32_at(self.bytes(address, 4)?, 0)
     }
 
     /// The u16 at `base + offset`, guarding the addition as well as the read.
@@ -131,20 +132,6 @@ impl<'a> Memory<'a> {
     pub(crate) fn u32_at(&self, base: usize, offset: usize) -> Option<u32> {
         self.u32(base.checked_add(offset)?)
     }
-}
-
-/// Little-endian u32 from the first 4 bytes of `b` (callers pass at least 4).
-pub(crate) fn le_u32(b: &[u8]) -> u32 {
-    let mut a = [0; 4];
-    a.copy_from_slice(&b[..4]);
-    u32::from_le_bytes(a)
-}
-
-/// Little-endian u64 from the first 8 bytes of `b` (callers pass at least 8).
-pub(crate) fn le_u64(b: &[u8]) -> u64 {
-    let mut a = [0; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(a)
 }
 
 /// The NUL-terminated string starting at `offset` of `table`, if it ends inside the table.

@@ -6,13 +6,14 @@ use std::ops::Range;
 
 use super::dynamic::{read_dynamic, DynamicInfo, DT_PLTREL_RELA};
 use super::hash::{GnuTable, HashTable};
-use super::memory::{le_u64, Memory};
+use super::memory::Memory;
 use super::reloc::{relr_addresses, RelaTable, Slot, RELA_SIZE};
 use super::segment::{
     parse_program_headers, relro_pages, Segment, SegmentFlags, PHDR_SIZE, PT_DYNAMIC, PT_LOAD,
 };
 use super::symbol::{Binding, RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
 use super::version::{SymbolVersion, VersionTables};
+use crate::bytes::{u16_at, u64_at};
 use crate::error::{Error, Result};
 
 /// The public prefix of glibc's `struct link_map` (`<link.h>`); glibc's private fields
@@ -719,17 +720,24 @@ fn check_elf_header(header: &[u8]) -> Result<(u64, usize), &'static str> {
     if header.get(..4) != Some(b"\x7fELF") {
         return Err("ELF header (no ELF magic)");
     }
-    if header[4] != 2 || header[5] != 1 {
+    if header.get(4..6) != Some(&[2, 1]) {
         return Err("ELF header (not 64-bit little-endian)");
     }
-    if u16::from_le_bytes([header[18], header[19]]) != EM_X86_64 {
+    let (Some(machine), Some(phentsize), Some(phnum), Some(phoff)) = (
+        u16_at(header, 18),
+        u16_at(header, 54),
+        u16_at(header, 56),
+        u64_at(header, 32),
+    ) else {
+        return Err("ELF header (truncated)");
+    };
+    if machine != EM_X86_64 {
         return Err("ELF header (not x86_64)");
     }
-    if u16::from_le_bytes([header[54], header[55]]) as usize != PHDR_SIZE {
+    if usize::from(phentsize) != PHDR_SIZE {
         return Err("ELF header (e_phentsize is not the size of Elf64_Phdr)");
     }
-    let phnum = u16::from_le_bytes([header[56], header[57]]) as usize;
-    Ok((le_u64(&header[32..]), phnum))
+    Ok((phoff, usize::from(phnum)))
 }
 
 fn segments_from_phdrs(phdrs: &[libc::Elf64_Phdr], bias: usize) -> Option<Vec<Segment>> {

@@ -1,7 +1,8 @@
 //! Relocations: the RELA tables (DT_JMPREL, DT_RELA) whose entries name symbols, and the
 //! RELR table, which only holds relative relocations.
 
-use super::memory::{le_u64, Memory};
+use super::memory::Memory;
+use crate::bytes::u64_at;
 
 /// Size of one `Elf64_Rela`.
 pub(crate) const RELA_SIZE: usize = 24;
@@ -72,9 +73,9 @@ impl RelaTable {
         let table = memory.bytes(self.address, self.size)?;
         let mut slots = Vec::new();
         for entry in table.chunks_exact(self.entry_size) {
-            let offset = le_u64(&entry[0..]);
-            let info = le_u64(&entry[8..]);
-            let addend = le_u64(&entry[16..]) as i64;
+            let offset = u64_at(entry, 0)?;
+            let info = u64_at(entry, 8)?;
+            let addend = u64_at(entry, 16)? as i64;
             let Some(kind) = SlotKind::from_type(info as u32) else {
                 continue;
             };
@@ -100,7 +101,7 @@ pub(crate) fn relr_addresses(
     let table = memory.bytes(address, size)?;
     let mut addresses = Vec::new();
     let mut next = 0usize;
-    for entry in table.chunks_exact(8).map(le_u64) {
+    for entry in table.chunks_exact(8).filter_map(|c| u64_at(c, 0)) {
         if entry & 1 == 0 {
             let at = usize::try_from(entry).ok()?.wrapping_add(bias);
             addresses.push(at);

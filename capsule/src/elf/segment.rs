@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::memory::{le_u32, le_u64};
+use crate::bytes::{u32_at, u64_at};
 
 pub(crate) const PT_LOAD: u32 = 1;
 pub(crate) const PT_DYNAMIC: u32 = 2;
@@ -87,14 +87,14 @@ pub(crate) fn parse_program_headers(
     table
         .chunks_exact(PHDR_SIZE)
         .map(|p| {
-            let vaddr = usize::try_from(le_u64(&p[16..])).ok()?;
+            let vaddr = usize::try_from(u64_at(p, 16)?).ok()?;
             Some(Segment {
-                kind: le_u32(&p[0..]),
-                flags: SegmentFlags::from_p_flags(le_u32(&p[4..])),
-                file_offset: le_u64(&p[8..]),
+                kind: u32_at(p, 0)?,
+                flags: SegmentFlags::from_p_flags(u32_at(p, 4)?),
+                file_offset: u64_at(p, 8)?,
                 address: vaddr.checked_add(bias)?,
-                file_size: le_u64(&p[32..]),
-                mem_size: usize::try_from(le_u64(&p[40..])).ok()?,
+                file_size: u64_at(p, 32)?,
+                mem_size: usize::try_from(u64_at(p, 40)?).ok()?,
             })
         })
         .collect()

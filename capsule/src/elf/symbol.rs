@@ -1,6 +1,7 @@
 //! Dynamic symbols: the raw `Elf64_Sym` records and the public description of a defined one.
 
-use super::memory::{le_u32, le_u64, Memory};
+use super::memory::Memory;
+use crate::bytes::{u16_at, u32_at, u64_at};
 
 /// Size of one `Elf64_Sym`.
 pub(crate) const SYM_SIZE: usize = 24;
@@ -119,11 +120,11 @@ impl<'a> SymbolTable<'a> {
         let address = self.address.checked_add(index as usize * SYM_SIZE)?;
         let b = memory.bytes(address, SYM_SIZE)?;
         Some(RawSymbol {
-            name: le_u32(&b[0..]),
-            info: b[4],
-            section: u16::from_le_bytes([b[6], b[7]]),
-            value: le_u64(&b[8..]),
-            size: le_u64(&b[16..]),
+            name: u32_at(b, 0)?,
+            info: *b.get(4)?,
+            section: u16_at(b, 6)?,
+            value: u64_at(b, 8)?,
+            size: u64_at(b, 16)?,
         })
     }
 

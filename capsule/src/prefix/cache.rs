@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::bytes::{u32_at, u64_at};
+
 const MAGIC_OLD: &[u8] = b"ld.so-1.7.0";
 const MAGIC_NEW: &[u8] = b"glibc-ld.so.cache1.1";
 const OLD_HEADER: usize = 16;
@@ -223,15 +225,17 @@ impl Cache {
             .all(|&offset| offset < area && self.last_nul.is_some_and(|nul| offset <= nul))
     }
 
-    /// Entry `i` (< count); `parse` checked that the table holds it.
+    /// Entry `i` (< count); `parse` checked that the table holds it, so no field reads
+    /// past the file (one would read as 0).
     fn entry(&self, i: usize) -> RawEntry {
         let at = self.table + i * self.entry_size;
+        let u32_at = |field| u32_at(&self.bytes, at + field).unwrap_or(0);
         RawEntry {
-            flags: le_u32(&self.bytes, at) as i32,
-            key: le_u32(&self.bytes, at + 4) as usize,
-            value: le_u32(&self.bytes, at + 8) as usize,
+            flags: u32_at(0) as i32,
+            key: u32_at(4) as usize,
+            value: u32_at(8) as usize,
             hwcap: if self.has_hwcap {
-                le_u64(&self.bytes, at + 16)
+                u64_at(&self.bytes, at + 16).unwrap_or(0)
             } else {
                 0
             },
@@ -256,16 +260,6 @@ struct RawEntry {
     key: usize,
     value: usize,
     hwcap: u64,
-}
-
-fn le_u32(bytes: &[u8], at: usize) -> u32 {
-    bytes
-        .get(at..at + 4)
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn le_u64(bytes: &[u8], at: usize) -> u64 {
-    (u64::from(le_u32(bytes, at + 4)) << 32) | u64::from(le_u32(bytes, at))
 }
 
 /// ld.so's order of cache names (`_dl_cache_libcmp`): bytes compare as bytes, except that
@@ -409,8 +403,8 @@ fn with_strings_end(mut cache: Cache) -> Cache {
 }
 
 fn read_u32(bytes: &[u8], at: usize, what: &str) -> Result<u32, CacheError> {
-    match bytes.get(at..at + 4) {
-        Some(b) => Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    match u32_at(bytes, at) {
+        Some(value) => Ok(value),
         None => malformed(format!("truncated {what} at byte {at}")),
     }
 }

@@ -7,6 +7,10 @@
 //! The file is read, not mapped: a mapped file that shrinks under us (a package upgrade
 //! of the host tree) would raise SIGBUS in the middle of the search, while a short read
 //! is just a "truncated" candidate that the search passes over, as ld.so would.
+//!
+//! Every number in the file is untrusted: offsets and sizes are added with `checked_*` and
+//! converted with `try_from`, so a crafted file is an error, never a panic or a wrap
+//! (fuzz target `elffile`).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -19,6 +23,8 @@ use goblin::elf::dynamic::{
 use goblin::elf::header::{ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_DYN, SELFMAG};
 use goblin::elf::program_header::{PT_DYNAMIC, PT_LOAD};
 use goblin::elf::symver::VER_FLG_WEAK;
+
+use crate::bytes;
 
 /// One version an object needs from a library (an entry of its DT_VERNEED).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,12 +65,22 @@ pub fn read_file(file: File) -> Result<ElfFile, String> {
     parse(&mut Blocks::new(file))
 }
 
+/// [`read`] of a file's bytes (the fuzz target's way in).
+pub fn read_bytes(bytes: &[u8]) -> Result<ElfFile, String> {
+    parse(&mut Blocks::new(bytes))
+}
+
 /// Size of one `pread`: the header and program headers of a typical library come in one
 /// read, its dynamic segment, strings and version records in a few more. Not a page: each
 /// block is a heap buffer, and a fresh page of heap costs a page fault, which on this
 /// project's VMs is dearer than a few more reads (measured: 4 faults and ~20 us for
 /// libz's facts with 4 KiB blocks, 2 faults and ~15 us with 1 KiB).
 const BLOCK: u64 = 1024;
+
+/// The largest dynamic section read: real ones hold a few dozen entries (libLLVM's: 40).
+/// A PT_DYNAMIC claiming more is read this far and must end (DT_NULL) inside it, so a
+/// crafted size cannot make the reader walk a whole file.
+const MAX_DYNAMIC: usize = 4096 * DYN_SIZE;
 
 /// The longest string (a soname, a search path) believed before the file is called
 /// malformed; a missing NUL would otherwise read the rest of the string table.
@@ -97,6 +113,15 @@ impl ReadAt for File {
     }
 }
 
+impl ReadAt for &[u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let start = usize::try_from(offset).map_or(self.len(), |o| o.min(self.len()));
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
 impl<R: ReadAt> Blocks<R> {
     fn new(source: R) -> Self {
         Blocks {
@@ -119,6 +144,7 @@ impl<R: ReadAt> Blocks<R> {
     }
 
     fn read_block(&self, index: u64) -> Result<Vec<u8>, String> {
+        // `index` is an offset divided by BLOCK, so neither product nor sum can overflow.
         let start = index * BLOCK;
         let mut buf = vec![0u8; BLOCK as usize];
         let mut filled = 0;
@@ -148,13 +174,17 @@ impl<R: ReadAt> Blocks<R> {
 
     /// Up to `len` bytes at `offset`: fewer where the file ends before them.
     fn available(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, String> {
-        let end = offset.saturating_add(len as u64);
+        let end = u64::try_from(len)
+            .ok()
+            .and_then(|len| offset.checked_add(len))
+            .ok_or_else(|| format!("malformed: {len} bytes at file offset {offset} pass 2^64"))?;
         let mut out = Vec::with_capacity(len.min(BLOCK as usize));
         let mut at = offset;
         while at < end {
             let block = self.block(at / BLOCK)?;
+            // Both below BLOCK, so the conversions are exact.
             let from = (at % BLOCK) as usize;
-            let upto = block.len().min(from + (end - at) as usize);
+            let upto = block.len().min(from + (end - at).min(BLOCK) as usize);
             if from >= upto {
                 break;
             }
@@ -196,22 +226,18 @@ impl<R: ReadAt> Blocks<R> {
     }
 }
 
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    bytes
-        .get(at..at + 2)
-        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+// Fields of records that `Blocks::bytes` read whole: a field past the record's end cannot
+// be asked for, and would read as 0.
+fn u16_at(record: &[u8], at: usize) -> u16 {
+    bytes::u16_at(record, at).unwrap_or(0)
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    bytes
-        .get(at..at + 4)
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+fn u32_at(record: &[u8], at: usize) -> u32 {
+    bytes::u32_at(record, at).unwrap_or(0)
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    bytes.get(at..at + 8).map_or(0, |b| {
-        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-    })
+fn u64_at(record: &[u8], at: usize) -> u64 {
+    bytes::u64_at(record, at).unwrap_or(0)
 }
 
 /// One PT_LOAD: where its file bytes are, and where they are mapped.
@@ -318,7 +344,8 @@ fn dynamic_entries<R: ReadAt>(
     let (mut verneed, mut verdef) = (None, None);
     // One read for the whole section (a few hundred bytes). A file cut inside it is an
     // error only where no DT_NULL comes before the cut, as when reading entry by entry.
-    let whole = (size / DYN_SIZE as u64) as usize * DYN_SIZE;
+    let whole = usize::try_from(size / DYN_SIZE as u64)
+        .map_or(MAX_DYNAMIC, |n| n.saturating_mul(DYN_SIZE).min(MAX_DYNAMIC));
     let section = file.available(offset, whole)?;
     let mut ended = false;
     for entry in section.chunks_exact(DYN_SIZE) {
@@ -345,6 +372,12 @@ fn dynamic_entries<R: ReadAt>(
     if !ended && section.len() < whole {
         return Err("truncated: the file ends inside its dynamic section".into());
     }
+    if !ended && whole == MAX_DYNAMIC {
+        return Err(format!(
+            "malformed: no DT_NULL in the first {} entries of its dynamic section",
+            MAX_DYNAMIC / DYN_SIZE
+        ));
+    }
     out.verneed = verneed.map(|v| (v, verneednum));
     out.verdef = verdef.map(|v| (v, verdefnum));
     Ok(out)
@@ -355,7 +388,7 @@ fn file_offset(segments: &[Segment], vaddr: u64, what: &str) -> Result<u64, Stri
     segments
         .iter()
         .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
-        .map(|s| s.offset + (vaddr - s.vaddr))
+        .and_then(|s| s.offset.checked_add(vaddr - s.vaddr))
         .ok_or_else(|| {
             format!("malformed: its {what} (address {vaddr:#x}) is in no loaded segment")
         })
@@ -376,7 +409,13 @@ impl Strings {
             ));
         }
         let limit = (self.size - index).min(MAX_STRING);
-        file.c_string(self.offset + index, limit)
+        let at = self.offset.checked_add(index).ok_or_else(|| {
+            format!(
+                "malformed: string offset {index} of a table at file offset {} passes 2^64",
+                self.offset
+            )
+        })?;
+        file.c_string(at, limit)
     }
 }
 
@@ -505,19 +544,8 @@ mod tests {
     use super::*;
     use goblin::elf::Elf;
 
-    impl ReadAt for Vec<u8> {
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-            let start = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(self.len());
-            let n = buf.len().min(self.len() - start);
-            buf[..n].copy_from_slice(&self[start..start + n]);
-            Ok(n)
-        }
-    }
-
     fn parse_bytes(bytes: Vec<u8>) -> Result<ElfFile, String> {
-        parse(&mut Blocks::new(bytes))
+        read_bytes(&bytes)
     }
 
     /// The running libc: present wherever the tests run, with DT_VERDEF and DT_VERNEED.
@@ -638,6 +666,67 @@ mod tests {
                 let _ = parse_bytes(b);
             }
         }
+    }
+
+    /// The inputs kept in `fuzz/regressions/elffile/` (crafted offsets that wrapped past
+    /// 2^64, and whatever the fuzz target `elffile` found): each a "malformed" error.
+    #[test]
+    fn fuzz_regressions_are_malformed_not_panics() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/elffile");
+        let inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        assert!(inputs.len() >= 2, "{}: {inputs:?}", dir.display());
+        for input in inputs {
+            let bytes = std::fs::read(&input).unwrap();
+            let reason = read_bytes(&bytes).expect_err(&input.display().to_string());
+            assert!(
+                reason.starts_with("malformed"),
+                "{}: {reason}",
+                input.display()
+            );
+        }
+    }
+
+    #[test]
+    fn wrapping_offsets_are_malformed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/elffile");
+        let read = |name: &str| read_bytes(&std::fs::read(dir.join(name)).unwrap()).unwrap_err();
+        assert!(
+            read("pt-load-offset-wraps").contains("string table (address 0x20)"),
+            "{}",
+            read("pt-load-offset-wraps")
+        );
+        assert!(
+            read("string-offset-wraps").contains("string offset 512"),
+            "{}",
+            read("string-offset-wraps")
+        );
+    }
+
+    #[test]
+    fn a_dynamic_section_without_an_end_is_malformed() {
+        // One PT_DYNAMIC claiming 2^60 bytes over 80 KiB without a DT_NULL: the reader
+        // stops after MAX_DYNAMIC bytes instead of walking the whole file.
+        let mut bytes = vec![0u8; EHDR_SIZE + PHDR_SIZE];
+        bytes[..4].copy_from_slice(b"\x7fELF");
+        (bytes[4], bytes[5]) = (ELFCLASS64, ELFDATA2LSB);
+        bytes[16..18].copy_from_slice(&ET_DYN.to_le_bytes());
+        bytes[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+        bytes[32..40].copy_from_slice(&(EHDR_SIZE as u64).to_le_bytes());
+        bytes[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+        bytes[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let phdr = EHDR_SIZE;
+        bytes[phdr..phdr + 4].copy_from_slice(&PT_DYNAMIC.to_le_bytes());
+        let table = bytes.len() as u64;
+        bytes[phdr + 8..phdr + 16].copy_from_slice(&table.to_le_bytes());
+        bytes[phdr + 32..phdr + 40].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        bytes.resize(bytes.len() + 80 * 1024, 0x11);
+        assert_eq!(
+            read_bytes(&bytes).unwrap_err(),
+            "malformed: no DT_NULL in the first 4096 entries of its dynamic section"
+        );
     }
 
     #[test]

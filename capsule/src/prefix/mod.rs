@@ -16,7 +16,7 @@
 
 pub mod cache;
 pub mod conf;
-mod elffile;
+pub mod elffile;
 pub mod fs;
 pub mod glibc;
 mod memo;
