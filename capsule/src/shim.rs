@@ -28,8 +28,14 @@ mod linkmap;
 
 use callers::Target;
 
-/// Distance between two missing-symbol stubs in a generated shim's stub table.
+/// Distance between two missing-symbol stubs in a generated shim's stub table. Generated
+/// shims lay their stubs out with this very constant (a `const` operand of their
+/// `global_asm!`), so a shim built against this runtime always agrees with it.
 pub const MISSING_STUB_STRIDE: usize = 16;
+
+// A stub is `mov edi, imm32` and `jmp rel32`, 10 bytes, padded with `.org` (whose fill
+// rejects a stub longer than the stride at build time); `.balign` wants a power of two.
+const _: () = assert!(MISSING_STUB_STRIDE.is_power_of_two() && MISSING_STUB_STRIDE >= 10);
 
 /// What kind of thing an exported symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
