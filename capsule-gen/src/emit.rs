@@ -6,6 +6,11 @@
 //! jumping through a slot, one zero-filled object of the real size per variable, the
 //! absolute `VER_n` symbols GNU ld defines, and two version scripts (named versions, and
 //! unversioned symbols) handed to the linker by `build.rs` with the soname.
+//!
+//! The assembly defines one macro per kind of export and invokes it once per symbol, so a
+//! shim is about three lines per symbol (its `SYMBOLS` entry, its table line, its version
+//! script line) and a library that gains one symbol changes those three lines and one of
+//! the manifest.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -323,10 +328,13 @@ fn lib_rs(m: &Manifest, functions: &[&Export], objects: &[&Export]) -> String {
     out.push_str(RUST_GLUE);
     out.push_str("\ncore::arch::global_asm!(\n");
     asm_trampolines(&mut out, functions);
-    asm_missing_stubs(&mut out, functions.len());
+    asm_missing_stubs(&mut out);
     asm_objects(&mut out, objects);
     asm_version_markers(&mut out, m);
-    out.push_str("    slots = sym SLOTS,\n    missing = sym missing,\n);\n");
+    out.push_str(
+        "    slots = sym SLOTS,\n    missing = sym missing,\n    functions = const FUNCTIONS,\n    \
+         stride = const capsule::shim::MISSING_STUB_STRIDE,\n);\n",
+    );
     out
 }
 
@@ -352,7 +360,8 @@ static CONSTRUCTOR: extern "C" fn() = load;
 
 extern "C" fn load() {
     // SAFETY: SLOTS has one slot per function and only the trampolines read it; the stub
-    // table has one 16-byte stub per function, each passing its index to `missing`.
+    // table has one stub per function, MISSING_STUB_STRIDE bytes apart, each passing its
+    // index to `missing`.
     unsafe {
         capsule::shim::init(
             &LIBRARY,
@@ -367,62 +376,129 @@ extern "C" fn missing(index: u32) -> ! {
 }
 "#;
 
-/// Give `label` the exported name of `s`: a versioned name through `.symver` (dropping the
-/// label itself), an unversioned one by naming the label after the symbol.
-fn label_for(s: &Export, fallback: String) -> (String, Option<String>) {
-    match &s.version {
-        None => (s.name.clone(), None),
-        Some(v) => {
-            let at = if s.default { "@@" } else { "@" };
-            let symver = format!(".symver {fallback}, {}{at}{v}, remove", s.name);
-            (fallback, Some(symver))
-        }
+/// One line of the `global_asm!` template: a raw string where it holds backslashes (macro
+/// arguments), else a plain one.
+fn asm_line(out: &mut String, line: &str) {
+    if line.contains('\\') && !line.contains('"') {
+        let _ = writeln!(out, "    r\"{line}\",");
+    } else {
+        let _ = writeln!(out, "    {line:?},");
     }
 }
 
-fn asm_line(out: &mut String, line: &str) {
-    let _ = writeln!(out, "    \"{}\",", line.replace('"', "\\\""));
+fn asm_lines(out: &mut String, lines: &[&str]) {
+    for line in lines {
+        asm_line(out, line);
+    }
+}
+
+/// The table line for `s`, which invokes the assembler macro for its `kind` (`fn`, `obj`): `capsule_fn NAME`, `capsule_fn_ver NAME, VER` (NAME@@VER),
+/// `capsule_fn_oldver NAME, VER` (NAME@VER), objects with their size last, and `, .weak`
+/// at the end for weak symbols.
+fn table_line(kind: &str, s: &Export) -> String {
+    let mut line = match (&s.version, s.default) {
+        (None, _) => format!("capsule_{kind} {}", s.name),
+        (Some(v), true) => format!("capsule_{kind}_ver {}, {v}", s.name),
+        (Some(v), false) => format!("capsule_{kind}_oldver {}, {v}", s.name),
+    };
+    if kind == "obj" {
+        let _ = write!(line, ", {}", s.size);
+    }
+    if s.weak {
+        line.push_str(", .weak");
+    }
+    line
+}
+
+/// The macros renaming a local label to a versioned symbol, for exports of `kind` whose
+/// plain macro takes the parameters `extra` after the name. `\@` (the macro expansion
+/// count) makes each label unique; `.symver ..., remove` drops it.
+fn asm_version_macros(out: &mut String, kind: &str, extra: &[&str], exports: &[&Export]) {
+    for (default, suffix, at) in [(true, "ver", "@@"), (false, "oldver", "@")] {
+        if !exports
+            .iter()
+            .any(|s| s.version.is_some() && s.default == default)
+        {
+            continue;
+        }
+        let params: String = extra.iter().map(|p| format!(", {p}")).collect();
+        let args: String = extra.iter().map(|p| format!(", \\{p}")).collect();
+        asm_lines(
+            out,
+            &[
+                &format!(".macro capsule_{kind}_{suffix} name, ver{params}, bind=.globl"),
+                &format!("capsule_{kind} __capsule_{kind}_\\@{args}, \\bind"),
+                &format!(".symver __capsule_{kind}_\\@, \\name{at}\\ver, remove"),
+                ".endm",
+            ],
+        );
+    }
 }
 
 fn asm_trampolines(out: &mut String, functions: &[&Export]) {
     out.push_str(
-        "    // Trampolines: each forwards registers, stack and variadic state untouched.\n",
+        "    // Trampolines, one table line per function in slot order: each jumps through its\n    \
+         // slot, leaving registers, stack and variadic state untouched.\n",
     );
-    asm_line(
+    asm_lines(
         out,
-        ".pushsection .text.capsule_trampolines,\"ax\",@progbits",
+        &[
+            r".macro capsule_fn name, bind=.globl",
+            ".p2align 3",
+            r"\bind \name",
+            r".type \name, @function",
+            r"\name:",
+            "jmp qword ptr [rip + {slots} + 8 * .Lcapsule_slot]",
+            r".size \name, . - \name",
+            ".set .Lcapsule_slot, .Lcapsule_slot + 1",
+            ".endm",
+        ],
     );
-    for (i, s) in functions.iter().enumerate() {
-        let (label, symver) = label_for(s, format!("__capsule_fn_{i}"));
-        asm_line(out, ".p2align 3");
-        asm_line(
-            out,
-            &format!("{} {label}", if s.weak { ".weak" } else { ".globl" }),
-        );
-        asm_line(out, &format!(".type {label}, @function"));
-        asm_line(out, &format!("{label}:"));
-        asm_line(out, &format!("jmp qword ptr [rip + {{slots}} + {}]", 8 * i));
-        asm_line(out, &format!(".size {label}, . - {label}"));
-        if let Some(symver) = symver {
-            asm_line(out, &symver);
-        }
+    asm_version_macros(out, "fn", &[], functions);
+    asm_lines(
+        out,
+        &[
+            ".pushsection .text.capsule_trampolines,\"ax\",@progbits",
+            ".set .Lcapsule_slot, 0",
+        ],
+    );
+    for s in functions {
+        asm_line(out, &table_line("fn", s));
     }
-    asm_line(out, ".popsection");
+    asm_lines(
+        out,
+        &[
+            ".if .Lcapsule_slot != {functions}",
+            ".error \"the trampoline table and SYMBOLS disagree on the number of functions\"",
+            ".endif",
+            ".popsection",
+        ],
+    );
 }
 
-fn asm_missing_stubs(out: &mut String, count: usize) {
-    out.push_str("    // Missing-symbol stubs, 16 bytes apart: stub i calls missing(i).\n");
-    asm_line(out, ".pushsection .text.capsule_missing,\"ax\",@progbits");
-    asm_line(out, ".p2align 4");
-    asm_line(out, ".globl __capsule_missing_stubs");
-    asm_line(out, ".hidden __capsule_missing_stubs");
-    asm_line(out, "__capsule_missing_stubs:");
-    for i in 0..count {
-        asm_line(out, &format!("mov edi, {i}"));
-        asm_line(out, "jmp {missing}");
-        asm_line(out, ".p2align 4");
-    }
-    asm_line(out, ".popsection");
+fn asm_missing_stubs(out: &mut String) {
+    out.push_str(
+        "    // Missing-symbol stubs, capsule::shim::MISSING_STUB_STRIDE bytes apart (the runtime\n    \
+         // finds stub i there): stub i calls missing(i). `.org` fails the build if one is longer.\n",
+    );
+    asm_lines(
+        out,
+        &[
+            ".pushsection .text.capsule_missing,\"ax\",@progbits",
+            ".balign {stride}",
+            ".globl __capsule_missing_stubs",
+            ".hidden __capsule_missing_stubs",
+            "__capsule_missing_stubs:",
+            ".set .Lcapsule_stub, 0",
+            ".rept {functions}",
+            "mov edi, .Lcapsule_stub",
+            "jmp {missing}",
+            ".set .Lcapsule_stub, .Lcapsule_stub + 1",
+            ".org __capsule_missing_stubs + {stride} * .Lcapsule_stub, 0xcc",
+            ".endr",
+            ".popsection",
+        ],
+    );
 }
 
 fn asm_objects(out: &mut String, objects: &[&Export]) {
@@ -432,21 +508,23 @@ fn asm_objects(out: &mut String, objects: &[&Export]) {
     out.push_str(
         "    // Variables: placeholders of the real size, filled from the real library at load.\n",
     );
+    asm_lines(
+        out,
+        &[
+            r".macro capsule_obj name, size, bind=.globl",
+            ".p2align 4",
+            r"\bind \name",
+            r".type \name, @object",
+            r"\name:",
+            r".skip \size",
+            r".size \name, \size",
+            ".endm",
+        ],
+    );
+    asm_version_macros(out, "obj", &["size"], objects);
     asm_line(out, ".pushsection .bss.capsule_objects,\"aw\",@nobits");
-    for (i, s) in objects.iter().enumerate() {
-        let (label, symver) = label_for(s, format!("__capsule_obj_{i}"));
-        asm_line(out, ".p2align 4");
-        asm_line(
-            out,
-            &format!("{} {label}", if s.weak { ".weak" } else { ".globl" }),
-        );
-        asm_line(out, &format!(".type {label}, @object"));
-        asm_line(out, &format!("{label}:"));
-        asm_line(out, &format!(".skip {}", s.size));
-        asm_line(out, &format!(".size {label}, {}", s.size));
-        if let Some(symver) = symver {
-            asm_line(out, &symver);
-        }
+    for s in objects {
+        asm_line(out, &table_line("obj", s));
     }
     asm_line(out, ".popsection");
 }
@@ -488,6 +566,64 @@ mod tests {
     #[test]
     fn crate_names_from_sonames() {
         assert_eq!(crate_name("libGL.so.1"), "shim-libgl-so-1");
+    }
+
+    fn export(name: &str, version: Option<&str>, default: bool, kind: Kind, weak: bool) -> Export {
+        Export {
+            name: name.into(),
+            version: version.map(Into::into),
+            default,
+            kind,
+            weak,
+            size: if kind == Kind::Object { 12 } else { 0 },
+        }
+    }
+
+    #[test]
+    fn one_table_line_per_symbol() {
+        let m = Manifest {
+            format: crate::manifest::Format,
+            soname: "libfoo.so.1".into(),
+            source: "/usr/lib/libfoo.so.1".into(),
+            runtime: "../../capsule".into(),
+            workspace_member: true,
+            versions: vec![],
+            symbols: vec![
+                export("bar", None, false, Kind::Function, false),
+                export("foo", Some("FOO_1"), false, Kind::Function, false),
+                export("foo", Some("FOO_2"), true, Kind::Function, true),
+                export("counter", Some("FOO_2"), true, Kind::Object, false),
+                export("weak_counter", None, false, Kind::Object, true),
+            ],
+        };
+        let krate = generate(&m).unwrap();
+        let lib = &krate
+            .files
+            .iter()
+            .find(|f| f.path == "src/lib.rs")
+            .unwrap()
+            .contents;
+        for line in [
+            "    \"capsule_fn bar\",\n",
+            "    \"capsule_fn_oldver foo, FOO_1\",\n",
+            "    \"capsule_fn_ver foo, FOO_2, .weak\",\n",
+            "    \"capsule_obj_ver counter, FOO_2, 12\",\n",
+            "    \"capsule_obj weak_counter, 12, .weak\",\n",
+            "    r\".symver __capsule_fn_\\@, \\name@\\ver, remove\",\n",
+            "    r\".symver __capsule_obj_\\@, \\name@@\\ver, remove\",\n",
+        ] {
+            assert!(lib.contains(line), "no {line:?} in\n{lib}");
+        }
+        // Only the macros the tables use are defined.
+        assert!(!lib.contains("capsule_obj_oldver"), "{lib}");
+        // The stub table is laid out with the runtime's stride, at the shim's build.
+        assert!(lib.contains("stride = const capsule::shim::MISSING_STUB_STRIDE,"));
+        for line in [
+            ".balign {stride}",
+            ".org __capsule_missing_stubs + {stride} * .Lcapsule_stub, 0xcc",
+        ] {
+            assert!(lib.contains(line), "no {line:?} in\n{lib}");
+        }
     }
 
     #[test]

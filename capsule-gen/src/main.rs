@@ -216,10 +216,16 @@ fn check(dir: &Path, prefix: &Path) -> Result<bool> {
     let manifest = Manifest::read(dir)?;
     let source = locate::find_library(&manifest.soname, prefix)?;
     let live = scan::scan(&source)?;
-    // A function's size changes with every rebuild; an object's size is part of the ABI.
-    let describe = |e: &manifest::Export| match e.kind {
-        manifest::Kind::Function => format!("{} (function)", e.display_name()),
-        kind => format!("{} ({}, {} bytes)", e.display_name(), kind.as_str(), e.size),
+    // What the shim is made of: name, version, kind, binding, and a variable's size (its
+    // ABI). A function's size is not recorded: it changes with every rebuild.
+    let describe = |e: &manifest::Export| {
+        let weak = if e.weak { ", weak" } else { "" };
+        match e.kind {
+            manifest::Kind::Object => {
+                format!("{} (object, {} bytes{weak})", e.display_name(), e.size)
+            }
+            kind => format!("{} ({}{weak})", e.display_name(), kind.as_str()),
+        }
     };
     let old: BTreeSet<String> = manifest.symbols.iter().map(describe).collect();
     let new: BTreeSet<String> = live.symbols.iter().map(describe).collect();

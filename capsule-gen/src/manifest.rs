@@ -15,7 +15,10 @@ use crate::error::{Error, Result};
 /// File name of the manifest inside a shim crate.
 pub const FILE_NAME: &str = "capsule-shim.toml";
 
-const FORMAT: i64 = 1;
+/// Written, and read. Format 1 also recorded every function's size, which no shim uses
+/// (it changed with every rebuild of the library); it is read, ignoring those sizes.
+const FORMAT: i64 = 2;
+const FORMAT_1: i64 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +57,8 @@ pub struct Export {
     pub default: bool,
     pub kind: Kind,
     pub weak: bool,
-    /// Size in bytes (`st_size`).
+    /// A variable's size in bytes (`st_size`), part of its ABI; 0 for everything else, whose
+    /// size no shim uses.
     pub size: u64,
 }
 
@@ -92,7 +96,8 @@ impl Export {
     }
 }
 
-/// The `format` key: serialized as [`FORMAT`], and only [`FORMAT`] is accepted when read.
+/// The `format` key: serialized as [`FORMAT`]; [`FORMAT`] and [`FORMAT_1`] are accepted
+/// when read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Format;
 
@@ -105,16 +110,16 @@ impl Serialize for Format {
 impl<'de> Deserialize<'de> for Format {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Format, D::Error> {
         match i64::deserialize(d)? {
-            FORMAT => Ok(Format),
+            FORMAT | FORMAT_1 => Ok(Format),
             other => Err(serde::de::Error::custom(format!(
-                "format {other} is not the one this capsule-gen understands ({FORMAT})"
+                "format {other} is not one this capsule-gen understands ({FORMAT_1} or {FORMAT})"
             ))),
         }
     }
 }
 
 /// An [`Export`] as the file spells it: `version` and `default` appear together or not at
-/// all, which serde's attributes alone cannot say.
+/// all, which serde's attributes alone cannot say; `size` is a variable's only.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SymbolEntry {
@@ -125,7 +130,8 @@ struct SymbolEntry {
     default: Option<bool>,
     kind: Kind,
     weak: bool,
-    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
 }
 
 impl TryFrom<SymbolEntry> for Export {
@@ -148,13 +154,24 @@ impl TryFrom<SymbolEntry> for Export {
                 ))
             }
         };
+        // Another kind's size (format 1 recorded them all) is ignored: no shim uses it.
+        let size = match (e.kind, e.size) {
+            (Kind::Object, Some(size)) => size,
+            (Kind::Object, None) => {
+                return Err(format!(
+                    "variable {:?} has no `size` (its size in bytes)",
+                    e.name
+                ))
+            }
+            _ => 0,
+        };
         Ok(Export {
             name: e.name,
             version: e.version,
             default,
             kind: e.kind,
             weak: e.weak,
-            size: e.size,
+            size,
         })
     }
 }
@@ -165,9 +182,9 @@ impl From<Export> for SymbolEntry {
             default: e.version.is_some().then_some(e.default),
             name: e.name,
             version: e.version,
+            size: (e.kind == Kind::Object).then_some(e.size),
             kind: e.kind,
             weak: e.weak,
-            size: e.size,
         }
     }
 }
@@ -391,9 +408,12 @@ name = "FOO_2"
 
     #[test]
     fn other_formats_unknown_keys_and_half_versions_are_refused() {
-        let text = sample().to_toml().replace("format = 1", "format = 2");
+        let text = sample().to_toml().replace("format = 2", "format = 3");
         let msg = parse_err(&text);
-        assert!(msg.contains(":4:10: format 2 is not the one"), "{msg}");
+        assert!(
+            msg.contains(":4:10: format 3 is not one this capsule-gen understands (1 or 2)"),
+            "{msg}"
+        );
 
         let text = sample()
             .to_toml()
@@ -408,6 +428,28 @@ name = "FOO_2"
             msg.contains(":15:11: symbol \"counter\" has a version but no `default`"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn only_variables_record_a_size() {
+        let text = sample().to_toml();
+        assert!(
+            text.contains(r#"  { name = 'odd"name\', kind = "function", weak = true },"#),
+            "{text}"
+        );
+        let text = text.replace(", size = 12", "");
+        assert!(parse_err(&text).contains("variable \"counter\" has no `size`"));
+    }
+
+    #[test]
+    fn format_1_is_read_ignoring_function_sizes() {
+        let text = sample()
+            .to_toml()
+            .replace("format = 2", "format = 1")
+            .replace("weak = true }", "weak = true, size = 57 }");
+        let read = Manifest::parse(&text, Path::new("m.toml")).unwrap();
+        assert_eq!(read, sample());
+        assert!(read.to_toml().contains("format = 2\n"));
     }
 
     #[test]

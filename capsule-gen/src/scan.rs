@@ -92,13 +92,15 @@ pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
             marked.push(name.to_string());
             continue;
         }
+        let kind = kind_of(s.st_type());
         symbols.push(Export {
             name: name.to_string(),
             default: version.is_some() && default,
             version,
-            kind: kind_of(s.st_type()),
+            kind,
             weak: s.st_bind() == sym::STB_WEAK,
-            size: s.st_size,
+            // Only a variable's size matters: a function's changes with every rebuild.
+            size: if kind == Kind::Object { s.st_size } else { 0 },
         });
     }
     symbols.sort();

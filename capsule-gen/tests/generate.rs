@@ -275,6 +275,29 @@ fn check_reports_added_and_removed_symbols() {
     let same = capsule_gen(&["--prefix", prefix, "--check", crate_dir]);
     assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
 
+    // A variable's size is its ABI; a function's size is not recorded (format 1 manifests
+    // had one, which is ignored).
+    let manifest_path = shims.join("libgenchk.so.1/capsule-shim.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    let edited = manifest
+        .replace(
+            "kind = \"object\", weak = false, size = 4 }",
+            "kind = \"object\", weak = false, size = 8 }",
+        )
+        .replace(
+            "kind = \"function\", weak = false }",
+            "kind = \"function\", weak = false, size = 999 }",
+        );
+    assert_ne!(edited, manifest, "{manifest}");
+    std::fs::write(&manifest_path, &edited).unwrap();
+    let resized = capsule_gen(&["--prefix", prefix, "--check", crate_dir]);
+    assert_eq!(resized.status.code(), Some(1), "{}", stderr(&resized));
+    assert_eq!(
+        String::from_utf8_lossy(&resized.stdout),
+        "+ counter@@FOO_1 (object, 4 bytes)\n- counter@@FOO_1 (object, 8 bytes)\n"
+    );
+    std::fs::write(&manifest_path, &manifest).unwrap();
+
     // The host upgrades: a new version with a new function, and `baz` is gone.
     versioned_fixture(
         &tree,

@@ -387,6 +387,70 @@ pub(crate) unsafe fn write_read_only(
         .map_err(|e| patch_error(object, what, format!("restoring read-only protection: {e}")))
 }
 
+/// Copy `bytes` to `address` in a live object's data, under the patch lock: pages in its
+/// RELRO (read-only after relocation, as a copy-relocated `const` variable is) are made
+/// writable for the copy and read-only again after; other pages of a writable segment are
+/// written as they are, their protection untouched.
+///
+/// # Safety
+/// Nothing may read the bytes being replaced while they are written, and the copy must
+/// leave the object valid for its users.
+pub(crate) unsafe fn write_data(
+    object: &Object<'_>,
+    what: &str,
+    address: usize,
+    bytes: &[u8],
+) -> Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if !object.is_live() {
+        return Err(patch_error(
+            object,
+            what,
+            "the object is a file image, not loaded in this process".into(),
+        ));
+    }
+    let last = address.saturating_add(bytes.len() - 1);
+    match object.load_segment_at(address) {
+        Some(s) if s.range().contains(&last) && s.flags.write && !s.flags.execute => {}
+        _ => {
+            return Err(patch_error(
+                object,
+                what,
+                format!(
+                    "{address:#x}..{:#x} is not in one writable, non-executable segment",
+                    last + 1
+                ),
+            ))
+        }
+    }
+    let page = crate::elf::page_size();
+    let relro_pages: Vec<usize> = (address & !(page - 1)..=last)
+        .step_by(page)
+        .filter(|&p| object.in_relro(p))
+        .collect();
+    let ranges = pages_to_unprotect(&relro_pages, page);
+    let _guard = PATCH_LOCK.lock();
+    let mut opened = Vec::new();
+    for range in &ranges {
+        if let Err(e) = mprotect(range, libc::PROT_READ | libc::PROT_WRITE) {
+            let _ = restore(&opened);
+            return Err(patch_error(
+                object,
+                what,
+                format!("mprotect({:#x}, read+write): {e}", range.start),
+            ));
+        }
+        opened.push(range.clone());
+    }
+    // SAFETY: checked above to lie in one writable segment of the live object, its RELRO
+    // pages now writable; the caller guarantees nobody reads it meanwhile.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), address as *mut u8, bytes.len()) };
+    restore(&opened)
+        .map_err(|e| patch_error(object, what, format!("restoring read-only protection: {e}")))
+}
+
 /// Store the new value if the current one is accepted, retrying if another thread (a lazy
 /// resolver) changed it between the check and the write. `Err` holds the rejected value.
 fn swap_if_accepted(slot: &AtomicUsize, write: &Write) -> std::result::Result<(), usize> {

@@ -28,8 +28,14 @@ mod linkmap;
 
 use callers::Target;
 
-/// Distance between two missing-symbol stubs in a generated shim's stub table.
+/// Distance between two missing-symbol stubs in a generated shim's stub table. Generated
+/// shims lay their stubs out with this very constant (a `const` operand of their
+/// `global_asm!`), so a shim built against this runtime always agrees with it.
 pub const MISSING_STUB_STRIDE: usize = 16;
+
+// A stub is `mov edi, imm32` and `jmp rel32`, 10 bytes, padded with `.org` (whose fill
+// rejects a stub longer than the stride at build time); `.balign` wants a power of two.
+const _: () = assert!(MISSING_STUB_STRIDE.is_power_of_two() && MISSING_STUB_STRIDE >= 10);
 
 /// What kind of thing an exported symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,94 +329,6 @@ fn program_visible(sym: &Symbol) -> Option<*mut c_void> {
     (!addr.is_null()).then_some(addr)
 }
 
-/// Copy `len` bytes to `dest`, which may lie in an object's RELRO region (copy relocations
-/// of `const` variables land there and are read-only by the time constructors run).
-///
-/// # Safety
-/// `src` must be readable and `dest` part of a loaded object's data for `len` bytes, and
-/// the two must not overlap.
-unsafe fn write_maybe_relro(dest: *mut u8, src: *const u8, len: usize) -> Result<(), String> {
-    match relro_range_containing(dest as usize) {
-        None => {
-            // SAFETY: outside RELRO, the object's data segment is writable; the caller
-            // vouches for the bounds.
-            unsafe { std::ptr::copy_nonoverlapping(src, dest, len) };
-            Ok(())
-        }
-        Some((start, end)) => {
-            let page = page_size();
-            let first = (dest as usize) & !(page - 1);
-            let last = (dest as usize + len).div_ceil(page) * page;
-            if dest as usize + len > end || (dest as usize) < start {
-                return Err("it straddles the end of the RELRO region".into());
-            }
-            // SAFETY: [first, last) covers whole pages of a mapped RELRO region; it is made
-            // writable (never executable) only for the copy and read-only again after.
-            unsafe {
-                if libc::mprotect(
-                    first as *mut c_void,
-                    last - first,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                ) != 0
-                {
-                    return Err(format!("mprotect: {}", std::io::Error::last_os_error()));
-                }
-                std::ptr::copy_nonoverlapping(src, dest, len);
-                if libc::mprotect(first as *mut c_void, last - first, libc::PROT_READ) != 0 {
-                    return Err(format!(
-                        "restoring read-only protection: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).unwrap_or(4096)
-}
-
-/// The PT_GNU_RELRO range, as loaded, of the object in the program's namespace that
-/// contains `addr`, if `addr` lies in one. Taken from the object's own program headers.
-fn relro_range_containing(addr: usize) -> Option<(usize, usize)> {
-    struct Search {
-        addr: usize,
-        found: Option<(usize, usize)>,
-    }
-    unsafe extern "C" fn visit(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut c_void,
-    ) -> libc::c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info record, and `data` is the Search
-        // passed below, borrowed only for the duration of the iteration.
-        let (info, search) = unsafe { (&*info, &mut *data.cast::<Search>()) };
-        if info.dlpi_phdr.is_null() {
-            return 0;
-        }
-        // SAFETY: dlpi_phdr points to dlpi_phnum program headers of a loaded object.
-        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
-        for ph in phdrs.iter().filter(|ph| ph.p_type == libc::PT_GNU_RELRO) {
-            let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
-            let end = start + ph.p_memsz as usize;
-            if (start..end).contains(&search.addr) {
-                search.found = Some((start, end));
-                return 1;
-            }
-        }
-        0
-    }
-    let mut search = Search { addr, found: None };
-    // SAFETY: `visit` matches the callback type and only touches `search`, which outlives
-    // the call.
-    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut search).cast()) };
-    search.found
-}
-
 /// Called (through the shim's stub `index`) when the program calls a function the host's
 /// library does not define. Prints which one and aborts.
 pub fn missing_called(lib: &Library, index: usize) -> ! {
@@ -454,11 +372,5 @@ mod tests {
         assert_eq!(SYMBOLS[0].display_name(), "foo@FOO_1");
         assert_eq!(SYMBOLS[1].display_name(), "foo@@FOO_2");
         assert_eq!(SYMBOLS[2].display_name(), "counter");
-    }
-
-    #[test]
-    fn relro_lookup_misses_writable_data() {
-        static mut WRITABLE: u64 = 0;
-        assert_eq!(relro_range_containing((&raw mut WRITABLE) as usize), None);
     }
 }

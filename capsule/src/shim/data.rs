@@ -12,9 +12,9 @@
 
 use std::ffi::c_void;
 
-use super::{linkmap, lookup, write_maybe_relro, Library, Symbol};
+use super::{linkmap, lookup, Library, Symbol};
 use crate::capsule::Capsule;
-use crate::elf::LinkMap;
+use crate::elf::{LinkMap, Object};
 use crate::patch::{self, Expect};
 
 /// Copy each variable of `lib` into the program and point the capsule's references to it
@@ -57,18 +57,31 @@ pub(super) fn share_variables(lib: &Library, capsule: &Capsule) {
 }
 
 fn copy_variable(lib: &Library, sym: &Symbol, real: *mut c_void, visible: *mut c_void) {
-    // SAFETY: `real` is the start of the real library's object and `visible` the start of
-    // the program's (or the shim's own) copy; both are `size` bytes (the shim was generated
-    // with the real object's size, and the program's copy relocation has the shim's size).
-    // They live in different objects, so they do not overlap.
-    let copied = unsafe { write_maybe_relro(visible.cast(), real.cast::<u8>(), sym.size) };
-    if let Err(reason) = copied {
+    if let Err(reason) = copy_into_program(sym, real, visible) {
         eprintln!(
             "capsule: {}: cannot copy variable {} into the program: {reason}",
             lib.soname(),
             sym.display_name()
         );
     }
+}
+
+/// Copy the real variable over the program's copy, which may lie in the program's RELRO
+/// (copy relocations of `const` variables land there, read-only by the time constructors
+/// run): through `patch`, which restores each page's protection.
+fn copy_into_program(sym: &Symbol, real: *mut c_void, visible: *mut c_void) -> Result<(), String> {
+    let map = linkmap::containing(visible.cast_const())
+        .ok_or("no loaded object contains the program's copy")?;
+    // SAFETY: `map` is the live link map of the object holding the program's copy (the
+    // program, or the shim itself), loaded as long as the program runs.
+    let object = unsafe { Object::from_link_map(map) }.map_err(|e| e.to_string())?;
+    // SAFETY: `real` is the start of the real library's object, `size` bytes long (the shim
+    // was generated with the real object's size), readable for the life of the capsule.
+    let bytes = unsafe { std::slice::from_raw_parts(real.cast::<u8>(), sym.size) };
+    // SAFETY: the program's copy has the same size (its copy relocation has the shim's);
+    // constructors run before the program reads it, and the two objects do not overlap.
+    unsafe { patch::write_data(&object, &sym.display_name(), visible as usize, bytes) }
+        .map_err(|e| e.to_string())
 }
 
 /// Point every slot in the capsule's namespace that refers to the real variable at the
@@ -110,4 +123,40 @@ fn redirect_references(
         lib.soname(),
         sym.display_name()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Protection letters ("r--p") of the mapping of /proc/self/maps holding `addr`.
+    fn protection(addr: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .find_map(|l| {
+                let mut fields = l.split_whitespace();
+                let (range, perms) = (fields.next()?, fields.next()?);
+                let (start, end) = range.split_once('-')?;
+                let range =
+                    usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?;
+                range.contains(&addr).then(|| perms.to_string())
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_copy_into_relro_lands_and_leaves_it_read_only() {
+        // A pointer needs a relocation, so in this PIE it sits in RELRO, as a program's
+        // copy-relocated `const` variable does.
+        static POINTER: &u64 = &7;
+        static EIGHT: u64 = 8;
+        let sym = Symbol::object(c"pointer", None, true, 8);
+        let at = (&raw const POINTER).cast_mut().cast::<c_void>();
+        let from: *const u64 = &EIGHT;
+        assert_eq!(protection(at as usize), "r--p", "POINTER is not in RELRO");
+        copy_into_program(&sym, (&raw const from).cast_mut().cast(), at).unwrap();
+        // SAFETY: POINTER now holds EIGHT's address; read through memory, not the static.
+        assert_eq!(unsafe { **at.cast::<*const u64>() }, 8);
+        assert_eq!(protection(at as usize), "r--p");
+    }
 }
