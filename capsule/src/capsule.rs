@@ -112,15 +112,11 @@ impl Capsule {
         if let Some(own) = self.namespace.interposer.own_symbol(&cname) {
             return NonNull::new(own).ok_or_else(|| self.not_found(name, None));
         }
-        // SAFETY: looked up as a plain address, which is what dlsym returns.
-        let found = unsafe {
-            self.library
-                .get::<*mut c_void>(cname.as_bytes_with_nul())
-                .map(|symbol| symbol.into_raw())
-        };
-        found
-            .ok()
-            .and_then(NonNull::new)
+        // dlsym itself, not libloading's `get` (which reads dlerror to report a miss and so
+        // clears it): a miss leaves this thread's dlerror set, as the real library's would
+        // (the shims' dlsym wrapper answers a program's dlsym with it).
+        self.handle
+            .symbol(&cname)
             .ok_or_else(|| self.not_found(name, None))
     }
 
@@ -148,8 +144,20 @@ impl Capsule {
                 "Capsule::get: T must be a function pointer or a raw pointer"
             )
         };
+        let cname = self.c_name(name)?;
+        let pointer = match self.namespace.interposer.own_symbol(&cname) {
+            Some(own) => NonNull::new(own),
+            // libloading's lookup (it reads dlerror to tell a miss, and so clears it).
+            // SAFETY: looked up as a plain address, which is what dlsym returns.
+            None => unsafe {
+                self.library
+                    .get::<*mut c_void>(cname.as_bytes_with_nul())
+                    .ok()
+                    .and_then(|symbol| NonNull::new(symbol.into_raw()))
+            },
+        };
         Ok(Symbol {
-            pointer: self.symbol(name)?,
+            pointer: pointer.ok_or_else(|| self.not_found(name, None))?,
             capsule: PhantomData,
         })
     }

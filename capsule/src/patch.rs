@@ -281,6 +281,35 @@ fn mprotect(range: &Range<usize>, prot: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// Under the patch lock, make `ranges` (read-only pages of `object`) read+write, run
+/// `write`, and make them read-only again: the one unprotect/write/restore window.
+fn with_unprotected<T>(
+    object: &Object<'_>,
+    what: &str,
+    ranges: &[Range<usize>],
+    write: impl FnOnce() -> T,
+) -> Result<T> {
+    let _guard = PATCH_LOCK.lock();
+    let mut opened = Vec::new();
+    for range in ranges {
+        if let Err(e) = mprotect(range, libc::PROT_READ | libc::PROT_WRITE) {
+            // The mprotect failure is what the caller needs to hear about; a failed restore
+            // of pages opened so far would only repeat the same cause.
+            let _ = restore(&opened);
+            return Err(patch_error(
+                object,
+                what,
+                format!("mprotect({:#x}, read+write): {e}", range.start),
+            ));
+        }
+        opened.push(range.clone());
+    }
+    let written = write();
+    restore(&opened)
+        .map_err(|e| patch_error(object, what, format!("restoring read-only protection: {e}")))?;
+    Ok(written)
+}
+
 /// Check every write, unprotect the read-only pages once, write, and restore.
 ///
 /// # Safety
@@ -293,43 +322,23 @@ unsafe fn write_batch(object: &Object<'_>, symbol: &str, writes: &[Write]) -> Re
         }
     }
     let ranges = pages_to_unprotect(&read_only, crate::elf::page_size());
-    let _guard = PATCH_LOCK.lock();
-    let mut opened = Vec::new();
-    for range in &ranges {
-        if let Err(e) = mprotect(range, libc::PROT_READ | libc::PROT_WRITE) {
-            // The mprotect failure is what the caller needs to hear about; a failed restore
-            // of pages opened so far would only repeat the same cause.
-            let _ = restore(&opened);
-            return Err(patch_error(
-                object,
-                symbol,
-                format!("mprotect({:#x}, read+write): {e}", range.start),
-            ));
+    with_unprotected(object, symbol, &ranges, || {
+        let mut report = PatchReport::default();
+        for write in writes {
+            // SAFETY: checked above: aligned, inside a live object's writable (or now
+            // unprotected RELRO) segment; the slot is a pointer-sized word the object's code
+            // reads, so an atomic access is the right way to change it.
+            let slot = unsafe { &*(write.address as *const AtomicUsize) };
+            match swap_if_accepted(slot, write) {
+                Ok(()) => report.rewritten += 1,
+                Err(value) => report.skipped.push(SkippedSlot {
+                    address: write.address,
+                    value,
+                }),
+            }
         }
-        opened.push(range.clone());
-    }
-    let mut report = PatchReport::default();
-    for write in writes {
-        // SAFETY: checked above: aligned, inside a live object's writable (or now
-        // unprotected RELRO) segment; the slot is a pointer-sized word the object's code
-        // reads, so an atomic access is the right way to change it.
-        let slot = unsafe { &*(write.address as *const AtomicUsize) };
-        match swap_if_accepted(slot, write) {
-            Ok(()) => report.rewritten += 1,
-            Err(value) => report.skipped.push(SkippedSlot {
-                address: write.address,
-                value,
-            }),
-        }
-    }
-    if let Err(e) = restore(&opened) {
-        return Err(patch_error(
-            object,
-            symbol,
-            format!("restoring read-only protection: {e}"),
-        ));
-    }
-    Ok(report)
+        report
+    })
 }
 
 /// Write each `(address, bytes)` into a live object's read-only, non-executable memory
@@ -365,26 +374,15 @@ pub(crate) unsafe fn write_read_only(
         .flat_map(|(a, b)| [*a, a + b.len() - 1])
         .collect();
     let ranges = pages_to_unprotect(&starts, page);
-    let _guard = PATCH_LOCK.lock();
-    let mut opened = Vec::new();
-    for range in &ranges {
-        if let Err(e) = mprotect(range, libc::PROT_READ | libc::PROT_WRITE) {
-            let _ = restore(&opened);
-            return Err(patch_error(
-                object,
-                what,
-                format!("mprotect({:#x}, read+write): {e}", range.start),
-            ));
+    with_unprotected(object, what, &ranges, || {
+        for (address, bytes) in writes {
+            // SAFETY: checked above to lie in the object's mapping, now writable; the
+            // caller guarantees nobody reads it meanwhile.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), *address as *mut u8, bytes.len())
+            };
         }
-        opened.push(range.clone());
-    }
-    for (address, bytes) in writes {
-        // SAFETY: checked above to lie in the object's mapping, now writable; the caller
-        // guarantees nobody reads it meanwhile.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), *address as *mut u8, bytes.len()) };
-    }
-    restore(&opened)
-        .map_err(|e| patch_error(object, what, format!("restoring read-only protection: {e}")))
+    })
 }
 
 /// Copy `bytes` to `address` in a live object's data, under the patch lock: pages in its
@@ -431,24 +429,11 @@ pub(crate) unsafe fn write_data(
         .filter(|&p| object.in_relro(p))
         .collect();
     let ranges = pages_to_unprotect(&relro_pages, page);
-    let _guard = PATCH_LOCK.lock();
-    let mut opened = Vec::new();
-    for range in &ranges {
-        if let Err(e) = mprotect(range, libc::PROT_READ | libc::PROT_WRITE) {
-            let _ = restore(&opened);
-            return Err(patch_error(
-                object,
-                what,
-                format!("mprotect({:#x}, read+write): {e}", range.start),
-            ));
-        }
-        opened.push(range.clone());
-    }
-    // SAFETY: checked above to lie in one writable segment of the live object, its RELRO
-    // pages now writable; the caller guarantees nobody reads it meanwhile.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), address as *mut u8, bytes.len()) };
-    restore(&opened)
-        .map_err(|e| patch_error(object, what, format!("restoring read-only protection: {e}")))
+    with_unprotected(object, what, &ranges, || {
+        // SAFETY: checked above to lie in one writable segment of the live object, its
+        // RELRO pages now writable; the caller guarantees nobody reads it meanwhile.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), address as *mut u8, bytes.len()) };
+    })
 }
 
 /// Store the new value if the current one is accepted, retrying if another thread (a lazy
