@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+include!("src/fnv.rs");
+
 fn main() {
     let source = "interpose/interpose.c";
     println!("cargo:rerun-if-changed={source}");
@@ -30,23 +32,14 @@ fn source_id(dir: &str, variable: &str) {
         .map(|entry| entry.expect("read a source directory").path())
         .collect();
     files.sort();
-    // FNV-1a, 64 bits, over each file's name and bytes.
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    // Each file's name and bytes, one after the other.
+    let mut all = Vec::new();
     for file in files {
         println!("cargo:rerun-if-changed={}", file.display());
-        let name = file
-            .file_name()
-            .unwrap_or_default()
-            .as_encoded_bytes()
-            .to_vec();
-        for byte in name
-            .into_iter()
-            .chain(std::fs::read(&file).expect("read a source"))
-        {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
+        all.extend_from_slice(file.file_name().unwrap_or_default().as_encoded_bytes());
+        all.extend(std::fs::read(&file).expect("read a source"));
     }
-    println!("cargo:rustc-env={variable}={hash:016x}");
+    println!("cargo:rustc-env={variable}={:016x}", fnv1a(&all));
 }
 
 fn build(source: &str, out: &Path, defines: &[&str]) {
@@ -65,9 +58,9 @@ fn build(source: &str, out: &Path, defines: &[&str]) {
             "-Werror",
             "-Wl,-z,now",
             // No RELRO: it would put the GOT on a page of its own, protected after
-            // relocation (an mprotect and a second copy-on-write page per namespace, ~7 us
-            // measured), to guard a handful of slots beside a table of function pointers
-            // that stays writable anyway.
+            // relocation (an mprotect and a second copy-on-write page per namespace), to
+            // guard a handful of slots beside a table of function pointers that stays
+            // writable anyway.
             "-Wl,-z,norelro",
             // Headers and code share one read+execute segment: two mappings fewer to make
             // for every namespace.

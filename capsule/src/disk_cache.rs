@@ -8,10 +8,9 @@
 //! once per user and build, else a memfd.
 //!
 //! ld.so loads only files. An image written to a memfd costs `memfd_create`, the write
-//! and, above all, procfs's lookup of the `/proc/PID/fd/N` name ld.so opens: ~35-40 us
-//! per namespace on this project's machines, a fifth of a small library's whole load,
-//! where a file already on disk costs nothing beyond the open and mappings every object
-//! has. So the image is kept as `interpose-KIND-HASH.so`, the hash of its bytes keeping
+//! and, above all, procfs's lookup of the `/proc/PID/fd/N` name ld.so opens, a good part
+//! of a small library's whole load, where a file already on disk costs nothing beyond
+//! the open and mappings every object has. So the image is kept as `interpose-KIND-HASH.so`, the hash of its bytes keeping
 //! builds apart, and used only if it also has the image's size.
 //!
 //! The memfd stays the way where no cache can be used: a setuid program (its environment
@@ -241,17 +240,7 @@ pub(crate) fn in_memory(name: &CStr, image: &[u8]) -> Result<(OwnedFd, PathBuf)>
     Ok((fd, path))
 }
 
-/// FNV-1a, 64 bits: names a build's image (not a defence: the checks above are).
-pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
+pub(crate) use crate::fnv::fnv1a;
 
 #[cfg(test)]
 mod tests {

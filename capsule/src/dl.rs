@@ -471,7 +471,7 @@ fn log_lookup(
     } else {
         // SAFETY: a dlopen handle is its object's link map (glibc), whose l_name is a
         // NUL-terminated string; the lookup just made with it relied on that already.
-        let name = unsafe { CStr::from_ptr((*(handle as *const crate::elf::LinkMap)).l_name) };
+        let name = unsafe { (*(handle as *const crate::elf::LinkMap)).name() };
         let name = name.to_string_lossy();
         name.rsplit('/').next().unwrap_or(&name).to_string()
     };
@@ -490,8 +490,8 @@ fn log_lookup(
 /// The file name of the object holding `addr` (a handle is its object's link map).
 fn object_name(addr: *const c_void) -> Option<String> {
     let map = crate::linkmap::containing(addr)?;
-    // SAFETY: l_name of a live link map is a NUL-terminated string.
-    let name = unsafe { CStr::from_ptr((*map).l_name) }.to_string_lossy();
+    // SAFETY: the link map of a live object (the one holding `addr`).
+    let name = unsafe { (*map).name() }.to_string_lossy();
     Some(name.rsplit('/').next().unwrap_or(&name).to_string())
 }
 
@@ -545,10 +545,8 @@ extern "C" fn capsule_dlclose(_lmid: c_long, handle: *mut c_void) -> c_int {
 /// The file of the object that contains `addr`, for its RUNPATH, RPATH and `$ORIGIN`.
 fn caller_object(addr: *const c_void) -> Option<PathBuf> {
     let map = crate::linkmap::containing(addr)?;
-    // SAFETY: l_name of a live link map is a NUL-terminated string.
-    let name = unsafe { CStr::from_ptr((*map).l_name) };
-    use std::os::unix::ffi::OsStrExt;
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    // SAFETY: the link map of a live object (the one holding `addr`).
+    let path = unsafe { (*map).path() };
     path.is_absolute().then_some(path)
 }
 

@@ -18,6 +18,7 @@ pub mod config;
 mod disk_cache;
 mod dl;
 pub mod error;
+mod fnv;
 mod forwarder;
 pub mod hostenv;
 mod interposer;

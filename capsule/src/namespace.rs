@@ -648,12 +648,9 @@ impl Namespace {
         // SAFETY: the interposer heading the namespace is never closed; each link map is
         // read while the loader's list lock keeps it alive, and its name is copied out.
         unsafe {
-            crate::linkmap::namespace_of(head, |map| {
-                let name = CStr::from_ptr((*map).l_name);
-                crate::LoadedObject {
-                    path: PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())),
-                    base: (*map).l_addr,
-                }
+            crate::linkmap::namespace_of(head, |map| crate::LoadedObject {
+                path: (*map).path(),
+                base: (*map).l_addr,
             })
         }
     }
@@ -719,9 +716,8 @@ impl Handle {
     /// The path the object was loaded from (its `l_name`), for a handle the caller holds.
     pub fn path(self) -> PathBuf {
         // SAFETY: glibc's handle is the object's live link map (the caller holds a
-        // reference); l_name is NUL-terminated.
-        let name = unsafe { CStr::from_ptr((*self.link_map()).l_name) };
-        PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()))
+        // reference).
+        unsafe { (*self.link_map()).path() }
     }
 
     /// `dlsym` on this handle.

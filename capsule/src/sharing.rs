@@ -21,7 +21,7 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -248,7 +248,7 @@ impl<'a> Scope<'a> {
         unsafe {
             let mut map = crate::linkmap::base_namespace_head();
             while !map.is_null() && map != target {
-                let name = CStr::from_ptr((*map).l_name).to_bytes();
+                let name = (*map).name().to_bytes();
                 if !name.starts_with(b"linux-vdso") && !name.starts_with(b"linux-gate") {
                     maps.push(map);
                 }

@@ -55,6 +55,32 @@ pub(crate) struct Import<'a> {
     pub weak: bool,
 }
 
+impl LinkMap {
+    /// The path the object was loaded from (`l_name`): empty for the main program.
+    ///
+    /// # Safety
+    /// `self` must be a live link map of glibc's, which stays loaded while the name is
+    /// used (glibc's `l_name` is a NUL-terminated string).
+    pub unsafe fn name(&self) -> &CStr {
+        if self.l_name.is_null() {
+            return c"";
+        }
+        // SAFETY: forwarded from this function's contract.
+        unsafe { CStr::from_ptr(self.l_name) }
+    }
+
+    /// [`LinkMap::name`] as a path.
+    ///
+    /// # Safety
+    /// As for [`LinkMap::name`].
+    pub unsafe fn path(&self) -> std::path::PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: forwarded from this function's contract.
+        let name = unsafe { self.name() };
+        std::ffi::OsStr::from_bytes(name.to_bytes()).into()
+    }
+}
+
 /// A view of one ELF object, live in this process or held as a file image.
 #[derive(Debug)]
 pub struct Object<'a> {
@@ -89,14 +115,8 @@ impl<'a> Object<'a> {
         }
         // SAFETY: the caller guarantees a live link map; the public prefix is plain data.
         let lm = unsafe { &*link_map };
-        let name = if lm.l_name.is_null() {
-            String::new()
-        } else {
-            // SAFETY: glibc's l_name is a NUL-terminated string (possibly empty).
-            unsafe { CStr::from_ptr(lm.l_name) }
-                .to_string_lossy()
-                .into_owned()
-        };
+        // SAFETY: as above.
+        let name = unsafe { lm.name() }.to_string_lossy().into_owned();
         // SAFETY: forwarded from this function's contract.
         let found = unsafe { Object::from_loaded(&name, lm.l_addr, lm.l_ld as usize, None) };
         match found {

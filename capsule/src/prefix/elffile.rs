@@ -2,7 +2,7 @@
 //!
 //! Only what ld.so itself looks at is read: the ELF header, the program headers, the
 //! dynamic segment, and the strings and version records it points to, in small blocks
-//! with `pread`. A library like libLLVM is ~100 MB, of which this reads a few pages.
+//! with `pread`. A library like libLLVM is large, and this reads a few pages of it.
 //!
 //! The file is read, not mapped: a mapped file that shrinks under us (a package upgrade
 //! of the host tree) would raise SIGBUS in the middle of the search, while a short read
@@ -73,8 +73,8 @@ pub fn read_bytes(bytes: &[u8]) -> Result<ElfFile, String> {
 /// Size of one `pread`: the header and program headers of a typical library come in one
 /// read, its dynamic segment, strings and version records in a few more. Not a page: each
 /// block is a heap buffer, and a fresh page of heap costs a page fault, which on this
-/// project's VMs is dearer than a few more reads (measured: 4 faults and ~20 us for
-/// libz's facts with 4 KiB blocks, 2 faults and ~15 us with 1 KiB).
+/// project's VMs is dearer than a few more reads (libz's facts: 4 faults with 4 KiB
+/// blocks, 2 with 1 KiB).
 const BLOCK: u64 = 1024;
 
 /// The largest dynamic section read: real ones hold a few dozen entries (libLLVM's: 40).
