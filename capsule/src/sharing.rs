@@ -33,20 +33,9 @@ use crate::elf::{Import, LinkMap, Object, SymbolKind};
 use crate::error::{Error, Result, SharedCopies};
 use crate::namespace::Handle;
 
-/// glibc's libraries that a capsule always shares (ld.so is shared by glibc itself).
-pub const GLIBC_SHARED: &[&str] = &[
-    "libc.so.6",
-    "libm.so.6",
-    "libmvec.so.1",
-    "libdl.so.2",
-    "libpthread.so.0",
-    "librt.so.1",
-    "libresolv.so.2",
-    "libutil.so.1",
-    "libanl.so.1",
-    "libBrokenLocale.so.1",
-    "libnsl.so.1",
-];
+/// glibc's libraries, which a capsule always shares (ld.so, one of them, is shared by
+/// glibc itself).
+pub const GLIBC_SHARED: &[&str] = crate::prefix::glibc::GLIBC_SONAMES;
 
 /// The window-system client libraries shared by default, and why each is.
 pub const WINDOW_SYSTEM: &[(&str, &str)] = &[

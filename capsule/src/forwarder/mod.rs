@@ -132,24 +132,7 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
     }
     // The constructor array's relocation names the interposer's `capsule_forwarder_init`:
     // an import appended after every hashed symbol (imports are not looked up).
-    tables.constructor = u32::try_from(tables.symbols.len() / SYM_SIZE).map_err(|_| too_many())?;
-    let name = u32::try_from(tables.strings.len()).map_err(|_| too_many())?;
-    tables
-        .strings
-        .extend_from_slice(b"capsule_forwarder_init\0");
-    let mut import = [0u8; SYM_SIZE];
-    Sym {
-        name,
-        info: STB_GLOBAL << 4 | STT_FUNC,
-        section: SHN_UNDEF,
-        value: 0,
-        size: 0,
-    }
-    .write(&mut import);
-    tables.symbols.extend_from_slice(&import);
-    if let Some(versym) = &mut tables.versym {
-        versym.extend_from_slice(&1u16.to_le_bytes());
-    }
+    tables.constructor = append_function(&mut tables, b"capsule_forwarder_init", SHN_UNDEF, 0, 1)?;
     let layout = Layout::new(&tables, messages.len(), stubs.len());
     let mut set_value = |index: usize, value: usize| {
         let entry = &mut tables.symbols[index * SYM_SIZE..][..SYM_SIZE];
@@ -441,26 +424,45 @@ fn too_many() -> Error {
     }
 }
 
+/// Append a global function symbol `name` (its value set later) with version index
+/// `versym` (ignored without version definitions, where every symbol is unversioned);
+/// returns its index.
+fn append_function(
+    tables: &mut Tables,
+    name: &[u8],
+    section: u16,
+    size: u64,
+    versym: u16,
+) -> Result<u32> {
+    let index = u32::try_from(tables.symbols.len() / SYM_SIZE).map_err(|_| too_many())?;
+    let offset = u32::try_from(tables.strings.len()).map_err(|_| too_many())?;
+    tables.strings.extend_from_slice(name);
+    tables.strings.push(0);
+    let mut entry = [0u8; SYM_SIZE];
+    Sym {
+        name: offset,
+        info: STB_GLOBAL << 4 | STT_FUNC,
+        section,
+        value: 0,
+        size,
+    }
+    .write(&mut entry);
+    tables.symbols.extend_from_slice(&entry);
+    if let Some(table) = &mut tables.versym {
+        table.extend_from_slice(&versym.to_le_bytes());
+    }
+    Ok(index)
+}
+
 fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
-    let overflow = too_many;
     for stub in stubs {
-        let name = u32::try_from(tables.strings.len()).map_err(|_| overflow())?;
-        tables.strings.extend_from_slice(stub.name.as_bytes());
-        tables.strings.push(0);
-        let mut entry = [0u8; SYM_SIZE];
-        Sym {
-            name,
-            info: STB_GLOBAL << 4 | STT_FUNC,
-            section: SHN_TEXT,
-            value: 0,
-            size: STUB_SIZE as u64,
-        }
-        .write(&mut entry);
-        tables.symbols.extend_from_slice(&entry);
-        // (Without version definitions, every stub is unversioned: no table.)
-        if let Some(versym) = &mut tables.versym {
-            versym.extend_from_slice(&stub.versym.to_le_bytes());
-        }
+        append_function(
+            tables,
+            stub.name.as_bytes(),
+            SHN_TEXT,
+            STUB_SIZE as u64,
+            stub.versym,
+        )?;
     }
     let names: Vec<&[u8]> = tables
         .symbols
