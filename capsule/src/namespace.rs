@@ -521,14 +521,12 @@ impl Namespace {
         let Some(copy) = self.program_copy(soname) else {
             return Ok(false);
         };
-        // SAFETY: program copies are never unloaded.
-        let program = unsafe { crate::elf::Object::from_link_map(copy.handle.link_map()) }?;
         let host = host.filter(|path| !sharing::same_file(&copy.path, path));
         let host_file = host.map(sharing::HostFile::open).transpose()?;
         let host_object = host_file.as_ref().map(|f| f.object()).transpose()?;
         let source = forwarder::Source {
             soname,
-            program: &program,
+            program: copy.handle.link_map(),
             program_path: &copy.path,
             host: host_object.as_ref().zip(host),
         };
@@ -571,7 +569,7 @@ impl Namespace {
             // Its constructor did not run: another thread loaded the same file into the
             // namespace first, and activated it.
             // SAFETY: the handle is a live link map (just returned by dlmopen).
-            None if unsafe { (*handle.link_map()).l_addr } == program.bias() => {
+            None if unsafe { (*handle.link_map()).l_addr == (*copy.handle.link_map()).l_addr } => {
                 forwarder::Activated::default()
             }
             None => {

@@ -214,8 +214,9 @@ pub(crate) fn program_has_loaded(soname: &str) -> bool {
 /// is made only when needed.
 pub(crate) struct Scope<'a> {
     maps: Vec<*const LinkMap>,
-    /// Each object's GNU hashes without their lowest bit (as tables keep them), sorted.
-    hashes: Vec<Arc<[u32]>>,
+    /// Each object's GNU hashes without their lowest bit (as tables keep them), sorted;
+    /// made when first asked for.
+    hashes: OnceCell<Vec<Arc<[u32]>>>,
     views: Vec<OnceCell<Option<Object<'a>>>>,
 }
 
@@ -249,57 +250,56 @@ impl<'a> Scope<'a> {
                 maps.clear();
             }
         }
-        let views: Vec<OnceCell<Option<Object<'a>>>> =
-            maps.iter().map(|_| OnceCell::new()).collect();
-        let mut cache = SCOPE_HASHES.lock();
-        let mut hashes = Vec::with_capacity(maps.len());
-        for (i, &map) in maps.iter().enumerate() {
-            // SAFETY: a live link map (contract).
-            let key = unsafe {
-                (
-                    (map as usize),
-                    (*map).l_addr,
-                    (*map).l_name as usize,
-                    (*map).l_ld as usize,
-                )
-            };
-            let known = cache
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, h)| Arc::clone(h));
-            let sorted = known.unwrap_or_else(|| {
-                // SAFETY: a live link map (contract).
-                let view = unsafe { Object::from_link_map(map) }.ok();
-                let mut sorted: Vec<u32> = view.as_ref().map_or(Vec::new(), |v| {
-                    v.hashed_symbols().into_iter().map(|(_, h)| h).collect()
-                });
-                sorted.sort_unstable();
-                let sorted: Arc<[u32]> = sorted.into();
-                let _ = views[i].set(view);
-                cache.push((key, Arc::clone(&sorted)));
-                sorted
-            });
-            hashes.push(sorted);
-        }
+        let views = maps.iter().map(|_| OnceCell::new()).collect();
         Scope {
             maps,
-            hashes,
+            hashes: OnceCell::new(),
             views,
         }
     }
 
-    /// How many objects the scope holds, and their symbols in all.
+    /// How many objects the scope holds.
     pub fn len(&self) -> usize {
         self.maps.len()
     }
 
-    pub fn symbols(&self) -> usize {
-        self.hashes.iter().map(|h| h.len()).sum()
-    }
-
     /// Whether object `i` may define a symbol of `hash` (lowest bit ignored).
     pub fn may_define(&self, i: usize, hash: u32) -> bool {
-        self.hashes[i].binary_search(&(hash & !1)).is_ok()
+        self.hashes()[i].binary_search(&(hash & !1)).is_ok()
+    }
+
+    /// Every object's sorted hashes, from the per-process cache (made there if new).
+    fn hashes(&self) -> &[Arc<[u32]>] {
+        self.hashes.get_or_init(|| {
+            let mut cache = SCOPE_HASHES.lock();
+            let mut hashes = Vec::with_capacity(self.maps.len());
+            for (i, &map) in self.maps.iter().enumerate() {
+                // SAFETY: a live link map, under ld.so's lock (see `before`).
+                let key = unsafe {
+                    (
+                        map as usize,
+                        (*map).l_addr,
+                        (*map).l_name as usize,
+                        (*map).l_ld as usize,
+                    )
+                };
+                let known = cache
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, h)| Arc::clone(h));
+                let sorted = known.unwrap_or_else(|| {
+                    let mut sorted: Vec<u32> = self.object(i).map_or(Vec::new(), |v| {
+                        v.hashed_symbols().into_iter().map(|(_, h)| h).collect()
+                    });
+                    sorted.sort_unstable();
+                    let sorted: Arc<[u32]> = sorted.into();
+                    cache.push((key, Arc::clone(&sorted)));
+                    sorted
+                });
+                hashes.push(sorted);
+            }
+            hashes
+        })
     }
 
     /// Object `i`'s view (None if it cannot be read).

@@ -60,8 +60,9 @@ const DT_VERDEF: u64 = 0x6fff_fffc;
 /// What a forwarder is made from.
 pub(crate) struct Source<'a> {
     pub soname: &'a str,
-    /// The program's copy, loaded in the program's namespace, and its file.
-    pub program: &'a Object<'a>,
+    /// The program's copy (its link map: loaded in the program's namespace, never
+    /// unloaded), and its file.
+    pub program: *const LinkMap,
     pub program_path: &'a Path,
     /// The host's copy (a file image) and its path: functions it has and the program's
     /// copy lacks become stubs.
@@ -71,7 +72,9 @@ pub(crate) struct Source<'a> {
 /// The forwarder's file for `source`: the same in every process (nothing in it depends
 /// on where anything is loaded).
 pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
-    let program = source.program;
+    // SAFETY: a program copy's link map, never unloaded (see `Source`).
+    let program = unsafe { Object::from_link_map(source.program) }?;
+    let program = &program;
     let raw = program.raw_tables()?;
     let soname = raw.soname.ok_or_else(|| Error::Malformed {
         object: source.program_path.display().to_string(),
@@ -482,15 +485,16 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
 /// defines, as ld.so's lookup there would find them: (index, address, is a function
 /// resolved from an IFUNC).
 ///
-/// Two ways to the same answer, the cheaper taken: each of the copy's names looked up in
-/// the earlier objects' hashes (a small library after big ones), or each earlier object's
-/// names in the copy's table (libc after a few small objects).
+/// Two ways to the same answer: with many objects before the copy (one loaded late, after
+/// everything the program loaded), each of the copy's names looked up in the objects'
+/// hashes, kept per process; with few (libc, near the head of the scope), each object's
+/// names looked up in the copy's own table.
 fn interposed(program: &Object<'_>, scope: &Scope<'_>) -> Result<Vec<(u32, usize, bool)>> {
-    let own = program.hashed_symbols();
+    /// Fewer objects before the copy than this: its own table is asked.
+    const FEW: usize = 8;
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
-    // Binary searches of every object's hashes against one look-up per earlier symbol.
-    if own.len() * scope.len() * 8 < scope.symbols() {
-        for (target, hash) in own {
+    if scope.len() >= FEW {
+        for (target, hash) in program.hashed_symbols() {
             for i in (0..scope.len()).filter(|&i| scope.may_define(i, hash)) {
                 let Some(object) = scope.object(i) else {
                     continue;
