@@ -303,11 +303,25 @@ impl Interposer {
 
     /// The interposer's own definition of `name`, if it interposes it.
     pub fn own_symbol(&self, name: &CStr) -> Option<*mut c_void> {
-        if !INTERPOSED.contains(&name.to_bytes()) {
+        if !is_interposed(name.to_bytes()) {
             return None;
         }
         self.handle.symbol(name).map(|p| p.as_ptr())
     }
+}
+
+/// Whether the interposer defines `name` (see [`INTERPOSED`]): asked for every symbol a
+/// shim fills its table with, so a sorted copy is searched.
+pub(crate) fn is_interposed(name: &[u8]) -> bool {
+    static SORTED: std::sync::OnceLock<Vec<&'static [u8]>> = std::sync::OnceLock::new();
+    SORTED
+        .get_or_init(|| {
+            let mut names = INTERPOSED.to_vec();
+            names.sort_unstable();
+            names
+        })
+        .binary_search(&name)
+        .is_ok()
 }
 
 /// Every name the interposer defines for the namespace (besides its table).

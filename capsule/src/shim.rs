@@ -181,9 +181,14 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
         capsule.path().display()
     );
 
+    // The library's own hash table answers for what it defines itself (most of a shim's
+    // thousands of names), at a fraction of dlsym's cost; dlsym for the rest.
+    // SAFETY: the capsule's library stays loaded for the life of the process.
+    let real = unsafe { crate::elf::Object::from_link_map(capsule.link_map()) }.ok();
     let mut missing = Vec::new();
     for (i, sym) in lib.functions().iter().enumerate() {
-        let target = match lookup(capsule, sym) {
+        let own = real.as_ref().and_then(|real| defined_by(real, sym));
+        let target = match own.or_else(|| lookup(capsule, sym)) {
             Some(addr) => addr as usize,
             None => {
                 missing.push(sym.display_name());
@@ -195,8 +200,14 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
         // from reading a torn pointer.
         unsafe { AtomicUsize::from_ptr(slots.add(i)) }.store(target, Ordering::Release);
     }
+    crate::phase!(
+        "shim {}: {} trampolines filled",
+        lib.soname,
+        lib.functions().len()
+    );
     warn_if_different(lib, capsule, &missing);
     wire_program(lib, capsule, slots);
+    crate::phase!("shim {}: the program's slots rewired", lib.soname);
 }
 
 /// The shim was generated from another build of the library than the host has: say so
@@ -282,11 +293,9 @@ fn targets(lib: &Library, own: &crate::elf::Object<'_>, slots: *mut usize) -> Ve
         // SAFETY: `slots` has one usize per function (init's contract), filled above.
         let slot = unsafe { AtomicUsize::from_ptr(slots.add(i)) }.load(Ordering::Acquire);
         let real = lookup_was_found(lib, i, slot);
-        let bound = program_visible(sym).map(|p| p as usize);
         targets.push(Target {
             trampoline,
             real: real.filter(|_| trampoline != 0),
-            redirectable: trampoline != 0 && bound.is_none_or(|b| b == trampoline),
         });
     }
     targets
@@ -296,6 +305,23 @@ fn targets(lib: &Library, own: &crate::elf::Object<'_>, slots: *mut usize) -> Ve
 fn lookup_was_found(lib: &Library, index: usize, slot: usize) -> Option<usize> {
     let stub = lib.missing_stubs.get().copied()? + index * MISSING_STUB_STRIDE;
     (slot != stub && slot != 0).then_some(slot)
+}
+
+/// The address of the function `sym` where the library itself defines it plainly (no
+/// IFUNC, not a name the interposer answers), as `dlsym`/`dlvsym` on it would find it.
+fn defined_by(real: &crate::elf::Object<'_>, sym: &Symbol) -> Option<*mut c_void> {
+    let name = sym.name.to_str().ok()?;
+    if crate::interposer::is_interposed(name.as_bytes()) {
+        return None;
+    }
+    let version = match sym.version.map(CStr::to_str) {
+        Some(Ok(version)) => Some(version),
+        Some(Err(_)) => return None,
+        None => None,
+    };
+    let found = real.lookup(name, version).ok()??;
+    (found.kind == crate::elf::SymbolKind::Function && !found.absolute)
+        .then_some(found.address as *mut c_void)
 }
 
 /// The real address of `sym` in the capsule, or `None` when the host's library lacks it.
@@ -317,7 +343,7 @@ fn lookup(capsule: &Capsule, sym: &Symbol) -> Option<*mut c_void> {
 
 /// The address that `name` (in `version`) has for the program: its copy-relocated copy, or
 /// the shim's own object when the program has none.
-fn program_visible(sym: &Symbol) -> Option<*mut c_void> {
+pub(super) fn program_visible(sym: &Symbol) -> Option<*mut c_void> {
     // SAFETY: both names are NUL-terminated; RTLD_DEFAULT searches the program's global
     // scope, which is where the program's own references were bound.
     let addr = unsafe {

@@ -224,7 +224,7 @@ fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
         ));
         rows.push(compare(
             &format!(
-                "first load ever of that library (`{library}`): empty cache directory, so the interposer's image is written and the closure searched and remembered"
+                "first load ever of that library (`{library}`): empty cache directory, so the interposer's image and libc's forwarder are written and the closure searched and remembered"
             ),
             m.get("first_ns")?,
             m.get("dlmopen_ns")?,
@@ -445,8 +445,9 @@ const METHOD: &str = r#"
   load filled first, as every run of a program but its first finds it: the interposer's
   image is there, and the library's closure is remembered (one `statx` per file it was
   decided by stands for the search, while none changed). The *first load ever* row times
-  that first run, each with an empty cache directory: the image written, the closure
-  searched (`ld.so.cache` mapped, every library's headers read) and written down.
+  that first run, each with an empty cache directory: the image and libc's forwarder
+  written, the closure searched (`ld.so.cache` mapped, every library's headers read) and
+  written down.
 - **capsule-gen** (`benches/benches/gen.rs`): wall time of the release `capsule-gen` writing
   the six shim crates (`libGL.so.1 libEGL.so.1 libGLX.so.0 libGLESv2.so.2 libOpenGL.so.0
   libGLdispatch.so.0`, prefix `/`); then one cold release build of the libEGL crate in an

@@ -559,6 +559,18 @@ impl<'a> Object<'a> {
             .map_err(|what| self.malformed(what))
     }
 
+    /// The name of every symbol this object imports (undefined, not local), as bytes:
+    /// cheaper than [`Object::imports`] where only names matter.
+    pub(crate) fn imported_names(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (1..self.symbols.count).filter_map(|index| {
+            let raw = self.raw_symbol(index).ok()?;
+            if raw.is_defined() || raw.binding() == Binding::Local {
+                return None;
+            }
+            self.symbols.string(raw.name)
+        })
+    }
+
     /// The versions this object requires, by file: (file, version name, weak).
     pub(crate) fn required_versions(&self) -> Result<Vec<(&'a str, &'a str, bool)>> {
         self.versions

@@ -24,27 +24,32 @@ pub(super) struct Target {
     pub trampoline: usize,
     /// The host library's function, or `None` when the host's library lacks it.
     pub real: Option<usize>,
-    /// Whether the program's global scope binds this (name, version) to the trampoline (or
-    /// not at all, for a shim opened `RTLD_LOCAL`). When something earlier in the scope
-    /// defines the same name, lazily bound slots may belong to it: leave them alone.
-    pub redirectable: bool,
+}
+
+/// Whether the program's global scope binds `sym` to the shim's `trampoline` (or not at
+/// all, for a shim opened `RTLD_LOCAL`). When something earlier in the scope defines the
+/// same name, lazily bound slots may belong to it: leave them alone. Asked only for names
+/// the program imports (a `dlsym` each: a shim has thousands of names).
+fn redirectable(sym: &Symbol, trampoline: usize) -> bool {
+    trampoline != 0 && super::program_visible(sym).is_none_or(|b| b as usize == trampoline)
 }
 
 /// Rewrite the slots of `objects` that call `lib`'s functions (`targets[i]` for function
 /// `i`) to the real functions.
 pub(super) fn redirect_callers(lib: &Library, targets: &[Target], objects: &[Object<'_>]) {
     let functions = lib.functions();
-    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_name: HashMap<&[u8], Vec<usize>> = HashMap::new();
     for (i, sym) in functions.iter().enumerate() {
-        if let Ok(name) = sym.name.to_str() {
-            by_name.entry(name).or_default().push(i);
-        }
+        by_name.entry(sym.name.to_bytes()).or_default().push(i);
     }
     for object in objects {
         let mut rewritten = 0;
         for name in imported_names(object, &by_name) {
+            let Ok(text) = std::str::from_utf8(name) else {
+                continue;
+            };
             for &i in &by_name[name] {
-                rewritten += redirect_one(object, &functions[i], name, targets[i]);
+                rewritten += redirect_one(object, &functions[i], text, targets[i]);
             }
         }
         if rewritten > 0 {
@@ -58,28 +63,25 @@ pub(super) fn redirect_callers(lib: &Library, targets: &[Target], objects: &[Obj
     }
 }
 
-/// The names in `object`'s dynamic symbol table that are also names of shim functions.
+/// The names `object` imports that are also names of shim functions.
 fn imported_names<'n>(
     object: &Object<'_>,
-    by_name: &HashMap<&'n str, Vec<usize>>,
-) -> HashSet<&'n str> {
-    let mut found = HashSet::new();
-    for index in 1..object.symbol_count() {
-        let Ok(name) = object.symbol_name(index) else {
-            continue;
-        };
-        if let Some((&key, _)) = by_name.get_key_value(name) {
-            found.insert(key);
-        }
-    }
-    found
+    by_name: &HashMap<&'n [u8], Vec<usize>>,
+) -> HashSet<&'n [u8]> {
+    object
+        .imported_names()
+        .filter_map(|name| by_name.get_key_value(name).map(|(&key, _)| key))
+        .collect()
 }
 
 /// Rewrite `object`'s slots for one (name, version); returns how many now hold the target.
 fn redirect_one(object: &Object<'_>, sym: &Symbol, name: &str, target: Target) -> usize {
-    let (Some(real), true) = (target.real, target.redirectable) else {
+    let Some(real) = target.real else {
         return 0;
     };
+    if !redirectable(sym, target.trampoline) {
+        return 0;
+    }
     let version = sym.version.and_then(|v| v.to_str().ok());
     // SAFETY: `object` is live (the shim never unloads what it patches) and `real` is the
     // function the trampoline forwards to, so every caller of the slot reaches the same
