@@ -6,8 +6,9 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
+use crate::dlfcn::Handle;
 use crate::error::{Error, Result};
-use crate::namespace::{self, Handle, Namespace};
+use crate::namespace::{self, Namespace};
 
 /// A host library and its dependency closure, loaded into a private link-map namespace.
 /// Capsules loaded from the same prefix share one namespace.
@@ -76,7 +77,7 @@ impl Capsule {
     /// tree at `prefix` into a capsule.
     pub fn load(library: &str, prefix: &Path) -> Result<Capsule> {
         crate::config::phase_start();
-        let namespace = namespace::for_prefix(prefix)?;
+        let namespace = namespace::for_prefix(prefix, crate::dl::route_to_runtime)?;
         let loaded = namespace.load_library(library)?;
         let reference = namespace
             .find_loaded(&loaded.path, libc::RTLD_NOW)

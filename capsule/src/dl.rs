@@ -20,8 +20,9 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 
+use crate::dlfcn::Handle;
 use crate::interposer::Interposer;
-use crate::namespace::{self, Handle, Lmid, Namespace};
+use crate::namespace::{self, Namespace};
 
 /// The handle `dlopen(NULL)` returns inside a capsule.
 static GLOBAL_SCOPE: u8 = 0;
@@ -31,7 +32,7 @@ fn global_scope_handle() -> *mut c_void {
 }
 
 /// Point the interposer's dl entries at this module.
-pub(crate) fn route_to_runtime(interposer: &Interposer, _lmid: Lmid) {
+pub(crate) fn route_to_runtime(interposer: &Interposer) {
     interposer.with_table(|t| {
         t.dlopen = Some(capsule_dlopen);
         t.dlmopen = Some(capsule_dlmopen);
@@ -535,7 +536,7 @@ extern "C" fn capsule_dlclose(_lmid: c_long, handle: *mut c_void) -> c_int {
     // SAFETY: the handle came from the capsule's dlopen (glibc checks it is valid).
     let rc = unsafe { libc::dlclose(handle) };
     if rc != 0 {
-        set_error(namespace::last_dl_error());
+        set_error(crate::dlfcn::last_dl_error());
     } else {
         clear_error();
     }

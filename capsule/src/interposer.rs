@@ -8,8 +8,9 @@ use std::path::Path;
 use std::ptr::NonNull;
 
 use crate::disk_cache;
+use crate::dlfcn::{self, Handle, Lmid};
+use crate::elf::LinkMap;
 use crate::error::{Error, Result};
-use crate::namespace::{self, Handle, LinkMap, Lmid};
 
 /// The interposer's bytes, built by build.rs from `interpose/interpose.c`.
 const IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose.so"));
@@ -119,7 +120,7 @@ impl Interposer {
             None => {
                 let (fd, path) = disk_cache::in_memory(c"capsule-interpose", image)?;
                 let handle = open_new_namespace(&path).map_err(|message| {
-                    namespace::load_error(
+                    dlfcn::load_error(
                         &format!("a capsule for prefix {}", prefix.display()),
                         &path,
                         &message,
@@ -137,7 +138,7 @@ impl Interposer {
                 "table: capsule_table is missing, or was built from another version of interpose.c"
                     .into(),
         })?;
-        let prefix_c = namespace::path_cstring(prefix)?;
+        let prefix_c = dlfcn::path_cstring(prefix)?;
         interposer.with_table(|t| t.prefix = Box::leak(prefix_c.into_boxed_c_str()).as_ptr());
         Ok(interposer)
     }
@@ -152,7 +153,7 @@ impl Interposer {
         if magic != TABLE_MAGIC || size as usize != std::mem::size_of::<Table>() {
             return None;
         }
-        let lmid = namespace::lmid_of(handle).ok()?;
+        let lmid = dlfcn::lmid_of(handle).ok()?;
         // SAFETY: the table was checked above. A fresh table is not yet published; an
         // existing one already holds this same lmid, so the store changes nothing.
         unsafe { (*table).lmid = lmid };
@@ -218,7 +219,7 @@ impl Interposer {
                 crate::prefix::glibc::program_libc_link_map().ok_or_else(|| Error::Dl {
                     operation: "find",
                     target: "the program's libc.so.6".into(),
-                    message: namespace::last_dl_error(),
+                    message: dlfcn::last_dl_error(),
                 })?;
             // SAFETY: the program's libc stays loaded for the life of the process.
             let libc_object = unsafe { crate::elf::Object::from_link_map(libc_map) }?;
@@ -407,13 +408,13 @@ fn wraps_data_files(prefix: &Path) -> bool {
 
 /// `dlmopen(LM_ID_NEWLM)` of the interposer image at `path`; `Err`: dlerror's message.
 fn open_new_namespace(path: &Path) -> std::result::Result<Handle, String> {
-    let cpath = namespace::path_cstring(path).map_err(|e| e.to_string())?;
+    let cpath = dlfcn::path_cstring(path).map_err(|e| e.to_string())?;
     // SAFETY: cpath is NUL-terminated. The interposer has no dependencies and no
     // constructors, so nothing runs before we fill its table.
     let raw = unsafe { libc::dlmopen(libc::LM_ID_NEWLM, cpath.as_ptr(), libc::RTLD_NOW) };
     std::ptr::NonNull::new(raw)
         .map(Handle)
-        .ok_or_else(namespace::last_dl_error)
+        .ok_or_else(dlfcn::last_dl_error)
 }
 
 #[cfg(test)]

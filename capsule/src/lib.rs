@@ -17,6 +17,7 @@ mod capsule;
 pub mod config;
 mod disk_cache;
 mod dl;
+mod dlfcn;
 pub mod error;
 mod fnv;
 mod forwarder;

@@ -29,9 +29,9 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use crate::dlfcn::Handle;
 use crate::elf::{Import, LinkMap, Object, SymbolKind};
 use crate::error::{Error, Result, SharedCopies};
-use crate::namespace::Handle;
 
 /// glibc's libraries, which a capsule always shares (ld.so, one of them, is shared by
 /// glibc itself).

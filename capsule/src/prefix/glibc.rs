@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use super::elffile::ElfFile;
+use crate::dlfcn::Handle;
 use crate::elf::{LinkMap, Object};
 use crate::error::{Error, Result, VersionProvider};
-use crate::namespace::Handle;
 
 /// Sonames built from glibc's source. They share GLIBC_PRIVATE interfaces with the
 /// dynamic linker of the same build, so a copy from another tree would not work with the
