@@ -554,11 +554,22 @@ impl Namespace {
         let (handle, outcome) = match open(stored.path()) {
             (Ok(handle), outcome) => (handle, outcome),
             (Err(e), _) if matches!(stored, crate::disk_cache::Stored::File(_)) => {
-                crate::debug!(Libs, "{e}; loading the forwarder from memory");
-                let (fd, path) = crate::disk_cache::in_memory(
-                    c"capsule-forwarder",
-                    &forwarder::image(&source)?,
-                )?;
+                // A damaged file (cut short by a full disk, say): loaded from memory now,
+                // and replaced for the next process.
+                let image = forwarder::image(&source)?;
+                let replaced = match stored.path().parent() {
+                    Some(dir) => crate::disk_cache::store(dir, stored.path(), &image),
+                    None => Err("no directory".into()),
+                };
+                crate::debug!(
+                    Libs,
+                    "{e}; loading the forwarder from memory ({})",
+                    replaced.map_or_else(
+                        |why| format!("not replaced: {why}"),
+                        |()| "file replaced".into()
+                    )
+                );
+                let (fd, path) = crate::disk_cache::in_memory(c"capsule-forwarder", &image)?;
                 let (opened, outcome) = open(&path);
                 std::mem::forget(fd);
                 (opened?, outcome)

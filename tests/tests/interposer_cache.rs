@@ -153,3 +153,39 @@ fn the_default_cache_is_under_xdg_cache_home_then_home() {
     ]);
     assert_eq!(path.parent(), Some(home.join(".cache/capsule").as_path()));
 }
+
+/// libc's forwarder beside the interposer: a damaged one (cut short) is loaded from
+/// memory for this process and replaced for the next; one writable by others is replaced.
+#[test]
+fn a_damaged_or_unsafe_forwarder_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CAPSULE_CACHE_DIR", dir.path().to_str().unwrap())];
+    run(&env);
+    let forwarder = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("forward-libc.so.6-"))
+        })
+        .expect("libc's forwarder is kept in the cache directory");
+    let good = std::fs::read(&forwarder).unwrap();
+
+    std::fs::write(&forwarder, &good[..200]).unwrap();
+    let (_, stderr) = run(&env);
+    assert!(
+        stderr.contains("loading the forwarder from memory (file replaced)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&forwarder).unwrap(), good);
+    let (_, stderr) = run(&env);
+    assert!(
+        !stderr.contains("loading the forwarder from memory"),
+        "{stderr}"
+    );
+
+    std::fs::set_permissions(&forwarder, std::fs::Permissions::from_mode(0o666)).unwrap();
+    run(&env);
+    assert_eq!(std::fs::metadata(&forwarder).unwrap().mode() & 0o022, 0);
+    assert_eq!(std::fs::read(&forwarder).unwrap(), good);
+}
