@@ -249,11 +249,15 @@ impl<'a> Object<'a> {
                 (at, count)
             }
         };
-        if memory.bytes(address, count as usize * SYM_SIZE).is_none() && count > 0 {
-            return Err(bad(&format!(
-                "DT_SYMTAB ({count} symbols reach outside the object)"
-            )));
-        }
+        let entries = match memory.bytes(address, count as usize * SYM_SIZE) {
+            Some(entries) => entries,
+            None if count == 0 => &[][..],
+            None => {
+                return Err(bad(&format!(
+                    "DT_SYMTAB ({count} symbols reach outside the object)"
+                )))
+            }
+        };
         if let Some(versym) = dynamic.versym {
             if memory.bytes(versym, count as usize * 2).is_none() {
                 return Err(bad(&format!(
@@ -271,6 +275,7 @@ impl<'a> Object<'a> {
             symbols: SymbolTable {
                 address,
                 count,
+                entries,
                 strings,
             },
             name,
@@ -687,7 +692,7 @@ impl<'a> Object<'a> {
     }
 
     fn raw_symbol(&self, index: u32) -> Result<RawSymbol> {
-        self.symbols.get(&self.memory, index).ok_or_else(|| {
+        self.symbols.get(index).ok_or_else(|| {
             self.malformed(&format!(
                 "symbol index {index} (table has {} entries)",
                 self.symbols.count

@@ -1,6 +1,5 @@
 //! Dynamic symbols: the raw `Elf64_Sym` records and the public description of a defined one.
 
-use super::memory::Memory;
 use crate::bytes::{u16_at, u32_at, u64_at};
 
 /// Size of one `Elf64_Sym`.
@@ -108,17 +107,19 @@ pub struct Symbol<'a> {
 pub(crate) struct SymbolTable<'a> {
     pub address: usize,
     pub count: u32,
+    /// The `count` entries, read once (checked to lie in the object when it was viewed).
+    pub entries: &'a [u8],
     pub strings: &'a [u8],
 }
 
 impl<'a> SymbolTable<'a> {
     /// The symbol at `index`, or `None` if it lies outside the table or the memory.
-    pub fn get(&self, memory: &Memory<'a>, index: u32) -> Option<RawSymbol> {
+    pub fn get(&self, index: u32) -> Option<RawSymbol> {
         if index >= self.count {
             return None;
         }
-        let address = self.address.checked_add(index as usize * SYM_SIZE)?;
-        let b = memory.bytes(address, SYM_SIZE)?;
+        let at = (index as usize).checked_mul(SYM_SIZE)?;
+        let b = self.entries.get(at..at.checked_add(SYM_SIZE)?)?;
         Some(RawSymbol {
             name: u32_at(b, 0)?,
             info: *b.get(4)?,
