@@ -56,6 +56,34 @@ impl GnuTable<'_> {
         word & mask == mask
     }
 
+    /// The indices of the symbols whose GNU hash is `hash` (the caller compares names);
+    /// `None` if a bucket points outside the table.
+    pub fn candidates(&self, hash: u32) -> Option<Vec<u32>> {
+        let mut found = Vec::new();
+        if !self.may_contain(hash) {
+            return Some(found);
+        }
+        let nbuckets = self.buckets.len() / 4;
+        if nbuckets == 0 {
+            return Some(found);
+        }
+        let start = u32_at(self.buckets, hash as usize % nbuckets * 4)?;
+        if start == 0 {
+            return Some(found);
+        }
+        let mut i = start.checked_sub(self.symoffset)? as usize;
+        loop {
+            let v = u32_at(self.chains, i.checked_mul(4)?)?;
+            if v | 1 == hash | 1 {
+                found.push(self.symoffset.checked_add(u32::try_from(i).ok()?)?);
+            }
+            if v & 1 != 0 {
+                return Some(found);
+            }
+            i += 1;
+        }
+    }
+
     /// Whether a symbol whose GNU hash is `hash` but for its lowest bit (as other tables
     /// keep it) is in the table. Reads no names.
     pub fn has_hash(&self, hash: u32) -> bool {

@@ -394,9 +394,12 @@ impl<'a> Object<'a> {
         let Some(hash) = self.hash else {
             return Ok(None);
         };
-        let candidates = hash
-            .candidates(&self.memory, name.as_bytes(), self.symbols.count)
-            .ok_or_else(|| self.malformed("hash table (chain points outside the object)"))?;
+        let candidates = match &self.gnu {
+            // The table as slices: no view lookups and no names compared but the hash's.
+            Some(gnu) => gnu.candidates(crate::elf::hash::gnu_hash(name.as_bytes())),
+            None => hash.candidates(&self.memory, name.as_bytes(), self.symbols.count),
+        }
+        .ok_or_else(|| self.malformed("hash table (chain points outside the object)"))?;
         let mut default = None;
         for index in candidates {
             // The name first: only a match is worth its version lookup.
