@@ -383,7 +383,8 @@ impl Namespace {
         let objects = &closure.objects;
         let mut plan = Vec::with_capacity(objects.len());
         for object in objects {
-            let shared = sharing::is_shared(&object.soname)?
+            let wanted = sharing::is_shared(&object.soname)?;
+            let shared = wanted
                 && (crate::prefix::glibc::is_glibc(&object.soname)
                     || self.program_copy(&object.soname).is_some());
             plan.push(if object.soname.starts_with("ld-linux") {
@@ -391,7 +392,7 @@ impl Namespace {
             } else if shared {
                 Share::Forwarder
             } else {
-                if sharing::is_shared(&object.soname)? {
+                if wanted {
                     crate::debug!(
                         Libs,
                         "{}: the program's tree has none to share: the host's copy ({}) stays private to the capsule",
@@ -427,34 +428,48 @@ impl Namespace {
     /// Refuse `closure` if one of its private objects needs what the program's copy of a
     /// shared library lacks (other than functions, which become stubs).
     fn check_skew(&self, closure: &Closure, plan: &[Share]) -> Result<()> {
-        for (i, needer) in closure.objects.iter().enumerate() {
-            if plan[i] != Share::Private {
+        let objects = &closure.objects;
+        // The shared libraries whose program copy is another file than the host's: the
+        // only ones a skew can come from. Each is read once, whoever needs it.
+        let mut skewed = Vec::new();
+        for (j, host) in objects.iter().enumerate() {
+            if plan[j] != Share::Forwarder || host.origin == Origin::System {
                 continue;
             }
-            for name in &needer.needed {
-                let Some(j) = closure.objects.iter().position(|o| &o.soname == name) else {
-                    continue;
-                };
-                let host = &closure.objects[j];
-                if plan[j] != Share::Forwarder || host.origin == Origin::System {
-                    continue;
-                }
-                let Some(copy) = self.program_copy(name) else {
-                    continue;
-                };
-                if sharing::same_file(&copy.path, &host.path) {
-                    continue;
-                }
-                // SAFETY: program copies are never unloaded.
-                let program = unsafe { crate::elf::Object::from_link_map(copy.handle.link_map()) }?;
-                let host_file = sharing::HostFile::open(&host.path)?;
-                let host_object = host_file.object()?;
+            let Some(copy) = self.program_copy(&host.soname) else {
+                continue;
+            };
+            if !sharing::same_file(&copy.path, &host.path) {
+                skewed.push((host, copy, sharing::HostFile::open(&host.path)?));
+            }
+        }
+        if skewed.is_empty() {
+            return Ok(());
+        }
+        let mut views = Vec::with_capacity(skewed.len());
+        for (host, copy, file) in &skewed {
+            // SAFETY: program copies are never unloaded.
+            let program = unsafe { crate::elf::Object::from_link_map(copy.handle.link_map()) }?;
+            views.push((*host, *copy, program, file.object()?));
+        }
+        for (i, needer) in objects.iter().enumerate() {
+            let needs: Vec<_> = views
+                .iter()
+                .filter(|(host, ..)| needer.needed.contains(&host.soname))
+                .collect();
+            if plan[i] != Share::Private || needs.is_empty() {
+                continue;
+            }
+            let needer_file = sharing::HostFile::open(&needer.path)?;
+            let needer_object = needer_file.object()?;
+            for (host, copy, program, host_object) in needs {
+                let name = &host.soname;
                 let stubbed = sharing::check_skew(
-                    (&needer.soname, &needer.path),
+                    (&needer.soname, &needer.path, &needer_object),
                     name,
-                    &program,
+                    program,
                     &copy.path,
-                    &host_object,
+                    host_object,
                     &host.path,
                 )?;
                 if !stubbed.is_empty() {

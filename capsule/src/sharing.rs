@@ -350,15 +350,14 @@ impl HostFile {
 /// host's: refused if ld.so would refuse it (a missing version, a missing data symbol);
 /// the missing functions it calls are returned (they are stubs in the forwarder).
 pub(crate) fn check_skew(
-    needer: (&str, &Path),
+    needer: (&str, &Path, &Object<'_>),
     shared: &str,
     program: &Object<'_>,
     program_path: &Path,
     host: &Object<'_>,
     host_path: &Path,
 ) -> Result<Vec<String>> {
-    let file = HostFile::open(needer.1)?;
-    let object = file.object()?;
+    let object = needer.2;
     let refuse = |what: String| Error::SharedTooOld {
         library: needer.0.into(),
         path: needer.1.into(),

@@ -16,9 +16,11 @@ mod symbol;
 mod version;
 
 pub(crate) use hash::sysv_hash;
+pub(crate) use memory::c_str_at;
 pub(crate) use object::{page_size, Import};
 pub use object::{shared_object_segments, LinkMap, Object};
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};
 pub use symbol::{Binding, Symbol, SymbolKind};
+pub(crate) use symbol::{RawSymbol, SHN_ABS, SHN_UNDEF, SYM_SIZE};
 pub use version::SymbolVersion;

@@ -694,7 +694,7 @@ impl<'a> Object<'a> {
         }
     }
 
-    fn raw_symbol(&self, index: u32) -> Result<RawSymbol> {
+    pub(crate) fn raw_symbol(&self, index: u32) -> Result<RawSymbol> {
         self.symbols.get(index).ok_or_else(|| {
             self.malformed(&format!(
                 "symbol index {index} (table has {} entries)",

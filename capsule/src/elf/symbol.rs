@@ -38,12 +38,38 @@ pub enum Binding {
 pub(crate) struct RawSymbol {
     pub name: u32,
     pub info: u8,
+    /// `st_other`: the visibility.
+    pub other: u8,
     pub section: u16,
     pub value: u64,
     pub size: u64,
 }
 
 impl RawSymbol {
+    /// The `Elf64_Sym` that `b` begins with, or `None` if `b` is shorter than one.
+    pub fn parse(b: &[u8]) -> Option<RawSymbol> {
+        Some(RawSymbol {
+            name: u32_at(b, 0)?,
+            info: *b.get(4)?,
+            other: *b.get(5)?,
+            section: u16_at(b, 6)?,
+            value: u64_at(b, 8)?,
+            size: u64_at(b, 16)?,
+        })
+    }
+
+    /// The entry's bytes, as the forwarder writes its tables.
+    pub fn to_bytes(self) -> [u8; SYM_SIZE] {
+        let mut e = [0u8; SYM_SIZE];
+        e[0..4].copy_from_slice(&self.name.to_le_bytes());
+        e[4] = self.info;
+        e[5] = self.other;
+        e[6..8].copy_from_slice(&self.section.to_le_bytes());
+        e[8..16].copy_from_slice(&self.value.to_le_bytes());
+        e[16..24].copy_from_slice(&self.size.to_le_bytes());
+        e
+    }
+
     pub fn kind(&self) -> SymbolKind {
         match self.info & 0xf {
             0 => SymbolKind::NoType,
@@ -119,14 +145,7 @@ impl<'a> SymbolTable<'a> {
             return None;
         }
         let at = (index as usize).checked_mul(SYM_SIZE)?;
-        let b = self.entries.get(at..at.checked_add(SYM_SIZE)?)?;
-        Some(RawSymbol {
-            name: u32_at(b, 0)?,
-            info: *b.get(4)?,
-            section: u16_at(b, 6)?,
-            value: u64_at(b, 8)?,
-            size: u64_at(b, 16)?,
-        })
+        RawSymbol::parse(self.entries.get(at..at.checked_add(SYM_SIZE)?)?)
     }
 
     /// A string of the string table, or `None` if it does not end inside the table.

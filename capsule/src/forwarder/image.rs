@@ -6,10 +6,11 @@
 //!
 //! No section headers: ld.so reads only program headers and the dynamic section.
 
+use crate::elf::SYM_SIZE;
+
 const PAGE: usize = 4096;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
-pub(super) const SYM_SIZE: usize = 24;
 /// The writable page starts with the stubs' jump slot and the constructor array (one
 /// word each); the dynamic section follows.
 pub(super) const SLOT_BEFORE_DYNAMIC: usize = 16;

@@ -38,21 +38,17 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 
-use crate::elf::{LinkMap, Object, SymbolKind};
+use crate::elf::{Binding, LinkMap, Object, RawSymbol, SymbolKind, SHN_ABS, SHN_UNDEF, SYM_SIZE};
 use crate::error::{Error, Result};
 use crate::prefix::fs::Identity;
 use crate::sharing::Scope;
-use image::{Layout, Tables, RET_SIZE, STUB_SIZE, SYM_SIZE};
+use image::{Layout, Tables, RET_SIZE, STUB_SIZE};
 
-const SHN_UNDEF: u16 = 0;
-const SHN_ABS: u16 = 0xfff1;
 /// Any section index other than UNDEF and ABS: a value relative to the object.
 const SHN_TEXT: u16 = 1;
-const STB_LOCAL: u8 = 0;
 const STB_GLOBAL: u8 = 1;
 const STT_NOTYPE: u8 = 0;
 const STT_FUNC: u8 = 2;
-const STT_TLS: u8 = 6;
 const VERSYM_HIDDEN: u16 = 0x8000;
 const DT_NULL: u64 = 0;
 const DT_VERDEF: u64 = 0x6fff_fffc;
@@ -97,12 +93,14 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
         constructor: 0,
     };
     for entry in tables.symbols.chunks_exact_mut(SYM_SIZE).skip(1) {
-        let mut sym = Sym::read(entry);
-        if sym.section != SHN_UNDEF && sym.info >> 4 != STB_LOCAL && sym.info & 0xf == STT_TLS {
+        let Some(mut sym) = RawSymbol::parse(entry) else {
+            continue;
+        };
+        if sym.is_defined() && sym.binding() != Binding::Local && sym.kind() == SymbolKind::Tls {
             sym.info = sym.info & 0xf0 | STT_NOTYPE;
             sym.section = SHN_UNDEF;
             sym.value = 0;
-            sym.write(entry);
+            entry.copy_from_slice(&sym.to_bytes());
         }
     }
     let stubs = match source.host {
@@ -139,11 +137,12 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
     let layout = Layout::new(&tables, messages.len(), stubs.len());
     let mut set_value = |index: usize, value: usize| {
         let entry = &mut tables.symbols[index * SYM_SIZE..][..SYM_SIZE];
-        let mut sym = Sym::read(entry);
-        sym.info = sym.info & 0xf0 | STT_FUNC;
-        sym.section = SHN_TEXT;
-        sym.value = value as u64;
-        sym.write(entry);
+        if let Some(mut sym) = RawSymbol::parse(entry) {
+            sym.info = sym.info & 0xf0 | STT_FUNC;
+            sym.section = SHN_TEXT;
+            sym.value = value as u64;
+            entry.copy_from_slice(&sym.to_bytes());
+        }
     };
     if source.soname == "libc.so.6" {
         for index in program.symbols_named(b"__libc_early_init")? {
@@ -331,16 +330,13 @@ unsafe fn activate(
     let mut writes = Vec::with_capacity(absolute.len());
     for (index, value, function) in absolute {
         let address = object.symbol_entry_address(index)?;
-        // SAFETY: the entry lies in the forwarder's mapped, readable symbol table.
-        let mut entry: [u8; SYM_SIZE] = unsafe { std::ptr::read(address as *const _) };
-        let mut sym = Sym::read(&entry);
+        let mut sym = object.raw_symbol(index)?;
         sym.section = SHN_ABS;
         sym.value = value as u64;
         if function {
             sym.info = sym.info & 0xf0 | STT_FUNC;
         }
-        sym.write(&mut entry);
-        writes.push((address, entry.to_vec()));
+        writes.push((address, sym.to_bytes().to_vec()));
     }
     // SAFETY: each write replaces one whole symbol entry with the same entry, absolute.
     unsafe { crate::patch::write_read_only(object, "forwarder symbol", &writes) }?;
@@ -441,16 +437,15 @@ fn append_function(
     let offset = u32::try_from(tables.strings.len()).map_err(|_| too_many())?;
     tables.strings.extend_from_slice(name);
     tables.strings.push(0);
-    let mut entry = [0u8; SYM_SIZE];
-    Sym {
+    let entry = RawSymbol {
         name: offset,
         info: STB_GLOBAL << 4 | STT_FUNC,
+        other: 0,
         section,
         value: 0,
         size,
-    }
-    .write(&mut entry);
-    tables.symbols.extend_from_slice(&entry);
+    };
+    tables.symbols.extend_from_slice(&entry.to_bytes());
     if let Some(table) = &mut tables.versym {
         table.extend_from_slice(&versym.to_le_bytes());
     }
@@ -471,9 +466,9 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
         .symbols
         .chunks_exact(SYM_SIZE)
         .map(|e| {
-            let offset = Sym::read(e).name as usize;
-            let rest = tables.strings.get(offset..).unwrap_or_default();
-            &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+            RawSymbol::parse(e)
+                .and_then(|sym| crate::elf::c_str_at(&tables.strings, sym.name as usize))
+                .unwrap_or_default()
         })
         .collect();
     tables.hash = image::sysv_hash_table(&names);
@@ -571,35 +566,6 @@ fn interposes(
         definition.address
     };
     Ok(Some((target, address, ifunc)))
-}
-
-/// One `Elf64_Sym`.
-struct Sym {
-    name: u32,
-    info: u8,
-    section: u16,
-    value: u64,
-    size: u64,
-}
-
-impl Sym {
-    fn read(e: &[u8]) -> Sym {
-        Sym {
-            name: u32::from_le_bytes([e[0], e[1], e[2], e[3]]),
-            info: e[4],
-            section: u16::from_le_bytes([e[6], e[7]]),
-            value: u64::from_le_bytes(e[8..16].try_into().unwrap_or_default()),
-            size: u64::from_le_bytes(e[16..24].try_into().unwrap_or_default()),
-        }
-    }
-
-    fn write(&self, e: &mut [u8]) {
-        e[0..4].copy_from_slice(&self.name.to_le_bytes());
-        e[4] = self.info;
-        e[6..8].copy_from_slice(&self.section.to_le_bytes());
-        e[8..16].copy_from_slice(&self.value.to_le_bytes());
-        e[16..24].copy_from_slice(&self.size.to_le_bytes());
-    }
 }
 
 /// A stub was called: say which, and abort (the caller expected a function that the
