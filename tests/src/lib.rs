@@ -105,14 +105,19 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert_succeeded(&out, &format!("{what}: {cmd:?}"));
+    out
+}
+
+/// Panic with `out`'s status and output unless it exited 0.
+pub fn assert_succeeded(out: &Output, what: &str) {
     assert!(
         out.status.success(),
-        "{what}: {cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
 }
 
 /// The `capsule-gen` binary of this workspace, built (once per test process) with cargo.

@@ -45,23 +45,13 @@ fn env_root() -> PathBuf {
     PathBuf::from(std::env::var_os("FAULT_ROOT").expect("FAULT_ROOT set by the parent"))
 }
 
-fn assert_child_ok(name: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{name}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Run test `name` again in a child with the tree's root (and `envs`), expecting success.
 fn in_child(name: &str, tree: &Tree, envs: &[(&str, &str)]) -> Output {
     let root = tree.root().display().to_string();
     let mut all = vec![("FAULT_ROOT", root.as_str())];
     all.extend_from_slice(envs);
     let out = rerun_self(name, &all);
-    assert_child_ok(name, &out);
+    capsule_tests::assert_succeeded(&out, name);
     out
 }
 
@@ -201,7 +191,7 @@ fn two_processes_fill_one_cache_directory_at_once() {
             .collect();
         for child in children {
             let out = child.wait_with_output().unwrap();
-            assert_child_ok(NAME, &out);
+            capsule_tests::assert_succeeded(&out, NAME);
         }
         let names: Vec<String> = std::fs::read_dir(cache.path())
             .unwrap()
