@@ -176,15 +176,9 @@ pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
     }
     let name = CString::new(soname).ok()?;
     // SAFETY: name is NUL-terminated. Called from the runtime, which lives in the
-    // program's namespace, so both calls search (and load into) the program's.
-    let raw = unsafe {
-        let found = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
-        if found.is_null() {
-            libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL)
-        } else {
-            found
-        }
-    };
+    // program's namespace, so dlopen searches (and loads into) the program's; an object
+    // already loaded is returned as it is (RTLD_LOCAL does not demote a global one).
+    let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
     let handle = Handle(NonNull::new(raw)?);
     Some(ProgramCopy {
         path: handle.path(),
