@@ -532,23 +532,21 @@ impl Namespace {
         let Some(owned) = &self.owned else {
             return Ok(false);
         };
-        // Held while the forwarder is made: one per soname, and no thread binds to it
-        // before it is activated.
-        let mut forwarded = owned.forwarded.lock();
-        if forwarded.iter().any(|s| s == soname) {
+        // Not held while loading (ld.so's lock is taken then, and a constructor running
+        // under it may share into this namespace too). Two threads making the same
+        // forwarder at once load the same cache file, which ld.so loads once; with no
+        // cache, the second copy is never found (the first holds the soname).
+        if owned.forwarded.lock().iter().any(|s| s == soname) {
             return Ok(true);
         }
         let Some(copy) = self.program_copy(soname) else {
             return Ok(false);
         };
-        let host = host.filter(|path| !sharing::same_file(&copy.path, path));
-        let host_file = host.map(sharing::HostFile::open).transpose()?;
-        let host_object = host_file.as_ref().map(|f| f.object()).transpose()?;
         let source = forwarder::Source {
             soname,
             program: copy.handle.link_map(),
             program_path: &copy.path,
-            host: host_object.as_ref().zip(host),
+            host: host.filter(|path| !sharing::same_file(&copy.path, path)),
         };
         let stored = crate::disk_cache::cached_or_built(
             &forwarder::file_name(&source),
@@ -626,7 +624,11 @@ impl Namespace {
                 String::new()
             }
         );
-        forwarded.push(soname.to_string());
+        let mut forwarded = owned.forwarded.lock();
+        if !forwarded.iter().any(|s| s == soname) {
+            forwarded.push(soname.to_string());
+        }
+        drop(forwarded);
         self.note_held(soname);
         if !activated.stubs.is_empty() {
             crate::debug!(

@@ -60,9 +60,9 @@ pub(crate) struct Source<'a> {
     /// unloaded), and its file.
     pub program: *const LinkMap,
     pub program_path: &'a Path,
-    /// The host's copy (a file image) and its path: functions it has and the program's
-    /// copy lacks become stubs.
-    pub host: Option<(&'a Object<'a>, &'a Path)>,
+    /// The host's copy, when it is another file: functions it has and the program's copy
+    /// lacks become stubs (it is read only to write the forwarder's file).
+    pub host: Option<&'a Path>,
 }
 
 /// The forwarder's file for `source`: the same in every process (nothing in it depends
@@ -104,14 +104,14 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
         }
     }
     let stubs = match source.host {
-        Some((host, _)) => missing_functions(program, host)?,
+        Some(path) => missing_functions(program, &crate::sharing::HostFile::open(path)?.object()?)?,
         None => Vec::new(),
     };
     let copied = raw.symbols.len() / SYM_SIZE;
     if !stubs.is_empty() {
         add_stubs(&mut tables, &stubs)?;
     }
-    let host_path = source.host.map_or(Path::new("?"), |(_, path)| path);
+    let host_path = source.host.unwrap_or(Path::new("?"));
     let mut messages = Vec::new();
     let mut message_at = Vec::with_capacity(stubs.len());
     for stub in &stubs {
@@ -169,9 +169,7 @@ pub(crate) fn file_name(source: &Source<'_>) -> String {
         "{}\0{}\0{}\0{}",
         source.soname,
         identity(source.program_path),
-        source
-            .host
-            .map_or(String::new(), |(_, path)| identity(path)),
+        source.host.map_or(String::new(), identity),
         env!("CAPSULE_FORWARDER_ID")
     );
     format!(
