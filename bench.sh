@@ -8,9 +8,15 @@ target=${CARGO_TARGET_DIR:-target}
 
 # Only this run's numbers may reach the report.
 rm -rf "$target/criterion/call" "$target/criterion/malloc_free" \
-  "$target/criterion/free_program_pointer" "$target/capsule-bench"
+  "$target/criterion/free_program_pointer" "$target/capsule-bench" "$target/criterion-i686"
 
 cargo bench -p capsule-benches
+
+# i386: the call and load benches built for i686 (criterion's own directory, so that
+# x86_64's figures stay; the load bench writes capsule-bench/i686-unknown-linux-gnu/).
+case $target in /*) criterion_i686=$target/criterion-i686 ;; *) criterion_i686=$PWD/$target/criterion-i686 ;; esac
+CRITERION_HOME=$criterion_i686 \
+  cargo bench --target i686-unknown-linux-gnu -p capsule-benches --bench calls --bench load
 
 # The demo game's figures: the same game linked directly and through the shims, 21 runs
 # each, alternating; medians in demo.tsv.

@@ -5,7 +5,9 @@
 # examples/game/runtime), which the host's GL stack cannot use: through capsule each side
 # gets its own copy; linked directly, the host's driver gets the game's and fails to load.
 # Then both games again in an X11 window, on a private Xvfb display the demo starts, each
-# writing a screenshot of its window.
+# writing a screenshot of its window. Last, the same game as a 32-bit (i386) program,
+# built with `gcc -m32`, linked directly and through the i386 shims (shims/i386), with its
+# own 32-bit libz: it must render the 64-bit game's image.
 #
 # Usage: ./demo.sh                  (as root, it installs missing Debian packages itself)
 #        ./demo.sh --bench RUNS FILE  (build, then run each game RUNS times, alternating,
@@ -20,6 +22,10 @@ case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 OUT=$TARGET/demo
 LIBS=(libEGL.so.1 libGL.so.1)
 PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libegl-dev libgles-dev zlib1g-dev libx11-dev xvfb)
+# The 32-bit game: Debian's i386 GL stack and a compiler that builds for it.
+PACKAGES_I386=(gcc-multilib libc6-dev:i386 libegl1:i386 libegl-mesa0:i386 libgl1-mesa-dri:i386
+    libgl1:i386 libx11-6:i386 zlib1g-dev:i386)
+TARGET_I386=i686-unknown-linux-gnu
 
 step() { printf '==> %s\n' "$*"; }
 fail() {
@@ -31,14 +37,14 @@ fail() {
 
 missing_packages() {
     local p
-    for p in "${PACKAGES[@]}"; do
+    for p in "${PACKAGES[@]}" "${PACKAGES_I386[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
             printf '%s ' "$p"
     done
 }
 
 ensure_packages() {
-    step "checking Debian packages: ${PACKAGES[*]}"
+    step "checking Debian packages: ${PACKAGES[*]} ${PACKAGES_I386[*]}"
     command -v dpkg-query >/dev/null || fail "dpkg-query not found: this demo expects Debian 12"
     local missing
     missing=$(missing_packages)
@@ -46,10 +52,11 @@ ensure_packages() {
     [ -z "$missing" ] && return
     if [ "$(id -u)" != 0 ]; then
         fail "missing packages: $missing
-run as root: apt-get update && apt-get install -y $missing
+run as root: dpkg --add-architecture i386 && apt-get update && apt-get install -y $missing
 (or run ./demo.sh as root, which installs them)"
     fi
     step "installing $missing"
+    dpkg --print-foreign-architectures | grep -qx i386 || dpkg --add-architecture i386
     apt-get update -q
     # shellcheck disable=SC2086 # one word per package
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
@@ -60,6 +67,9 @@ ensure_tools() {
     command -v Xvfb >/dev/null || fail "Xvfb not found: apt-get install -y xvfb"
     command -v cargo >/dev/null ||
         fail "cargo not found: install the Rust toolchain (https://rustup.rs) and put cargo on PATH"
+    rustc --print target-libdir --target "$TARGET_I386" >/dev/null 2>&1 &&
+        [ -d "$(rustc --print target-libdir --target "$TARGET_I386")" ] ||
+        fail "the Rust standard library for $TARGET_I386 is missing: rustup target add $TARGET_I386"
 }
 
 # ---- 2. the shims ----------------------------------------------------------------------
@@ -105,15 +115,27 @@ build_shims() {
     SHIM_DIR=$OUT/shim-target/release
 }
 
+# The i386 shims: the checked-in crates of shims/i386, a workspace of their own, built
+# for i686 in the same target directory.
+build_shims_i386() {
+    local lib packages=()
+    for lib in "${LIBS[@]}"; do packages+=(-p "$(package_name "shims/i386/$lib")"); done
+    step "building the i386 shims (shims/i386: ${packages[*]})"
+    (cd shims/i386 && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet \
+        --target "$TARGET_I386" "${packages[@]}")
+    SHIM_DIR_I386=$TARGET/$TARGET_I386/release
+}
+
 # The program asks for libEGL.so.1 at run time: a directory with both link names.
+# link_shims SHIM_DIR LIB_DIR
 link_shims() {
-    local lib name
-    mkdir -p "$OUT/lib"
+    local lib name from=$1 into=$2
+    mkdir -p "$into"
     for lib in "${LIBS[@]}"; do
         name=${lib%.1}
-        [ -f "$SHIM_DIR/$name" ] || fail "the shim build made no $SHIM_DIR/$name"
-        ln -sf "$SHIM_DIR/$name" "$OUT/lib/$name"
-        ln -sf "$SHIM_DIR/$name" "$OUT/lib/$lib"
+        [ -f "$from/$name" ] || fail "the shim build made no $from/$name"
+        ln -sf "$from/$name" "$into/$name"
+        ln -sf "$from/$name" "$into/$lib"
     done
 }
 
@@ -122,10 +144,12 @@ link_shims() {
 # The game's runtime: its own libz.so.1, built differently from the host's.
 build_runtime() {
     local src=examples/game/runtime
-    step "building the game's runtime: its own libz.so.1 ($src)"
-    mkdir -p "$OUT/runtime"
+    step "building the game's runtime: its own libz.so.1 ($src), 64-bit and 32-bit"
+    mkdir -p "$OUT/runtime" "$OUT/runtime32"
     cc -O2 -Wall -shared -fPIC -Wl,-soname,libz.so.1 -Wl,--version-script="$src/zlib.map" \
         -o "$OUT/runtime/libz.so.1" "$src/zlib.c"
+    cc -m32 -O2 -Wall -shared -fPIC -Wl,-soname,libz.so.1 -Wl,--version-script="$src/zlib.map" \
+        -o "$OUT/runtime32/libz.so.1" "$src/zlib.c"
 }
 
 # Both builds compile against the system's zlib.h and link its libz.so; at run time the
@@ -137,6 +161,16 @@ build_game() {
     cc -O2 -Wall -o "$OUT/game-capsule" "$src/game.c" -L"$OUT/lib" \
         -Wl,-rpath,"$OUT/lib:$OUT/runtime" -lEGL -lGL -lX11 -lz -lm -lpthread
     cc -O2 -Wall -shared -fPIC -o "$OUT/namespace_report.so" "$src/namespace_report.c"
+    cc -O2 -Wall -o "$OUT/exec_timed" "$src/exec_timed.c"
+    # i386: Debian's :i386 packages install no link names (libEGL.so), so the real
+    # libraries are named by soname; the shims' directory has both.
+    step "building the 32-bit game (gcc -m32): direct and linked to the i386 shims"
+    cc -m32 -O2 -Wall -o "$OUT/game-direct32" "$src/game.c" -l:libEGL.so.1 -l:libGL.so.1 \
+        -l:libX11.so.6 -lz -lm -lpthread
+    cc -m32 -O2 -Wall -o "$OUT/game-capsule32" "$src/game.c" -L"$OUT/lib32" \
+        -Wl,-rpath,"$OUT/lib32:$OUT/runtime32" -lEGL -lGL -l:libX11.so.6 -lz -lm -lpthread
+    cc -m32 -O2 -Wall -shared -fPIC -o "$OUT/namespace_report32.so" "$src/namespace_report.c"
+    cc -m32 -O2 -Wall -o "$OUT/exec_timed32" "$src/exec_timed.c"
 }
 
 # Run one build of the game (game-<build>) as <name>, into $OUT/<name>/, output in
@@ -150,8 +184,11 @@ run_game() {
     fi
     rm -rf "${OUT:?}/$name"
     mkdir -p "$OUT/$name"
-    env MESA_SHADER_CACHE_DISABLE=true LD_PRELOAD="$OUT/namespace_report.so" "$@" \
-        "$OUT/game-$build" "${flags[@]}" "$OUT/$name" >"$OUT/$name.out" 2>"$OUT/$name.err"
+    # exec_timed: the game's startup_ms counts from its execve, to the microsecond.
+    local report=$OUT/namespace_report.so exec_timed=$OUT/exec_timed
+    case $build in *32) report=$OUT/namespace_report32.so exec_timed=$OUT/exec_timed32 ;; esac
+    env MESA_SHADER_CACHE_DISABLE=true LD_PRELOAD="$report" "$@" \
+        "$exec_timed" "$OUT/game-$build" "${flags[@]}" "$OUT/$name" >"$OUT/$name.out" 2>"$OUT/$name.err"
 }
 
 value() { sed -n "s/^$2: //p" "$OUT/$1.out"; }
@@ -182,7 +219,7 @@ report() {
     printf '  namespaces:   %s\n' "$(objects "$name")"
     printf '  zlib:         the game: %s\n' "$(value "$name" zlib)"
     zlibs "$name"
-    printf '  load time:    %s ms (first EGL call to eglInitialize), %s ms since process start\n' \
+    printf '  load time:    %s ms (first EGL call to eglInitialize), %s ms since its execve\n' \
         "$(value "$name" load_ms)" "$(value "$name" startup_ms)"
     printf '  frame time:   %s ms (main thread), %s ms (game thread), medians after 8 frames\n' \
         "$(value "$name" frame_ms)" "$(value "$name" thread_frame_ms)"
@@ -204,6 +241,27 @@ show_clash() {
         echo "(no loader error; see $OUT/clash.err)")"
     printf '  and the game:  %s\n' "$(grep -m 1 '^game: ' "$OUT/clash.err" ||
         echo "(see $OUT/clash.err)")"
+}
+
+# Run one machine's directly linked and shim-linked builds, and report both; fails (after
+# the direct report) when the shim-linked build failed:
+# run_both DIRECT CAPSULE WHAT DIRECT_TITLE CAPSULE_TITLE
+run_both() {
+    local direct=$1 capsule=$2 what=${3:+$3 } status=0
+    step "running the ${what}game linked to the real libraries"
+    run_game "$direct" "$direct" || fail "the directly linked ${what}game failed (see $OUT/$direct.err):
+$(tail -n 20 "$OUT/$direct.err")"
+    step "running the ${what}game linked to the shims (host prefix: /)"
+    run_game "$capsule" "$capsule" CAPSULE_PREFIX=/ || status=$?
+    echo
+    report "$direct" "$4"
+    echo
+    if [ "$status" != 0 ]; then
+        fail "the ${what}shim-linked game failed with status $status; its stderr is $OUT/$capsule.err:
+$(grep -v -e '^capsule: ' -e '^ ' "$OUT/$capsule.err" | tail -n 20)"
+    fi
+    report "$capsule" "$5"
+    echo
 }
 
 # ---- 4. the windowed game --------------------------------------------------------------
@@ -279,7 +337,9 @@ build_all() {
     ensure_tools
     mkdir -p "$OUT"
     build_shims
-    link_shims
+    link_shims "$SHIM_DIR" "$OUT/lib"
+    build_shims_i386
+    link_shims "$SHIM_DIR_I386" "$OUT/lib32"
     build_runtime
     build_game
 }
@@ -326,6 +386,19 @@ bench() {
     step "wrote $file"
 }
 
+# The 32-bit game, directly and through the i386 shims: the same image as the 64-bit one.
+show_i386() {
+    echo
+    run_both direct32 capsule32 "32-bit (i386)" "32-bit game, direct (i386 libraries):" \
+        "32-bit game through capsule (i386 shims, host prefix /, its own 32-bit libz):"
+    if [ "$(value capsule image_hash)" = "$(value capsule32 image_hash)" ] &&
+        [ "$(value direct32 image_hash)" = "$(value capsule32 image_hash)" ]; then
+        echo "The 32-bit and 64-bit games' images are identical (pixel hash $(value capsule32 image_hash))."
+    else
+        echo "The 32-bit images differ: compare $(value capsule png), $(value direct32 png) and $(value capsule32 png)."
+    fi
+}
+
 main() {
     if [ "${1:-}" = --bench ]; then
         [ $# = 3 ] || fail "usage: ./demo.sh --bench RUNS FILE"
@@ -335,23 +408,8 @@ main() {
     [ $# = 0 ] || fail "usage: ./demo.sh  (or ./demo.sh --bench RUNS FILE)"
     build_all
 
-    step "running the game linked to the real libraries"
-    run_game direct direct || fail "the directly linked game failed (see $OUT/direct.err):
-$(tail -n 20 "$OUT/direct.err")"
-
-    step "running the game linked to the shims (host prefix: /)"
-    local status=0
-    run_game capsule capsule CAPSULE_PREFIX=/ || status=$?
-
-    echo
-    report direct "Direct (-lEGL -lGL, real libraries):"
-    echo
-    if [ "$status" != 0 ]; then
-        fail "the shim-linked game failed with status $status; its stderr is $OUT/capsule.err:
-$(grep -v -e '^capsule: ' -e '^ ' "$OUT/capsule.err" | tail -n 20)"
-    fi
-    report capsule "Through capsule (shims, host prefix /, the game's own libz):"
-    echo
+    run_both direct capsule "" "Direct (-lEGL -lGL, real libraries):" \
+        "Through capsule (shims, host prefix /, the game's own libz):"
     if [ "$(value direct image_hash)" = "$(value capsule image_hash)" ]; then
         echo "The two images are identical (pixel hash $(value capsule image_hash))."
     else
@@ -360,6 +418,7 @@ $(grep -v -e '^capsule: ' -e '^ ' "$OUT/capsule.err" | tail -n 20)"
     echo
     show_clash
     show_windows || fail "the shim-linked game failed in an X11 window"
+    show_i386
 }
 
 main "$@"

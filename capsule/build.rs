@@ -17,20 +17,36 @@ fn main() {
         &out_dir.join("interpose-root.so"),
         &["-DCAPSULE_ROOT_PREFIX"],
     );
-    // Names the closures `prefix::memo` remembers, so that no build reads another's answers.
-    source_id("src/prefix", "CAPSULE_RESOLVER_ID");
-    // Names the forwarder files kept in the cache directory, for the same reason.
-    source_id("src/forwarder", "CAPSULE_FORWARDER_ID");
+    // Names the closures `prefix::memo` remembers, so that no build reads another's answers
+    // (the search, its ELF reader and the machines' facts decide them).
+    source_id(
+        &["src/prefix", "src/elffile.rs", "src/machine.rs"],
+        "CAPSULE_RESOLVER_ID",
+    );
+    // Names the forwarder files kept in the cache directory, for the same reason (the
+    // writer, and the architecture's stub code and ELF records it writes).
+    source_id(
+        &["src/forwarder", "src/arch", "src/elf/layout.rs"],
+        "CAPSULE_FORWARDER_ID",
+    );
 }
 
-/// `variable`: a hash of the sources in `dir`, set for the crate's build.
-fn source_id(dir: &str, variable: &str) {
-    let dir = Path::new(dir);
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read a source directory")
-        .map(|entry| entry.expect("read a source directory").path())
-        .collect();
+/// `variable`: a hash of the sources in `paths` (directories and files), set for the
+/// crate's build.
+fn source_id(paths: &[&str], variable: &str) {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in paths.iter().map(Path::new) {
+        println!("cargo:rerun-if-changed={}", path.display());
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(path)
+                    .expect("read a source directory")
+                    .map(|entry| entry.expect("read a source directory").path()),
+            );
+        } else {
+            files.push(path.to_path_buf());
+        }
+    }
     files.sort();
     // Each file's name and bytes, one after the other.
     let mut all = Vec::new();
@@ -44,7 +60,13 @@ fn source_id(dir: &str, variable: &str) {
 
 fn build(source: &str, out: &Path, defines: &[&str]) {
     let compiler = cc::Build::new().get_compiler();
+    // The target's machine flags (`-m32` for i686), not cc's debug and optimisation ones.
+    let machine = compiler
+        .args()
+        .iter()
+        .filter(|a| a.to_str().is_some_and(|a| a.starts_with("-m")));
     let status = Command::new(compiler.path())
+        .args(machine)
         .args([
             "-shared",
             "-fPIC",
@@ -66,6 +88,8 @@ fn build(source: &str, out: &Path, defines: &[&str]) {
             // for every namespace.
             "-Wl,-z,noseparate-code",
             "-Wl,-soname,capsule-interpose.so",
+            // Nothing to import: a call the compiler made up (memcpy) fails the build.
+            "-Wl,-z,defs",
         ])
         .args(defines)
         .arg("-o")

@@ -151,6 +151,7 @@ fn shim_caller(host: &Tree, build: &Tree, dir: &Path) -> (PathBuf, PathBuf) {
             .arg(host.root())
             .arg("--out")
             .arg(&out)
+            .args(["--target", capsule_tests::machine().rust_target()])
             .arg("libadd.so.1"),
         "generate the libadd.so.1 shim",
     );

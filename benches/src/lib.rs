@@ -54,12 +54,11 @@ pub const MEASUREMENT: std::time::Duration = std::time::Duration::from_secs(3);
 /// See [`WARM_UP`].
 pub const SAMPLES: usize = 60;
 
-/// Where the host's libraries go inside a prefix tree.
-pub const HOST_LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
-
-/// Build the host's `soname` from `source` into `host`'s library directory.
+/// Build the host's `soname` from `source` into `host`'s library directory (the bench
+/// binary's machine's: `usr/lib/x86_64-linux-gnu`, `usr/lib/i386-linux-gnu`).
 pub fn build_host_lib(host: &Tree, soname: &str, source: &str, args: &[&str]) -> PathBuf {
-    let out = host.path(&format!("{HOST_LIB_DIR}/{soname}"));
+    let dir = capsule_tests::for_machine("usr/lib/x86_64-linux-gnu");
+    let out = host.path(&format!("{dir}/{soname}"));
     build_lib(
         &Lib {
             source,
@@ -170,9 +169,14 @@ pub fn workspace_dir() -> PathBuf {
 }
 
 /// The directory where benchmarks not timed by criterion write their results:
-/// `target/capsule-bench/<figure>.tsv`, read by the `report` binary.
+/// `target/capsule-bench/<figure>.tsv`, read by the `report` binary; for a bench built
+/// with `--target` (i686), `target/capsule-bench/TRIPLE/<figure>.tsv`.
 pub fn results_dir() -> PathBuf {
-    target_dir().join("capsule-bench")
+    let dir = target_dir().join("capsule-bench");
+    match capsule_tests::cross_target() {
+        Some(triple) => dir.join(triple),
+        None => dir,
+    }
 }
 
 /// One result line: a figure's name and its numbers, as `name<TAB>key=value...`.

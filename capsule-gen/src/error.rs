@@ -20,6 +20,17 @@ pub enum Error {
     #[error("capsule-gen: {soname}: {reason}")]
     BadSoname { soname: String, reason: String },
 
+    /// A library (or manifest) of a machine capsule-gen has no trampolines for.
+    #[error("capsule-gen: shims for {machine} libraries are not supported yet (supported: {supported}); capsule-gen/src/emit has one file per architecture")]
+    UnsupportedMachine {
+        machine: &'static str,
+        supported: String,
+    },
+
+    /// `--target` names no target capsule knows.
+    #[error("capsule-gen: --target {triple}: not a target capsule knows ({known})")]
+    BadTarget { triple: String, known: String },
+
     /// A shim crate's manifest is missing or malformed.
     #[error("capsule-gen: {path}: {reason}; regenerate the shim from the library instead (capsule-gen LIBRARY)")]
     BadManifest { path: PathBuf, reason: String },
@@ -68,6 +79,8 @@ impl Error {
             Error::NotFound { .. }
             | Error::BadLibrary { .. }
             | Error::BadSoname { .. }
+            | Error::UnsupportedMachine { .. }
+            | Error::BadTarget { .. }
             | Error::BadManifest { .. }
             | Error::ManifestSyntax { .. }
             | Error::BadRuntime { .. }

@@ -5,12 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
+use capsule::machine::Machine;
 use capsule::prefix::Prefix;
 
 use crate::error::{Error, Result};
 
-/// The file that `name` (a soname or a path) denotes inside `prefix`.
-pub fn find_library(name: &str, prefix: &Path) -> Result<PathBuf> {
+/// The file that `name` (a soname or a path) denotes inside `prefix`, a soname searched
+/// for as `machine`'s ld.so searches (its directories, its ld.so.cache entries).
+pub fn find_library(name: &str, prefix: &Path, machine: Machine) -> Result<PathBuf> {
     if name.contains('/') {
         let path = PathBuf::from(name);
         return if path.is_file() {
@@ -23,7 +25,7 @@ pub fn find_library(name: &str, prefix: &Path) -> Result<PathBuf> {
             })
         };
     }
-    let closure = Prefix::open(prefix)?.resolve_closure(name)?;
+    let closure = Prefix::open_for(prefix, machine)?.resolve_closure(name)?;
     closure
         .objects
         .last()

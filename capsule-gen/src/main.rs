@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
+use capsule::machine::Machine;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Result};
@@ -53,6 +54,13 @@ struct Cli {
     /// no [workspace] table, and a relative path to the runtime.
     #[arg(long)]
     workspace_member: bool,
+
+    /// Make shims for this target's libraries (a Rust target triple:
+    /// i686-unknown-linux-gnu): sonames are looked up in its directories
+    /// (lib/i386-linux-gnu) and the crates build with `--target TRIPLE` [default: this
+    /// machine's; a LIBRARY given as a path has its own machine, which must match].
+    #[arg(long, value_name = "TRIPLE")]
+    target: Option<String>,
 
     /// Rewrite the shim crate in DIR from its capsule-shim.toml alone.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "libraries"])]
@@ -154,11 +162,38 @@ fn run_generator(cli: &Cli) -> Result<bool> {
     }
 }
 
+/// The machine `--target` names, if given.
+fn target_machine(target: Option<&str>) -> Result<Option<Machine>> {
+    let Some(triple) = target else {
+        return Ok(None);
+    };
+    Machine::from_target(triple)
+        .map(Some)
+        .ok_or_else(|| Error::BadTarget {
+            triple: triple.to_string(),
+            known: Machine::ALL.map(Machine::rust_target).join(", "),
+        })
+}
+
 fn generate_all(cli: &Cli) -> Result<()> {
     let runtime = runtime_dir(cli.runtime.as_deref())?;
+    let target = target_machine(cli.target.as_deref())?;
     for library in &cli.libraries {
-        let source = locate::find_library(library, &cli.prefix)?;
+        let machine = target.unwrap_or(Machine::NATIVE);
+        let source = locate::find_library(library, &cli.prefix, machine)?;
         let scanned = scan::scan(&source)?;
+        if target.is_some_and(|t| t != scanned.machine) {
+            return Err(Error::BadLibrary {
+                path: source,
+                reason: format!(
+                    "is built for {}, not for --target {}'s {}",
+                    scanned.machine.name(),
+                    machine.rust_target(),
+                    machine.name()
+                ),
+            });
+        }
+        emit::arch(scanned.machine)?;
         let dir = cli.out.join(&scanned.soname);
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let runtime = if cli.workspace_member {
@@ -170,6 +205,7 @@ fn generate_all(cli: &Cli) -> Result<()> {
         let manifest = Manifest {
             format: manifest::Format,
             soname: scanned.soname,
+            machine: scanned.machine,
             source: source.display().to_string(),
             runtime: runtime.display().to_string(),
             workspace_member: cli.workspace_member,
@@ -214,7 +250,7 @@ fn regenerate(dir: &Path) -> Result<()> {
 /// Print how the live library differs from the manifest; `Ok(true)` when it does not.
 fn check(dir: &Path, prefix: &Path) -> Result<bool> {
     let manifest = Manifest::read(dir)?;
-    let source = locate::find_library(&manifest.soname, prefix)?;
+    let source = locate::find_library(&manifest.soname, prefix, manifest.machine)?;
     let live = scan::scan(&source)?;
     // What the shim is made of: name, version, kind, binding, and a variable's size (its
     // ABI). A function's size is not recorded: it changes with every rebuild.

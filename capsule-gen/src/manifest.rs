@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use capsule::machine::Machine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -26,6 +27,10 @@ pub struct Manifest {
     /// Always [`FORMAT`]; read so that a manifest of another format is refused by name.
     pub format: Format,
     pub soname: String,
+    /// The machine the library is built for, and so the shim (`machine = "i386"`); absent
+    /// in the file for x86_64, the only machine of the manifests written before it.
+    #[serde(default = "x86_64", deserialize_with = "machine_by_name")]
+    pub machine: Machine,
     /// The file the library was read from (informative; regeneration does not read it).
     pub source: String,
     /// The `capsule` runtime crate's path, exactly as the shim's Cargo.toml names it.
@@ -189,6 +194,27 @@ impl From<Export> for SymbolEntry {
     }
 }
 
+fn x86_64() -> Machine {
+    Machine::X86_64
+}
+
+/// A machine by the name [`Machine::name`] gives it (`x86_64`, `i386`, `aarch64`).
+fn machine_by_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Machine, D::Error> {
+    let name = String::deserialize(d)?;
+    Machine::ALL
+        .into_iter()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = Machine::ALL.iter().map(|m| m.name()).collect();
+            serde::de::Error::custom(format!(
+                "machine {name:?} is not one capsule knows ({})",
+                known.join(", ")
+            ))
+        })
+}
+
 /// `value` as an inline TOML value (`"text"`, `[...]`, `{ key = value, ... }`).
 fn inline<T: Serialize>(value: &T) -> String {
     let mut out = String::new();
@@ -227,6 +253,9 @@ impl Manifest {
         ];
         for (key, value) in scalars {
             out.push_str(&format!("{key} = {value}\n"));
+            if key == "soname" && self.machine != Machine::X86_64 {
+                out.push_str(&format!("machine = {}\n", inline(&self.machine.name())));
+            }
         }
         let lines = |key: &str, items: Vec<String>| {
             let items: String = items.iter().map(|i| format!("  {i},\n")).collect();
@@ -276,6 +305,7 @@ mod tests {
         Manifest {
             format: Format,
             soname: "libfoo.so.1".into(),
+            machine: Machine::X86_64,
             source: "/usr/lib/libfoo.so.1.2".into(),
             runtime: "../../capsule".into(),
             workspace_member: true,

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use goblin::elf::{header, section_header, sym, Elf};
+use capsule::elffile::{self, Reader, VersionDefinition};
+use capsule::machine::Machine;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Export, Kind, VersionDef};
@@ -11,15 +12,13 @@ use crate::manifest::{Export, Kind, VersionDef};
 /// What a shim needs to know about a library.
 #[derive(Debug)]
 pub struct Scanned {
+    /// The machine the library is built for (its ELF class and `e_machine`).
+    pub machine: Machine,
     pub soname: String,
     pub versions: Vec<VersionDef>,
     /// Sorted by name, then version.
     pub symbols: Vec<Export>,
 }
-
-const VER_FLG_BASE: u16 = 1;
-const VER_NDX_LOCAL: u16 = 0;
-const VER_NDX_GLOBAL: u16 = 1;
 
 /// Read the library at `path`.
 pub fn scan(path: &Path) -> Result<Scanned> {
@@ -33,21 +32,15 @@ pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
         path: path.to_path_buf(),
         reason,
     };
-    let elf = Elf::parse(bytes).map_err(|e| bad(format!("not a readable ELF file ({e})")))?;
-    if !elf.is_64 || elf.header.e_machine != header::EM_X86_64 {
-        return Err(bad(format!(
-            "is built for {} ({}-bit); capsule-gen makes shims for x86-64 libraries only",
-            header::machine_to_str(elf.header.e_machine),
-            if elf.is_64 { 64 } else { 32 }
-        )));
-    }
-    if elf.header.e_type != header::ET_DYN || elf.dynamic.is_none() {
-        return Err(bad("is not a shared library (no dynamic section)".into()));
-    }
+    let unreadable = |reason: String| bad(format!("not a readable ELF file ({reason})"));
+    let reader = Reader::from_bytes(bytes).map_err(unreadable)?;
+    let machine = reader.machine().map_err(unreadable)?;
+    let elf = reader.symbols().map_err(unreadable)?;
 
-    let (base_version, versions, names_by_index) = version_definitions(&elf).map_err(&bad)?;
+    let (base_version, versions, names_by_index) =
+        version_definitions(&elf.definitions).map_err(&bad)?;
     let soname = match elf.soname {
-        Some(s) => s.to_string(),
+        Some(s) => s,
         None => path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -57,25 +50,22 @@ pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
 
     let mut symbols = Vec::new();
     let mut marked = Vec::new();
-    for (index, s) in elf.dynsyms.iter().enumerate() {
-        if s.st_shndx == section_header::SHN_UNDEF as usize || s.st_bind() == sym::STB_LOCAL {
+    for s in &elf.symbols {
+        if s.shndx == elffile::SHN_UNDEF || s.bind == elffile::STB_LOCAL {
             continue;
         }
-        let name = elf
-            .dynstrtab
-            .get_at(s.st_name)
-            .ok_or_else(|| bad(format!("dynamic symbol #{index} has a bad name offset")))?;
+        let name = s.name.as_str();
         if name.is_empty() {
             continue;
         }
-        let (version, default) = match elf.versym.as_ref().and_then(|v| v.get_at(index)) {
+        let (version, default) = match s.versym {
             None => (None, true),
-            Some(vs) => match vs.version() {
-                VER_NDX_LOCAL => continue,
-                VER_NDX_GLOBAL => (None, true),
+            Some(vs) => match vs & !elffile::VERSYM_HIDDEN {
+                elffile::VER_NDX_LOCAL => continue,
+                elffile::VER_NDX_GLOBAL => (None, true),
                 n => match names_by_index.get(&n) {
                     Some(v) if Some(v) == base_version.as_ref() => (None, true),
-                    Some(v) => (Some(v.clone()), !vs.is_hidden()),
+                    Some(v) => (Some(v.clone()), vs & elffile::VERSYM_HIDDEN == 0),
                     None => {
                         return Err(bad(format!(
                             "symbol {name} has version index {n}, which no version definition has"
@@ -85,22 +75,22 @@ pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
             },
         };
         // GNU ld defines an absolute symbol named after each version, in that version.
-        if s.st_shndx == section_header::SHN_ABS as usize
+        if s.shndx == elffile::SHN_ABS
             && version.as_deref() == Some(name)
             && markers.contains(&name)
         {
             marked.push(name.to_string());
             continue;
         }
-        let kind = kind_of(s.st_type());
+        let kind = kind_of(s.kind);
         symbols.push(Export {
             name: name.to_string(),
             default: version.is_some() && default,
             version,
             kind,
-            weak: s.st_bind() == sym::STB_WEAK,
+            weak: s.bind == elffile::STB_WEAK,
             // Only a variable's size matters: a function's changes with every rebuild.
-            size: if kind == Kind::Object { s.st_size } else { 0 },
+            size: if kind == Kind::Object { s.size } else { 0 },
         });
     }
     symbols.sort();
@@ -113,6 +103,7 @@ pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
         })
         .collect();
     Ok(Scanned {
+        machine,
         soname,
         versions,
         symbols,
@@ -121,9 +112,9 @@ pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<Scanned> {
 
 fn kind_of(st_type: u8) -> Kind {
     match st_type {
-        sym::STT_FUNC | sym::STT_GNU_IFUNC => Kind::Function,
-        sym::STT_OBJECT | sym::STT_COMMON => Kind::Object,
-        sym::STT_TLS => Kind::Tls,
+        elffile::STT_FUNC | elffile::STT_GNU_IFUNC => Kind::Function,
+        elffile::STT_OBJECT | elffile::STT_COMMON => Kind::Object,
+        elffile::STT_TLS => Kind::Tls,
         _ => Kind::Untyped,
     }
 }
@@ -132,30 +123,16 @@ type Versions = (Option<String>, Vec<VersionDef>, BTreeMap<u16, String>);
 
 /// The base version's name (normally the soname: symbols in it count as unversioned), the
 /// other definitions (in file order), and every definition's name by its index.
-fn version_definitions(elf: &Elf<'_>) -> std::result::Result<Versions, String> {
+fn version_definitions(definitions: &[VersionDefinition]) -> std::result::Result<Versions, String> {
     let mut base = None;
     let mut defs = Vec::new();
     let mut by_index = BTreeMap::new();
-    let Some(verdef) = elf.verdef.as_ref() else {
-        return Ok((base, defs, by_index));
-    };
-    for def in verdef.iter() {
-        let names: Vec<String> = def
-            .iter()
-            .map(|aux| {
-                elf.dynstrtab
-                    .get_at(aux.vda_name)
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        format!("version definition {} has a bad name offset", def.vd_ndx)
-                    })
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        let Some((name, parents)) = names.split_first() else {
-            return Err(format!("version definition {} has no name", def.vd_ndx));
+    for def in definitions {
+        let Some((name, parents)) = def.names.split_first() else {
+            return Err(format!("version definition {} has no name", def.index));
         };
-        by_index.insert(def.vd_ndx, name.clone());
-        if def.vd_flags & VER_FLG_BASE != 0 {
+        by_index.insert(def.index, name.clone());
+        if def.flags & elffile::VER_FLG_BASE != 0 {
             base = Some(name.clone());
         } else {
             defs.push(VersionDef {
@@ -171,6 +148,7 @@ fn version_definitions(elf: &Elf<'_>) -> std::result::Result<Versions, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use capsule::machine::Machine;
 
     #[test]
     fn rejects_non_elf_with_the_path() {
@@ -197,5 +175,36 @@ mod tests {
         assert_eq!(z9.version.as_deref(), Some("ZLIB_1.2.9"));
         assert!(z9.default);
         assert!(s.versions.iter().all(|v| v.marker));
+        assert_eq!(s.machine, Machine::X86_64);
+    }
+
+    #[test]
+    fn reads_the_i386_zlib_as_the_x86_64_one() {
+        // The same source built for both: the same exports, read from a 32-bit file.
+        let scan_of = |machine: Machine| {
+            let path = Path::new("/usr/lib")
+                .join(machine.multiarch())
+                .join("libz.so.1");
+            scan(&path).unwrap_or_else(|e| panic!("{e} (apt-get install zlib1g:i386)"))
+        };
+        let (i386, x86_64) = (scan_of(Machine::X86), scan_of(Machine::X86_64));
+        assert_eq!(i386.machine, Machine::X86);
+        assert_eq!(i386.soname, "libz.so.1");
+        assert!(i386.symbols.len() > 80, "{}", i386.symbols.len());
+        assert_eq!(i386.symbols, x86_64.symbols);
+        assert_eq!(i386.versions, x86_64.versions);
+    }
+
+    #[test]
+    fn an_unknown_machine_is_named() {
+        let mut bytes = std::fs::read("/usr/lib/x86_64-linux-gnu/libz.so.1").unwrap();
+        bytes[18..20].copy_from_slice(&243u16.to_le_bytes());
+        let err = scan_bytes(&bytes, Path::new("/x/libz.so.1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/x/libz.so.1") && err.contains("e_machine 243"),
+            "{err}"
+        );
     }
 }

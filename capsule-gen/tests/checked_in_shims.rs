@@ -1,6 +1,6 @@
 //! The shims checked in under `shims/` (this machine's GL stack: Debian 12, libglvnd +
-//! Mesa) are exactly what capsule-gen writes from their manifests, and, built, export
-//! what the installed libraries export.
+//! Mesa) and `shims/i386/` (the same packages' i386 builds) are exactly what capsule-gen
+//! writes from their manifests, and, built, export what the installed libraries export.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,16 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn shim_dir(soname: &str) -> PathBuf {
-    workspace().join("shims").join(soname)
+/// The directories of the checked-in shims: x86_64's (`shims/`, workspace members) and
+/// i386's (`shims/i386/`, a workspace of their own built with `--target`), with the
+/// target to build them for (`None`: the workspace's own).
+const MACHINES: [(&str, Option<&str>); 2] = [
+    ("shims", None),
+    ("shims/i386", Some("i686-unknown-linux-gnu")),
+];
+
+fn shim_dir(machine_dir: &str, soname: &str) -> PathBuf {
+    workspace().join(machine_dir).join(soname)
 }
 
 /// A manifest's `key = "value"` line.
@@ -64,11 +72,14 @@ fn left_out(manifest: &str) -> BTreeSet<String> {
 #[test]
 fn every_checked_in_shim_is_what_the_generator_writes() {
     let tmp = tempfile::tempdir().expect("temporary directory");
-    for soname in SHIMS {
-        let checked_in = shim_dir(soname);
+    for (machine_dir, soname) in MACHINES
+        .iter()
+        .flat_map(|(dir, _)| SHIMS.map(|soname| (*dir, soname)))
+    {
+        let checked_in = shim_dir(machine_dir, soname);
         let manifest = checked_in.join("capsule-shim.toml");
         assert!(manifest.is_file(), "{} is missing", manifest.display());
-        let fresh = tmp.path().join(soname);
+        let fresh = tmp.path().join(machine_dir).join(soname);
         std::fs::create_dir_all(&fresh).unwrap();
         std::fs::copy(&manifest, fresh.join("capsule-shim.toml")).unwrap();
         run_ok(
@@ -84,13 +95,13 @@ fn every_checked_in_shim_is_what_the_generator_writes() {
         assert_eq!(
             names(&actual),
             names(&expected),
-            "{soname}: file lists differ"
+            "{machine_dir}/{soname}: file lists differ"
         );
         for (path, bytes) in &expected {
             assert!(
                 actual[path] == *bytes,
-                "shims/{soname}/{} differs from what capsule-gen writes from its manifest; \
-                 run `capsule-gen --regenerate shims/{soname}`",
+                "{machine_dir}/{soname}/{} differs from what capsule-gen writes from its manifest; \
+                 run `capsule-gen --regenerate {machine_dir}/{soname}`",
                 path.display()
             );
         }
@@ -99,49 +110,69 @@ fn every_checked_in_shim_is_what_the_generator_writes() {
 
 #[test]
 fn every_checked_in_shim_exports_what_the_installed_library_exports() {
-    // The workspace's own target directory: these are workspace members, and `cargo build
-    // --release` at the root builds the same files.
+    // The workspace's own target directory: `cargo build --release` at the root (and, for
+    // i386, in shims/i386 with --target) builds the same files.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("CARGO_TARGET_TMPDIR is <target>/tmp")
         .to_path_buf();
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .current_dir(workspace())
-        .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "--release", "--offline", "--quiet"]);
-    for soname in SHIMS {
-        build.args([
-            "-p",
-            &format!("shim-{}", soname.to_ascii_lowercase().replace('.', "-")),
-        ]);
-    }
-    let started = std::time::Instant::now();
-    run_ok(&mut build, "build the checked-in shims");
-    eprintln!("built the checked-in shims in {:?}", started.elapsed());
+    for (machine_dir, triple) in MACHINES {
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .current_dir(workspace().join(machine_dir))
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--release", "--offline", "--quiet"]);
+        if let Some(triple) = triple {
+            build.args(["--target", triple]);
+        }
+        for soname in SHIMS {
+            build.args([
+                "-p",
+                &format!("shim-{}", soname.to_ascii_lowercase().replace('.', "-")),
+            ]);
+        }
+        let started = std::time::Instant::now();
+        run_ok(
+            &mut build,
+            &format!(
+                "build the checked-in shims of {machine_dir} (i386: rustup target add \
+                 i686-unknown-linux-gnu)"
+            ),
+        );
+        eprintln!(
+            "built the checked-in shims of {machine_dir} in {:?}",
+            started.elapsed()
+        );
+        let release = match triple {
+            Some(triple) => target.join(triple).join("release"),
+            None => target.join("release"),
+        };
 
-    for soname in SHIMS {
-        let manifest = std::fs::read_to_string(shim_dir(soname).join("capsule-shim.toml")).unwrap();
-        let source = manifest_value(&manifest, "source");
-        assert!(
-            Path::new(&source).is_file(),
-            "{source} is not installed: install libgl1 libegl1 libgles2 libglx0 libopengl0 \
-             libglvnd0 (as .ci/run does)"
-        );
-        let lib = soname.split(".so").next().unwrap();
-        let shim = target.join(format!("release/{lib}.so"));
-        let skipped = left_out(&manifest);
-        let expected: BTreeSet<String> = nm_exports(Path::new(&source))
-            .into_iter()
-            .filter(|line| !skipped.contains(line.split_once(' ').map_or("", |(_, n)| n)))
-            .collect();
-        let exported = nm_exports(&shim);
-        let missing: Vec<_> = expected.difference(&exported).collect();
-        let extra: Vec<_> = exported.difference(&expected).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{soname}: missing {missing:?}, extra {extra:?}"
-        );
-        assert!(expected.len() >= 10, "{source} exports only {expected:?}");
+        for soname in SHIMS {
+            let manifest =
+                std::fs::read_to_string(shim_dir(machine_dir, soname).join("capsule-shim.toml"))
+                    .unwrap();
+            let source = manifest_value(&manifest, "source");
+            assert!(
+                Path::new(&source).is_file(),
+                "{source} is not installed: install libgl1 libegl1 libgles2 libglx0 libopengl0 \
+                 libglvnd0 and their :i386 builds (as .ci/run does)"
+            );
+            let lib = soname.split(".so").next().unwrap();
+            let shim = release.join(format!("{lib}.so"));
+            let skipped = left_out(&manifest);
+            let expected: BTreeSet<String> = nm_exports(Path::new(&source))
+                .into_iter()
+                .filter(|line| !skipped.contains(line.split_once(' ').map_or("", |(_, n)| n)))
+                .collect();
+            let exported = nm_exports(&shim);
+            let missing: Vec<_> = expected.difference(&exported).collect();
+            let extra: Vec<_> = exported.difference(&expected).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{machine_dir}/{soname}: missing {missing:?}, extra {extra:?}"
+            );
+            assert!(expected.len() >= 10, "{source} exports only {expected:?}");
+        }
     }
 }

@@ -130,3 +130,179 @@ fn help_documents_the_format() {
     assert!(top.status.success());
     assert!(String::from_utf8_lossy(&top.stdout).contains("deps"));
 }
+
+/// `src` (a real library of this machine) copied to `inside` of `tree`.
+fn copy_into(tree: &capsule_tests::Tree, src: &str, inside: &str) {
+    let to = tree.path(inside);
+    std::fs::copy(src, &to).unwrap_or_else(|e| {
+        panic!(
+            "copy {src} to {}: {e} (the test needs zlib1g and zlib1g:i386)",
+            to.display()
+        )
+    });
+}
+
+/// The `--why` lines of `deps` in `tree` as `SONAME -> (PATH inside the tree, ORIGIN)`,
+/// and the debug lines.
+fn plan(tree: &capsule_tests::Tree, args: &[&str]) -> (Vec<(String, String, String)>, String) {
+    let root = tree.root().canonicalize().unwrap();
+    let prefix = root.to_str().unwrap();
+    let mut all = vec!["deps", "--why", "--prefix", prefix];
+    all.extend_from_slice(args);
+    let out = capsule_gen(&all, true);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = lines(&out)
+        .into_iter()
+        .map(|[soname, path, why]| {
+            let path = path
+                .strip_prefix(prefix)
+                .map_or(path.clone(), str::to_string);
+            (soname, path, why)
+        })
+        .collect();
+    (lines, stderr)
+}
+
+#[test]
+fn each_library_is_resolved_for_its_own_class() {
+    // A prefix holding i386 and x86_64 copies of libz and of a library needing it, built
+    // twice with a RUNPATH of `/opt/$LIB/$PLATFORM`: each machine's ld.so expands it to
+    // its own directory, and glibc comes from this system's files of that machine.
+    let tree = capsule_tests::Tree::new();
+    copy_into(
+        &tree,
+        "/usr/lib/i386-linux-gnu/libz.so.1",
+        "opt/lib/i386-linux-gnu/i686/libz.so.1",
+    );
+    copy_into(
+        &tree,
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "opt/lib/x86_64-linux-gnu/x86_64/libz.so.1",
+    );
+    for (dir, bits, zdir) in [
+        ("app32", "-m32", "opt/lib/i386-linux-gnu/i686"),
+        ("app64", "-m64", "opt/lib/x86_64-linux-gnu/x86_64"),
+    ] {
+        let z = format!("-L{}", tree.path(zdir).display());
+        capsule_tests::build_lib(
+            &capsule_tests::Lib {
+                source: "int app(void) { return 1; }\n",
+                soname: Some("libapp.so.1"),
+                args: &[
+                    bits,
+                    "-Wl,--no-as-needed",
+                    &z,
+                    "-l:libz.so.1",
+                    "-Wl,--enable-new-dtags,-rpath,/opt/$LIB/$PLATFORM",
+                ],
+            },
+            &tree.path(&format!("{dir}/libapp.so.1")),
+        );
+    }
+    for (app, multiarch, platform) in [
+        ("/app32/libapp.so.1", "i386-linux-gnu", "i686"),
+        ("/app64/libapp.so.1", "x86_64-linux-gnu", "x86_64"),
+    ] {
+        let (lines, stderr) = plan(&tree, &[app]);
+        let names: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+        assert_eq!(names.last(), Some(&"libapp.so.1"), "{lines:?}");
+        let z = lines
+            .iter()
+            .find(|l| l.0 == "libz.so.1")
+            .expect("libz in the plan");
+        assert_eq!(
+            (z.1.as_str(), z.2.as_str()),
+            (
+                format!("/opt/lib/{multiarch}/{platform}/libz.so.1").as_str(),
+                "runpath"
+            ),
+            "{app}: {lines:?}\n{stderr}"
+        );
+        let libc = lines
+            .iter()
+            .find(|l| l.0 == "libc.so.6")
+            .expect("libc in the plan");
+        assert_eq!(libc.2, "system", "{lines:?}");
+        assert!(libc.1.contains(multiarch), "{app}: {libc:?}");
+    }
+}
+
+#[test]
+fn a_copy_of_the_other_class_is_passed_over() {
+    // The plain lib directories are default directories of both machines: the i386 libz
+    // in `lib/` comes first for both, and the x86_64 search passes over it, as ld.so does.
+    let tree = capsule_tests::Tree::new();
+    copy_into(&tree, "/usr/lib/i386-linux-gnu/libz.so.1", "lib/libz.so.1");
+    copy_into(
+        &tree,
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "usr/lib/libz.so.1",
+    );
+    let (x86_64, stderr) = plan(&tree, &["libz.so.1"]);
+    let z = x86_64.iter().find(|l| l.0 == "libz.so.1").unwrap();
+    assert_eq!(
+        (z.1.as_str(), z.2.as_str()),
+        ("/usr/lib/libz.so.1", "default")
+    );
+    assert!(
+        stderr.contains("/lib/libz.so.1: skipped: wrong ELF class (32-bit, not 64-bit)"),
+        "{stderr}"
+    );
+    let (i386, _) = plan(&tree, &["--target", "i686-unknown-linux-gnu", "libz.so.1"]);
+    let z = i386.iter().find(|l| l.0 == "libz.so.1").unwrap();
+    assert_eq!((z.1.as_str(), z.2.as_str()), ("/lib/libz.so.1", "default"));
+    let ld_so = &i386[0];
+    assert_eq!(
+        (ld_so.0.as_str(), ld_so.2.as_str()),
+        ("ld-linux.so.2", "system")
+    );
+    // The same file named by its path: the machine is the file's.
+    let (by_path, _) = plan(&tree, &["/lib/libz.so.1"]);
+    assert_eq!(by_path.last().unwrap().1, "/lib/libz.so.1");
+    assert!(
+        by_path.iter().any(|l| l.0 == "ld-linux.so.2"),
+        "{by_path:?}"
+    );
+}
+
+#[test]
+fn cache_entries_of_the_machine_are_used() {
+    // ldconfig puts both classes' libz in the tree's cache, each entry with its flags.
+    let tree = capsule_tests::Tree::new();
+    copy_into(
+        &tree,
+        "/usr/lib/i386-linux-gnu/libz.so.1",
+        "opt/c32/libz.so.1",
+    );
+    copy_into(
+        &tree,
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "opt/c64/libz.so.1",
+    );
+    tree.write("etc/ld.so.conf", "/opt/c32\n/opt/c64\n");
+    tree.make_ld_so_cache();
+    for (target, expected) in [
+        ("i686-unknown-linux-gnu", "/opt/c32/libz.so.1"),
+        ("x86_64-unknown-linux-gnu", "/opt/c64/libz.so.1"),
+    ] {
+        let (lines, stderr) = plan(&tree, &["--target", target, "libz.so.1"]);
+        let z = lines.iter().find(|l| l.0 == "libz.so.1").unwrap();
+        assert_eq!(
+            (z.1.as_str(), z.2.as_str()),
+            (expected, "cache"),
+            "{target}: {stderr}"
+        );
+    }
+    let out = capsule_gen(
+        &[
+            "deps",
+            "--target",
+            "riscv64gc-unknown-linux-gnu",
+            "libz.so.1",
+        ],
+        false,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a target capsule knows"), "{stderr}");
+}

@@ -349,6 +349,49 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
         "{err}"
     );
 
+    // A library of a machine capsule does not know (an x86_64 libz whose e_machine says
+    // riscv64): refused, naming the machines it knows (each has an emitter).
+    let riscv = tmp.path().join("libz-riscv64.so.1");
+    let mut bytes = std::fs::read("/usr/lib/x86_64-linux-gnu/libz.so.1").unwrap();
+    bytes[18..20].copy_from_slice(&243u16.to_le_bytes());
+    std::fs::write(&riscv, bytes).unwrap();
+    let unsupported = capsule_gen(&["--out", out_dir, riscv.to_str().unwrap()]);
+    assert_eq!(unsupported.status.code(), Some(2));
+    assert_eq!(
+        stderr(&unsupported).trim_end(),
+        format!(
+            "capsule-gen: {}: not a readable ELF file (unknown machine (e_machine 243, 64-bit; capsule knows x86_64, i386, aarch64))",
+            riscv.display()
+        )
+    );
+
+    // --target must agree with a library given as a path.
+    let mismatch = capsule_gen(&[
+        "--out",
+        out_dir,
+        "--target",
+        "i686-unknown-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+    ]);
+    assert_eq!(mismatch.status.code(), Some(2));
+    assert_eq!(
+        stderr(&mismatch).trim_end(),
+        "capsule-gen: /usr/lib/x86_64-linux-gnu/libz.so.1: is built for x86_64, not for --target i686-unknown-linux-gnu's i386"
+    );
+    let unknown = capsule_gen(&[
+        "--out",
+        out_dir,
+        "--target",
+        "mips-unknown-linux-gnu",
+        "libz.so.1",
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("--target mips-unknown-linux-gnu: not a target capsule knows"),
+        "{}",
+        stderr(&unknown)
+    );
+
     let no_manifest = capsule_gen(&["--regenerate", out_dir]);
     assert_eq!(no_manifest.status.code(), Some(2));
     assert!(

@@ -1,7 +1,8 @@
 //! `capsule-gen install`: shims built and placed under their sonames with the development
 //! link beside them, so that a C program links them with `-l` and runs through them. The
 //! libraries: libjson-c.so.5, whose `-` cargo cannot put in a file name (it builds
-//! libjson_c.so), and libz.so.1. Needs libjson-c5 and libjson-c-dev (.ci/run installs them).
+//! libjson_c.so), and libz.so.1; and an i686 json-c shim linked into a 32-bit program. Needs
+//! libjson-c5, libjson-c-dev, libjson-c5:i386, gcc-multilib (.ci/run installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -24,6 +25,32 @@ fn require_json_c() {
     }
 }
 
+/// The i386 json-c, gcc's 32-bit support and Rust's i686 target, or a failure that says
+/// what to install.
+fn require_i386_json_c() {
+    for (file, package) in [
+        ("/usr/lib/i386-linux-gnu/libjson-c.so.5", "libjson-c5:i386"),
+        (
+            "/usr/lib/gcc/x86_64-linux-gnu/12/32/crtbegin.o",
+            "gcc-multilib",
+        ),
+    ] {
+        assert!(
+            Path::new(file).exists(),
+            "{file} is missing: dpkg --add-architecture i386 && apt-get update && apt-get \
+             install {package} (.ci/run installs it)"
+        );
+    }
+    let targets = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .expect("run rustup");
+    assert!(
+        String::from_utf8_lossy(&targets.stdout).contains("i686-unknown-linux-gnu"),
+        "Rust's i686 target is missing: rustup target add i686-unknown-linux-gnu (.ci/run adds it)"
+    );
+}
+
 /// Shared with generate.rs, so the runtime crate is compiled once for all shim builds.
 fn shim_target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("shim-target")
@@ -32,8 +59,17 @@ fn shim_target_dir() -> PathBuf {
 /// Generate a standalone shim crate for `soname` in `out`, with the workspace's lock file
 /// so that it builds offline with the versions the workspace was tested with.
 fn generate(soname: &str, out: &Path) -> PathBuf {
+    generate_for(soname, out, &[])
+}
+
+/// [`generate`] with more arguments (`--target TRIPLE`).
+fn generate_for(soname: &str, out: &Path, args: &[&str]) -> PathBuf {
     run_ok(
-        Command::new(GEN).arg("--out").arg(out).arg(soname),
+        Command::new(GEN)
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .arg(soname),
         "generate a shim",
     );
     let dir = out.join(soname);
@@ -91,10 +127,16 @@ fn build_and_run(dir: &Path, lib: &Path, libs: &[&str]) -> (String, String) {
         args.push("-DWITH_ZLIB".into());
     }
     args.extend(libs.iter().map(|l| l.to_string()));
+    run_built(&program, &args)
+}
+
+/// Build PROGRAM with `args` into `program`, run it with CAPSULE_DEBUG=libs; its stdout
+/// and stderr.
+fn run_built(program: &Path, args: &[String]) -> (String, String) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    build_program(PROGRAM, &program, &args);
+    build_program(PROGRAM, program, &args);
     let out = run_ok(
-        Command::new(&program).env("CAPSULE_DEBUG", "libs"),
+        Command::new(program).env("CAPSULE_DEBUG", "libs"),
         "run the program linked to the installed shims",
     );
     (
@@ -170,7 +212,7 @@ fn installed_shims_link_with_dash_l_and_run_through_the_capsule() {
 fn install_for_a_target_takes_the_shim_from_target_triple_release() {
     require_json_c();
     // The host's own triple: --target moves cargo's output to target/TRIPLE/release, the
-    // path install must follow (capsule makes x86-64 shims only).
+    // path install must follow (the i686 case is the test below).
     let triple = "x86_64-unknown-linux-gnu";
     let tmp = tempfile::tempdir().unwrap();
     let json_c = generate("libjson-c.so.5", &tmp.path().join("src"));
@@ -210,4 +252,48 @@ fn install_of_a_directory_without_a_shim_crate_names_it_and_builds_nothing() {
         "{stderr}"
     );
     assert!(!tmp.path().join("lib").exists(), "install created --into");
+}
+
+#[test]
+fn an_i686_shim_installs_and_links_a_32_bit_program() {
+    require_json_c();
+    require_i386_json_c();
+    let triple = "i686-unknown-linux-gnu";
+    let tmp = tempfile::tempdir().unwrap();
+    let json_c = generate_for(
+        "libjson-c.so.5",
+        &tmp.path().join("src"),
+        &["--target", triple],
+    );
+    let manifest = std::fs::read_to_string(json_c.join("capsule-shim.toml")).unwrap();
+    assert!(
+        manifest.contains("/usr/lib/i386-linux-gnu/libjson-c.so.5")
+            || manifest.contains("/lib/i386-linux-gnu/libjson-c.so.5"),
+        "{manifest}"
+    );
+    let lib = tmp.path().join("lib");
+    let out = install(&[&json_c], &lib, Some(triple));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("libjson-c.so.5 -> "), "{stderr}");
+    assert_dev_link(&lib, "libjson-c.so", "libjson-c.so.5");
+    let installed = std::fs::read(lib.join("libjson-c.so.5")).unwrap();
+    assert_eq!(installed[4], 1, "the installed shim is not ELFCLASS32");
+
+    let args = [
+        "-m32".to_string(),
+        format!("-L{}", lib.display()),
+        format!("-Wl,-rpath,{}", lib.display()),
+        "-ljson-c".to_string(),
+    ];
+    let (stdout, stderr) = run_built(&tmp.path().join("program32"), &args);
+    assert!(
+        stdout.starts_with("{\"shim\":\"json-c\",\"n\":42}\nlength 3\n"),
+        "{stdout}\n{stderr}"
+    );
+    assert_through_shim(&stderr, "libjson-c.so.5", &lib);
+    assert!(
+        stderr.contains("libjson-c.so.5 => /lib/i386-linux-gnu/")
+            || stderr.contains("libjson-c.so.5 => /usr/lib/i386-linux-gnu/"),
+        "the capsule did not load the i386 json-c:\n{stderr}"
+    );
 }

@@ -16,7 +16,8 @@
 typedef unsigned long size_t;
 
 #define EXPORT __attribute__((visibility("default")))
-#define TABLE_MAGIC 0x3456534c55535043UL /* "CPSULSV4" */
+/* "CPSULSV4", cut to the low half where unsigned long is 32 bits (the runtime does too). */
+#define TABLE_MAGIC ((unsigned long)0x3456534c55535043ULL)
 #define FILE_FUNCTIONS_CAPACITY 48
 
 struct capsule_table {
@@ -73,6 +74,36 @@ struct capsule_table {
     void *libc_file[FILE_FUNCTIONS_CAPACITY];
 };
 
+/* The versions glibc's old __xstat family has on this architecture (no default version
+ * since glibc 2.33), the version argument it wants (_STAT_VER), and the open flags whose
+ * values differ between architectures. */
+#if defined(__x86_64__)
+#define XSTAT_VERSION "GLIBC_2.2.5"
+#define XSTAT64_VERSION "GLIBC_2.2.5"
+#define FXSTATAT_VERSION "GLIBC_2.4"
+#define STAT_VER 1
+#define O_DIRECTORY_ 0200000
+#define O_NOFOLLOW_ 0400000
+#elif defined(__i386__)
+#define XSTAT_VERSION "GLIBC_2.0"
+#define XSTAT64_VERSION "GLIBC_2.2"
+#define FXSTATAT_VERSION "GLIBC_2.4"
+#define STAT_VER 3
+#define O_DIRECTORY_ 0200000
+#define O_NOFOLLOW_ 0400000
+#elif defined(__aarch64__)
+/* glibc's port began at 2.17: every old function has that version; the kernel's struct
+ * stat is the generic one (_STAT_VER_KERNEL, 0). */
+#define XSTAT_VERSION "GLIBC_2.17"
+#define XSTAT64_VERSION "GLIBC_2.17"
+#define FXSTATAT_VERSION "GLIBC_2.17"
+#define STAT_VER 0
+#define O_DIRECTORY_ 040000
+#define O_NOFOLLOW_ 0100000
+#else
+#error "interpose.c: add this architecture's __xstat versions and system calls"
+#endif
+
 /* The namespace libc functions behind the data-file wrappers (end of this file). */
 #define FILE_FUNCTIONS(X)                                                              \
     X(F_OPEN, "open")                                                                  \
@@ -99,12 +130,12 @@ struct capsule_table {
     X(F_FSTATAT, "fstatat")                                                            \
     X(F_FSTATAT64, "fstatat64")                                                        \
     X(F_STATX, "statx")                                                                \
-    X(F_XSTAT, "__xstat@GLIBC_2.2.5")                                                  \
-    X(F_XSTAT64, "__xstat64@GLIBC_2.2.5")                                              \
-    X(F_LXSTAT, "__lxstat@GLIBC_2.2.5")                                                \
-    X(F_LXSTAT64, "__lxstat64@GLIBC_2.2.5")                                            \
-    X(F_FXSTATAT, "__fxstatat@GLIBC_2.4")                                              \
-    X(F_FXSTATAT64, "__fxstatat64@GLIBC_2.4")                                          \
+    X(F_XSTAT, "__xstat@" XSTAT_VERSION)                                               \
+    X(F_XSTAT64, "__xstat64@" XSTAT64_VERSION)                                         \
+    X(F_LXSTAT, "__lxstat@" XSTAT_VERSION)                                             \
+    X(F_LXSTAT64, "__lxstat64@" XSTAT64_VERSION)                                       \
+    X(F_FXSTATAT, "__fxstatat@" FXSTATAT_VERSION)                                      \
+    X(F_FXSTATAT64, "__fxstatat64@" FXSTATAT_VERSION)                                  \
     X(F_REALPATH, "realpath")
 
 #define FILE_ENUM(id, name) id,
@@ -177,7 +208,7 @@ EXPORT char *dlerror(void) { return T.dlerror(T.lmid); }
 #define E_NAMETOOLONG 36
 #define E_NOSYS 38
 #define O_CREAT_ 0100
-#define O_TMPFILE_ 020200000
+#define O_TMPFILE_ (020000000 | O_DIRECTORY_)
 
 static void set_errno(int e) {
     if (T.errno_location)
@@ -227,18 +258,61 @@ EXPORT char *secure_getenv(const char *name) {
     return T.secure ? 0 : (char *)value;
 }
 
+/* Raw system calls (no libc here, no errno): the result, or -errno. */
+#if defined(__x86_64__)
+#define SYS_writev_ 20
+#define SYS_close_ 3
+#define SYS_readlinkat_ 267
+#define SYS_openat_ 257
+static long sys4(long n, long a, long b, long c, long d) {
+    long ret;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#elif defined(__i386__)
+#define SYS_writev_ 146
+#define SYS_close_ 6
+#define SYS_readlinkat_ 305
+#define SYS_openat_ 295
+/* int $0x80 (the vDSO's faster entry would need the auxiliary vector): arguments in ebx,
+ * ecx, edx, esi. ebx is the PIC register, which GCC lets an asm operand take. */
+static long sys4(long n, long a, long b, long c, long d) {
+    long ret;
+    __asm__ volatile("int $0x80"
+                     : "=a"(ret)
+                     : "a"(n), "b"(a), "c"(b), "d"(c), "S"(d)
+                     : "memory");
+    return ret;
+}
+#elif defined(__aarch64__)
+/* The generic system call table. */
+#define SYS_writev_ 66
+#define SYS_close_ 57
+#define SYS_openat_ 56
+#define SYS_readlinkat_ 78
+static long sys4(long n, long a, long b, long c, long d) {
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+    return x0;
+}
+#endif
+#define SYS_openat2_ 437 /* the same number on every architecture */
+
 /* writev(2) with the raw system call: no libc, no errno, async-signal-safe. */
 struct iovec_ {
     const void *base;
     size_t len;
 };
 static void write_stderr(const struct iovec_ *iov, long count) {
-    long ret;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(20L /* SYS_writev */), "D"(2L), "S"(iov), "d"(count)
-                     : "rcx", "r11", "memory");
-    (void)ret;
+    (void)sys4(SYS_writev_, 2, (long)iov, count, 0);
 }
 
 #define IOV(s) {(s), length(s)}
@@ -278,25 +352,9 @@ static int is_data_path(const char *path) {
     return 0;
 }
 
-/* Raw system calls (no libc here, no errno): the result, or -errno. */
-static long sys4(long n, long a, long b, long c, long d) {
-    long ret;
-    register long r10 __asm__("r10") = d;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-#define SYS_close_ 3
-#define SYS_readlink_ 89
-#define SYS_openat_ 257
-#define SYS_openat2_ 437
 #define AT_FDCWD_ (-100)
 #define O_PATH_ 010000000
-#define O_DIRECTORY_ 0200000
 #define O_CLOEXEC_ 02000000
-#define O_NOFOLLOW_ 0400000
 #define AT_SYMLINK_NOFOLLOW_ 0x100
 #define RESOLVE_NO_MAGICLINKS_ 0x02
 #define RESOLVE_IN_ROOT_ 0x10
@@ -326,7 +384,7 @@ static int resolve_inside(const char *inside, char *out) {
     for (long v = fd, i = (long)digits - 1; i >= 0; v /= 10, i--)
         proc[at + i] = (char)('0' + v % 10);
     proc[at + digits] = 0;
-    long len = sys4(SYS_readlink_, (long)proc, (long)out, PATH_CAPACITY - 1, 0);
+    long len = sys4(SYS_readlinkat_, AT_FDCWD_, (long)proc, (long)out, PATH_CAPACITY - 1);
     sys4(SYS_close_, fd, 0, 0, 0);
     if (len <= 0 || len >= PATH_CAPACITY - 1)
         return 0;
@@ -503,8 +561,8 @@ EXPORT int euidaccess(const char *path, int how) {
 }
 
 /* stat, lstat and fstatat are functions of libc since glibc 2.33; an older libc has only
- * the __xstat family (version argument 1 on x86_64), which objects built against it call. */
-#define STAT_VER 1
+ * the __xstat family (version argument STAT_VER, above), which objects built against it
+ * call. */
 #define STAT_LIKE(name, id, xid, follow)                                               \
     EXPORT int name(const char *path, void *st) {                                      \
         MAP_OR_FAIL(path, #name, follow, -1);                                          \

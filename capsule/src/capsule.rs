@@ -180,7 +180,7 @@ impl Capsule {
 
     /// The glibc namespace id (`Lmid_t`); never 0 (the program's own namespace).
     pub fn namespace_id(&self) -> i64 {
-        self.namespace.lmid
+        crate::dlfcn::lmid_number(self.namespace.lmid)
     }
 
     /// The library's soname.
@@ -212,7 +212,7 @@ impl Capsule {
             symbol: name.into(),
             version: version.map(Into::into),
             library: self.soname.clone(),
-            namespace: self.namespace.lmid,
+            namespace: crate::dlfcn::lmid_number(self.namespace.lmid),
         }
     }
 }

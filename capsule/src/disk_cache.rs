@@ -19,7 +19,7 @@
 use std::ffi::CStr;
 use std::ffi::OsString;
 use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -147,17 +147,12 @@ fn private_dir(dir: &Path) -> std::result::Result<(), String> {
         // Not there yet (it is made private), or not reachable (the write says why).
         return Ok(());
     };
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if meta.uid() != euid || meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "the cache directory {} is not private to uid {euid} (owner {}, mode {:o})",
-            dir.display(),
-            meta.uid(),
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
+    this_users_alone(&meta).map_err(|why| {
+        format!(
+            "the cache directory {} is not private: {why}",
+            dir.display()
+        )
+    })
 }
 
 /// Whether the file at `path` may be loaded as an image of `len` bytes: see `owned`.
@@ -173,11 +168,18 @@ fn usable(path: &Path, len: usize) -> std::result::Result<(), String> {
 /// Whether a cache file (its `lstat`, or `fstat` of it opened without following links)
 /// may be trusted: a regular file of this user, writable by no one else.
 pub(crate) fn owned(meta: &std::fs::Metadata) -> std::result::Result<(), String> {
+    if !meta.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    this_users_alone(meta)
+}
+
+/// The one trust check of the cache directory and its files: this user's, and writable
+/// by no one else (group or others).
+fn this_users_alone(meta: &std::fs::Metadata) -> std::result::Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    if !meta.file_type().is_file() {
-        Err("not a regular file".into())
-    } else if meta.uid() != euid {
+    if meta.uid() != euid {
         Err(format!("owned by uid {}, not {euid}", meta.uid()))
     } else if meta.mode() & 0o022 != 0 {
         Err(format!(
@@ -187,6 +189,24 @@ pub(crate) fn owned(meta: &std::fs::Metadata) -> std::result::Result<(), String>
     } else {
         Ok(())
     }
+}
+
+/// The bytes of the cache file at `path`, if it is a file of this user that no one else can
+/// write (opened without following a symlink).
+pub(crate) fn read_owned(path: &Path) -> Option<Vec<u8>> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if let Err(why) = owned(&meta) {
+        crate::debug!(Libs, "{}: not read: {why}", path.display());
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Write `image` beside `path`, then rename it over `path`: a reader sees the old file or

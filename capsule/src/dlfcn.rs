@@ -12,6 +12,12 @@ use crate::error::{Error, Result};
 /// glibc's `Lmid_t`.
 pub(crate) type Lmid = libc::Lmid_t;
 
+/// A namespace id as the public API gives it, whatever the width of `long`.
+#[allow(clippy::useless_conversion)] // i32 -> i64 on 32-bit machines
+pub(crate) fn lmid_number(lmid: Lmid) -> i64 {
+    i64::from(lmid)
+}
+
 /// A `dlopen` handle (glibc's is the object's link map).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Handle(pub NonNull<c_void>);

@@ -2,7 +2,7 @@
 //! table, which routes the namespace's dl family, its environment overlay and its data-file
 //! functions.
 
-use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_long, c_ulong, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -21,14 +21,15 @@ const IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-ro
 const IMAGE_ID: u64 = disk_cache::fnv1a(IMAGE);
 const IMAGE_ROOT_ID: u64 = disk_cache::fnv1a(IMAGE_ROOT);
 
-const TABLE_MAGIC: u64 = 0x3456_534c_5553_5043;
+/// "CPSULSV4", cut to `unsigned long` on 32-bit machines as the C side cuts it.
+const TABLE_MAGIC: c_ulong = 0x3456_534c_5553_5043_u64 as c_ulong;
 
 /// Mirror of `struct capsule_table` in interpose.c; the C side checks nothing, so the
 /// runtime checks magic and size before writing.
 #[repr(C)]
 pub(crate) struct Table {
-    magic: u64,
-    size: u64,
+    magic: c_ulong,
+    size: c_ulong,
     pub lmid: c_long,
     pub dlopen: Option<extern "C" fn(c_long, *const c_char, c_int, *const c_void) -> *mut c_void>,
     pub dlmopen:
@@ -52,7 +53,7 @@ pub(crate) struct Table {
     pub secure_getenv: Option<unsafe extern "C" fn(*const c_char) -> *mut c_char>,
     /// The environment overlay (see interpose.c), leaked; null: none.
     pub env_overrides: *const c_char,
-    pub secure: u64,
+    pub secure: c_ulong,
     /// The runtime's activation of the forwarder being loaded (see interpose.c).
     pub forwarder_init: Option<extern "C" fn(c_long)>,
     pub load: Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void>,
@@ -61,9 +62,9 @@ pub(crate) struct Table {
     /// Host-tree paths whose files are read from the prefix, NUL-separated, ending with
     /// an empty one; null (nothing rewritten) for the prefix `/`. Leaked like `prefix`.
     pub data_dirs: *const c_char,
-    pub prefix_len: u64,
+    pub prefix_len: c_ulong,
     /// Non-zero: the C side prints each rewritten path (`CAPSULE_DEBUG=files`).
-    pub trace_files: u64,
+    pub trace_files: c_ulong,
     /// Written by the C side: the libc functions its wrappers forward to, in the order
     /// of `libc_file`, NUL-separated, ending with an empty name; `name@VERSION` where
     /// the name may have no default version.
@@ -212,15 +213,14 @@ impl Interposer {
             t.errno_location = Some(libc::__errno_location);
             t.getenv = Some(libc::getenv);
             t.secure_getenv = Some(crate::config::secure_getenv);
-            t.secure = u64::from(secure);
+            t.secure = c_ulong::from(secure);
         });
         if wraps_data_files(self.prefix()) {
-            let libc_map =
-                crate::prefix::glibc::program_libc_link_map().ok_or_else(|| Error::Dl {
-                    operation: "find",
-                    target: "the program's libc.so.6".into(),
-                    message: dlfcn::last_dl_error(),
-                })?;
+            let libc_map = crate::loaded::program_libc_link_map().ok_or_else(|| Error::Dl {
+                operation: "find",
+                target: "the program's libc.so.6".into(),
+                message: dlfcn::last_dl_error(),
+            })?;
             // SAFETY: the program's libc stays loaded for the life of the process.
             let libc_object = unsafe { crate::elf::Object::from_link_map(libc_map) }?;
             self.attach_file_functions(&libc_object);
@@ -287,11 +287,11 @@ impl Interposer {
             // Leaked: the C side reads it for the life of the namespace.
             Box::leak(packed.into_boxed_slice()).as_ptr() as *const c_char
         });
-        let prefix_len = self.prefix().as_os_str().len() as u64;
+        let prefix_len = self.prefix().as_os_str().len() as c_ulong;
         self.with_table(|t| {
             t.data_dirs = packed.unwrap_or(std::ptr::null());
             t.prefix_len = prefix_len;
-            t.trace_files = u64::from(trace);
+            t.trace_files = c_ulong::from(trace);
         });
         Ok(())
     }

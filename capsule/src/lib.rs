@@ -12,18 +12,24 @@
 //! `patch` rewrites their slots, `dl` keeps dlopen inside the capsule, and [`shim`] is
 //! what generated proxy libraries call.
 
+mod arch;
 mod bytes;
 mod capsule;
 pub mod config;
 mod disk_cache;
 mod dl;
 mod dlfcn;
+mod dynamic_tags;
+pub mod elffile;
 pub mod error;
 mod fnv;
 mod forwarder;
 pub mod hostenv;
 mod interposer;
+mod iterate_phdr;
 mod linkmap;
+mod loaded;
+pub mod machine;
 pub mod prefix;
 
 pub use capsule::{Capsule, LoadedObject, Symbol};

@@ -125,39 +125,15 @@ pub(crate) unsafe fn namespace_of<T>(
 }
 
 /// Run `f` while glibc holds its loader's list lock (`dl_load_write_lock`, recursive), by
-/// running it from a `dl_iterate_phdr` callback.
+/// running it from a `dl_iterate_phdr` callback (for the first object).
 fn locked<F: FnOnce() -> R, R>(f: F) -> R {
-    struct Call<F, R> {
-        f: Option<F>,
-        out: Option<R>,
+    let mut f = Some(f);
+    if let Some(out) = crate::iterate_phdr::first(|_| f.take().map(|f| f())) {
+        return out;
     }
-    unsafe extern "C" fn once<F: FnOnce() -> R, R>(
-        _: *mut libc::dl_phdr_info,
-        _: libc::size_t,
-        data: *mut c_void,
-    ) -> libc::c_int {
-        // SAFETY: `data` is the `Call` below, alive for the whole dl_iterate_phdr call.
-        let call = unsafe { &mut *(data as *mut Call<F, R>) };
-        if let Some(f) = call.f.take() {
-            call.out = Some(f());
-        }
-        1 // stop after the first object
-    }
-    let mut call = Call {
-        f: Some(f),
-        out: None,
-    };
-    // SAFETY: the callback matches dl_iterate_phdr's type and only touches `call`.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(once::<F, R>),
-            &mut call as *mut Call<F, R> as *mut c_void,
-        )
-    };
-    match (call.out, call.f) {
-        (Some(out), _) => out,
+    match f {
         // dl_iterate_phdr always reports the main program; never reached in practice.
-        (None, Some(f)) => f(),
-        (None, None) => unreachable!("the callback either ran `f` or left it"),
+        Some(f) => f(),
+        None => unreachable!("the callback either ran `f` or left it"),
     }
 }

@@ -100,7 +100,11 @@ pub(crate) fn for_prefix(
     let ns = match adopt(&key) {
         Some(ns) => ns,
         None => {
-            let prefix = Prefix::open_canonical(key.clone());
+            let running = crate::prefix::glibc::Running {
+                libc_path: crate::loaded::running_libc_path,
+                loaded: crate::loaded::glibc_facts,
+            };
+            let prefix = Prefix::open_canonical(key.clone(), running);
             create(prefix, key, dl_entries)?
         }
     };
@@ -223,7 +227,7 @@ extern "C" fn load_for_another_copy(
             let n = message.len().min(error_len.saturating_sub(1));
             // SAFETY: the caller's buffer holds error_len bytes; we write n + 1 <= that.
             unsafe {
-                std::ptr::copy_nonoverlapping(message.as_ptr(), error as *mut u8, n);
+                std::ptr::copy_nonoverlapping(message.as_ptr(), error.cast::<u8>(), n);
                 *error.add(n) = 0;
             }
             std::ptr::null_mut()
@@ -440,17 +444,18 @@ impl Namespace {
                 continue;
             };
             if !sharing::same_file(&copy.path, &host.path) {
-                skewed.push((host, copy, sharing::HostFile::open(&host.path)?));
+                skewed.push((host, copy, sharing::host_symbols(&host.path)?));
             }
         }
         if skewed.is_empty() {
             return Ok(());
         }
         let mut views = Vec::with_capacity(skewed.len());
-        for (host, copy, file) in &skewed {
+        for (host, copy, symbols) in &skewed {
             // SAFETY: program copies are never unloaded.
             let program = unsafe { crate::elf::Object::from_link_map(copy.handle.link_map()) }?;
-            views.push((*host, *copy, program, file.object()?));
+            let exports = symbols.exports().map_err(sharing::bad_elf(&host.path))?;
+            views.push((*host, *copy, program, exports));
         }
         for (i, needer) in objects.iter().enumerate() {
             let needs: Vec<_> = views
@@ -460,16 +465,15 @@ impl Namespace {
             if plan[i] != Share::Private || needs.is_empty() {
                 continue;
             }
-            let needer_file = sharing::HostFile::open(&needer.path)?;
-            let needer_object = needer_file.object()?;
-            for (host, copy, program, host_object) in needs {
+            let needer_symbols = sharing::host_symbols(&needer.path)?;
+            for (host, copy, program, host_exports) in needs {
                 let name = &host.soname;
                 let stubbed = sharing::check_skew(
-                    (&needer.soname, &needer.path, &needer_object),
+                    (&needer.soname, &needer.path, &needer_symbols),
                     name,
                     program,
                     &copy.path,
-                    host_object,
+                    host_exports,
                     &host.path,
                 )?;
                 if !stubbed.is_empty() {
@@ -519,7 +523,7 @@ impl Namespace {
     /// Put a forwarder to the program's copy of `soname` into this namespace if `soname`
     /// is shared and the program has loaded it (nothing is loaded into the program).
     pub fn share_if_program_has(&self, soname: &str) -> Result<bool> {
-        if !sharing::is_shared(soname)? || !sharing::program_has_loaded(soname) {
+        if !sharing::is_shared(soname)? || !crate::loaded::has_loaded(soname) {
             return Ok(false);
         }
         self.share(soname, None)

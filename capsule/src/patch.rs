@@ -1,5 +1,5 @@
-//! Rewriting relocation slots (JUMP_SLOT, GLOB_DAT, R_X86_64_64) of loaded objects, with
-//! page protections restored exactly.
+//! Rewriting relocation slots (JUMP_SLOT, GLOB_DAT and the word-sized absolute
+//! `R_X86_64_64`/`R_386_32`) of loaded objects, with page protections restored exactly.
 //!
 //! Protections come from the object's own program headers: a page in PT_GNU_RELRO is
 //! read-only after relocation, any other page has its PT_LOAD's flags. Only pages that are
@@ -7,7 +7,7 @@
 //! executable), and put back before the batch returns. A slot in an executable segment
 //! (text relocations) is refused rather than making code writable.
 //!
-//! Each slot is written with one aligned 8-byte atomic compare-and-exchange, so a thread
+//! Each slot is written with one aligned word-sized atomic compare-and-exchange, so a thread
 //! calling through it sees the old or the new target, never a torn one, and a value that
 //! changed between the check and the write is noticed.
 //!
@@ -17,13 +17,25 @@
 //! writes the slot unconditionally, so a thread that is inside the resolver for that very
 //! slot while it is rewritten may put the real target back: rewrite before other threads
 //! call through the slot, or load the object with `RTLD_NOW`.
+//!
+//! On i386 (REL relocations) an absolute slot's addend was the slot's own content, which
+//! ld.so replaced by S + A: with [`Expect::Target`] the addend is what the slot holds
+//! beyond the expected target, accepted when it lies within the symbol or a page past its
+//! start (see [`Slot::addend_given`]); with [`Expect::Any`] it is taken as 0.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::elf::{Object, Slot};
+/// Bytes in a slot: a pointer.
+const WORD: usize = std::mem::size_of::<usize>();
+
+/// The largest addend a REL absolute slot is taken to carry beyond a symbol of unknown (or
+/// smaller) size: a page.
+const REL_ADDEND_SLACK: usize = 4096;
+
+use crate::elf::{Object, Slot, SlotKind};
 use crate::error::{Error, Result};
 
 /// Serialises every unprotect/write/protect window, so two patchers never restore a page's
@@ -35,8 +47,9 @@ static PATCH_LOCK: Mutex<()> = parking_lot::const_mutex(());
 pub enum Expect {
     /// Whatever the slot holds.
     Any,
-    /// The slot must resolve to this address (for R_X86_64_64: hold it plus the addend), or
-    /// be a JUMP_SLOT not yet lazily bound (pointing into the object's own executable code).
+    /// The slot must resolve to this address (for an absolute slot: hold it plus the
+    /// addend), or be a JUMP_SLOT not yet lazily bound (pointing into the object's own
+    /// executable code).
     Target(usize),
 }
 
@@ -60,14 +73,14 @@ pub struct PatchReport {
 /// One slot write of a batch.
 struct Write {
     address: usize,
-    value: usize,
-    /// Whether the slot's current value may be overwritten.
-    accepts: Box<dyn Fn(usize) -> bool>,
+    /// The value to store over the slot's current one, or `None` where the current value
+    /// may not be overwritten. A value the slot holds already counts as written.
+    value_for: Box<dyn Fn(usize) -> Option<usize>>,
 }
 
-/// Rewrite every JUMP_SLOT, GLOB_DAT and R_X86_64_64 slot of `object` that refers to
+/// Rewrite every JUMP_SLOT, GLOB_DAT and absolute slot of `object` that refers to
 /// `symbol` (in `version`, matched as [`Object::slots`] describes) to `replacement` (plus
-/// the addend for R_X86_64_64), leaving alone and reporting slots whose current value
+/// the addend for an absolute slot), leaving alone and reporting slots whose current value
 /// `expect` rejects.
 ///
 /// # Safety
@@ -81,14 +94,46 @@ pub unsafe fn rewrite_symbol(
     replacement: usize,
     expect: Expect,
 ) -> Result<PatchReport> {
-    let label = match version {
-        Some(v) => format!("{symbol}@{v}"),
-        None => symbol.to_string(),
+    let rewrite = SymbolRewrite {
+        symbol,
+        version,
+        replacement,
+        expect,
     };
-    let slots = object.slots(symbol, version)?;
-    let writes = slots
+    // SAFETY: forwarded from this function's contract.
+    unsafe { rewrite_symbols(object, std::slice::from_ref(&rewrite)) }
+}
+
+/// One symbol of [`rewrite_symbols`]: its slots get `replacement` where `expect` allows.
+#[derive(Clone, Copy, Debug)]
+pub struct SymbolRewrite<'s> {
+    pub symbol: &'s str,
+    pub version: Option<&'s str>,
+    pub replacement: usize,
+    pub expect: Expect,
+}
+
+/// [`rewrite_symbol`] for several symbols of one object: one pass over its relocations and
+/// one unprotect/write/restore window for all of them.
+///
+/// # Safety
+/// As for [`rewrite_symbol`], for every rewrite.
+pub unsafe fn rewrite_symbols(
+    object: &Object<'_>,
+    rewrites: &[SymbolRewrite<'_>],
+) -> Result<PatchReport> {
+    let label = match rewrites {
+        [one] => match one.version {
+            Some(v) => format!("{}@{v}", one.symbol),
+            None => one.symbol.to_string(),
+        },
+        _ => format!("{} symbols", rewrites.len()),
+    };
+    let wanted: Vec<_> = rewrites.iter().map(|r| (r.symbol, r.version)).collect();
+    let writes = object
+        .slots_matching(&wanted)?
         .iter()
-        .map(|slot| slot_write(object, slot, replacement, expect))
+        .map(|(i, slot)| slot_write(object, slot, rewrites[*i].replacement, rewrites[*i].expect))
         .collect::<Vec<_>>();
     // SAFETY: forwarded from this function's contract.
     let report = unsafe { write_batch(object, &label, &writes) }?;
@@ -119,11 +164,9 @@ pub unsafe fn rewrite_slot(
 ) -> Result<bool> {
     let write = Write {
         address,
-        value,
-        accepts: match expected {
-            Some(e) => Box::new(move |current| current == e),
-            None => Box::new(|_| true),
-        },
+        value_for: Box::new(move |current| {
+            (current == value || expected.is_none_or(|e| current == e)).then_some(value)
+        }),
     };
     let label = format!("slot {address:#x}");
     // SAFETY: forwarded from this function's contract.
@@ -137,31 +180,55 @@ pub unsafe fn rewrite_slot(
     Ok(report.rewritten == 1)
 }
 
-/// The current value of the 8-byte slot at `address` of the live `object`.
+/// The current value of the word-sized slot at `address` of the live `object`.
 pub fn read_slot(object: &Object<'_>, address: usize) -> Result<usize> {
     check_slot_address(object, address, "read")?;
-    // SAFETY: the address is 8-byte aligned and lies inside a readable PT_LOAD of a live
+    // SAFETY: the address is word-aligned and lies inside a readable PT_LOAD of a live
     // object, which stays mapped while `object` borrows it; slots are only ever written
     // atomically, so an atomic load is the right way to read one.
     Ok(unsafe { &*(address as *const AtomicUsize) }.load(Ordering::Acquire))
 }
 
 fn slot_write(object: &Object<'_>, slot: &Slot, replacement: usize, expect: Expect) -> Write {
-    let accepts: Box<dyn Fn(usize) -> bool> = match expect {
-        Expect::Any => Box::new(|_| true),
+    let slot = *slot;
+    let value_for: Box<dyn Fn(usize) -> Option<usize>> = match expect {
+        Expect::Any => {
+            let value = slot.value_for(replacement);
+            Box::new(move |_| Some(value))
+        }
+        Expect::Target(target) if slot.kind == SlotKind::Absolute && slot.addend.is_none() => {
+            // REL: the addend is in the slot. C's `&var`, `&var.field` and `(char *)f + 16`
+            // point into the symbol or just past it: within its size, where this object
+            // knows it, or a page. Another definition's address is farther away.
+            let size = object
+                .raw_symbol(slot.symbol)
+                .map_or(0, |s| s.size)
+                .max(REL_ADDEND_SLACK as u64) as usize;
+            Box::new(move |current| {
+                let addend = slot.addend_given(current, target) as usize;
+                let done = slot.addend_given(current, replacement) as usize;
+                if addend < size {
+                    Some(replacement.wrapping_add(addend))
+                } else {
+                    (done < size).then_some(current)
+                }
+            })
+        }
         Expect::Target(target) => {
-            let wanted = slot.value_for(target);
-            let lazy = slot.kind == crate::elf::SlotKind::JumpSlot;
+            let (wanted, value) = (slot.value_for(target), slot.value_for(replacement));
+            let lazy = slot.kind == SlotKind::JumpSlot;
             let plt = executable_ranges(object);
             Box::new(move |current| {
-                current == wanted || (lazy && plt.iter().any(|r| r.contains(&current)))
+                let accepted = current == wanted
+                    || current == value
+                    || (lazy && plt.iter().any(|r| r.contains(&current)));
+                accepted.then_some(value)
             })
         }
     };
     Write {
         address: slot.address,
-        value: slot.value_for(replacement),
-        accepts,
+        value_for,
     }
 }
 
@@ -195,7 +262,7 @@ fn patch_error(object: &Object<'_>, symbol: &str, reason: String) -> Error {
     }
 }
 
-/// Check that `address` is an aligned 8-byte slot in a non-executable segment of a live
+/// Check that `address` is an aligned word-sized slot in a non-executable segment of a live
 /// object, and return its segment's protection after relocation.
 fn check_slot_address(object: &Object<'_>, address: usize, symbol: &str) -> Result<libc::c_int> {
     if !object.is_live() {
@@ -205,18 +272,18 @@ fn check_slot_address(object: &Object<'_>, address: usize, symbol: &str) -> Resu
             "the object is a file image, not loaded in this process".into(),
         ));
     }
-    if address & 7 != 0 {
+    if address & (WORD - 1) != 0 {
         return Err(patch_error(
             object,
             symbol,
-            format!("slot {address:#x} is not 8-byte aligned"),
+            format!("slot {address:#x} is not {WORD}-byte aligned"),
         ));
     }
     let segment = object
         .load_segment_at(address)
         .filter(|s| {
             address
-                .checked_add(8)
+                .checked_add(WORD)
                 .is_some_and(|end| end <= s.range().end)
         })
         .ok_or_else(|| {
@@ -441,13 +508,13 @@ pub(crate) unsafe fn write_data(
 fn swap_if_accepted(slot: &AtomicUsize, write: &Write) -> std::result::Result<(), usize> {
     let mut current = slot.load(Ordering::Acquire);
     loop {
-        if current == write.value {
+        let Some(value) = (write.value_for)(current) else {
+            return Err(current);
+        };
+        if current == value {
             return Ok(());
         }
-        if !(write.accepts)(current) {
-            return Err(current);
-        }
-        match slot.compare_exchange(current, write.value, Ordering::AcqRel, Ordering::Acquire) {
+        match slot.compare_exchange(current, value, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return Ok(()),
             Err(now) => current = now,
         }
@@ -478,6 +545,38 @@ mod tests {
     fn file_images_cannot_be_patched() {
         let err = read_slot_error();
         assert!(err.contains("file image"), "{err}");
+    }
+
+    #[test]
+    fn rel_absolute_slots_keep_the_addend_they_hold() {
+        let image = std::fs::read("/proc/self/exe").expect("read the test binary");
+        let object = Object::from_file_image("self", &image).expect("parse the test binary");
+        // Symbol 0, the null symbol: no size, so a page of slack.
+        let slot = Slot {
+            address: 0x1000,
+            kind: SlotKind::Absolute,
+            addend: None,
+            symbol: 0,
+        };
+        let write = slot_write(&object, &slot, 0x9000, Expect::Target(0x5000));
+        assert_eq!(
+            (write.value_for)(0x5010),
+            Some(0x9010),
+            "the addend 16 is kept"
+        );
+        assert_eq!((write.value_for)(0x9010), Some(0x9010), "already rewritten");
+        assert_eq!(
+            (write.value_for)(0x7000_0000),
+            None,
+            "another definition's address"
+        );
+        assert_eq!((write.value_for)(0x4ff0), None, "below the expected target");
+        let any = slot_write(&object, &slot, 0x9000, Expect::Any);
+        assert_eq!(
+            (any.value_for)(0x1234),
+            Some(0x9000),
+            "Expect::Any: addend 0"
+        );
     }
 
     fn read_slot_error() -> String {

@@ -30,8 +30,10 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::dlfcn::Handle;
-use crate::elf::{Import, LinkMap, Object, SymbolKind};
+use crate::elf::{LinkMap, Object};
+use crate::elffile::{Exports, Import, Reader, Symbols};
 use crate::error::{Error, Result, SharedCopies};
+use crate::machine::Machine;
 
 /// glibc's libraries, which a capsule always shares (ld.so, one of them, is shared by
 /// glibc itself).
@@ -70,7 +72,7 @@ pub fn share(soname: &str) -> Result<()> {
 /// glibc's libraries are always shared: an error.
 pub fn unshare(soname: &str) -> Result<()> {
     check_soname("capsule::sharing::unshare", soname)?;
-    if GLIBC_SHARED.contains(&soname) {
+    if crate::prefix::glibc::is_glibc(soname) {
         return Err(Error::BadVariable {
             variable: "capsule::sharing::unshare",
             value: soname.into(),
@@ -126,7 +128,7 @@ fn parse(value: &str) -> std::result::Result<Vec<(String, bool)>, String> {
                 "{word:?} is not a soname (like libX11.so.6, or -libX11.so.6 to keep it private); separate entries with commas"
             ));
         }
-        if !shared && GLIBC_SHARED.contains(&soname) {
+        if !shared && crate::prefix::glibc::is_glibc(soname) {
             return Err(format!(
                 "{soname} cannot be kept private: glibc's libraries are always shared (one libc per process)"
             ));
@@ -138,7 +140,7 @@ fn parse(value: &str) -> std::result::Result<Vec<(String, bool)>, String> {
 
 /// Whether capsules share `soname` with the program.
 pub fn is_shared(soname: &str) -> Result<bool> {
-    if GLIBC_SHARED.contains(&soname) {
+    if crate::prefix::glibc::is_glibc(soname) {
         return Ok(true);
     }
     let mut shared = WINDOW_SYSTEM
@@ -167,7 +169,7 @@ pub(crate) struct ProgramCopy {
 pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
     if soname == "libc.so.6" {
         // Always loaded, never unloaded, and found without a dlopen.
-        let map = crate::prefix::glibc::program_libc_link_map()?;
+        let map = crate::loaded::program_libc_link_map()?;
         let handle = Handle(NonNull::new(map as *mut std::ffi::c_void)?);
         return Some(ProgramCopy {
             path: handle.path(),
@@ -184,21 +186,6 @@ pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
         path: handle.path(),
         handle,
     })
-}
-
-/// Whether the program's namespace holds `soname` (nothing is loaded).
-pub(crate) fn program_has_loaded(soname: &str) -> bool {
-    let Ok(name) = CString::new(soname) else {
-        return false;
-    };
-    // SAFETY: name is NUL-terminated; NOLOAD maps nothing and runs no constructor.
-    let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
-    if raw.is_null() {
-        return false;
-    }
-    // SAFETY: drops the reference the NOLOAD open took.
-    unsafe { libc::dlclose(raw) };
-    true
 }
 
 /// The objects before a program copy in the program's namespace (its global scope in load
@@ -315,46 +302,40 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// A file of the host tree mapped read-only, as an ELF image.
-pub(crate) struct HostFile {
-    bytes: crate::prefix::cache::Bytes,
-    pub path: PathBuf,
+/// The dynamic symbols of a library file of the host tree (one the capsule loads, or the
+/// host's copy of one it shares), read with the one reader of files.
+pub(crate) fn host_symbols(path: &Path) -> Result<Symbols> {
+    Reader::open(path)
+        .and_then(|r| r.expect(Machine::NATIVE))
+        .and_then(Reader::symbols)
+        .map_err(bad_elf(path))
 }
 
-impl HostFile {
-    pub fn open(path: &Path) -> Result<HostFile> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        Ok(HostFile {
-            bytes: crate::prefix::cache::map(&file, len).map_err(io)?,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn object(&self) -> Result<Object<'_>> {
-        Object::from_file_image(&self.path.to_string_lossy(), &self.bytes)
+/// A reason of `elffile`'s, as the error naming the file.
+pub(crate) fn bad_elf(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |reason| Error::BadElf {
+        path: path.to_path_buf(),
+        reason,
     }
 }
 
 /// What a host object needs from a shared library whose program copy differs from the
 /// host's: refused if ld.so would refuse it (a missing version, a missing data symbol);
-/// the missing functions it calls are returned (they are stubs in the forwarder).
+/// the missing functions it calls are returned (they are stubs in the forwarder). The
+/// needer and the host's copy are files, read by `elffile`; the program's copy is loaded,
+/// and viewed in place.
 pub(crate) fn check_skew(
-    needer: (&str, &Path, &Object<'_>),
+    needer: (&str, &Path, &Symbols),
     shared: &str,
     program: &Object<'_>,
     program_path: &Path,
-    host: &Object<'_>,
+    host: &Exports<'_>,
     host_path: &Path,
 ) -> Result<Vec<String>> {
-    let object = needer.2;
+    let (library, path, symbols) = needer;
     let refuse = |what: String| Error::SharedTooOld {
-        library: needer.0.into(),
-        path: needer.1.into(),
+        library: library.into(),
+        path: path.into(),
         what,
         copies: Box::new(SharedCopies {
             soname: shared.into(),
@@ -362,9 +343,11 @@ pub(crate) fn check_skew(
             host: host_path.into(),
         }),
     };
-    for (from, version, weak) in object.required_versions()? {
-        if from == shared && !weak && program.version_index(version)?.is_none() {
-            return Err(refuse(format!("version {version}")));
+    for (from, versions) in &symbols.verneed {
+        for version in versions {
+            if from == shared && !version.weak && program.version_index(&version.name)?.is_none() {
+                return Err(refuse(format!("version {}", version.name)));
+            }
         }
     }
     let mut stubbed = BTreeSet::new();
@@ -373,23 +356,22 @@ pub(crate) fn check_skew(
         version,
         file,
         weak,
-    } in object.imports()?
+    } in symbols.imports().map_err(bad_elf(path))?
     {
         if weak || file.is_some_and(|f| f != shared) {
             continue;
         }
         // An unversioned import is the shared library's if the host's copy defines it.
-        let Some(definition) = host.lookup(name, version)? else {
+        let Some(definition) = host.lookup(name, version) else {
             continue;
         };
         if program.lookup(name, version)?.is_some() {
             continue;
         }
-        match definition.kind {
-            SymbolKind::Function | SymbolKind::Ifunc => {
-                stubbed.insert(name.to_string());
-            }
-            _ => return Err(refuse(format!("the data symbol {name}"))),
+        if definition.is_function() {
+            stubbed.insert(name.to_string());
+        } else {
+            return Err(refuse(format!("the data symbol {name}")));
         }
     }
     Ok(stubbed.into_iter().collect())

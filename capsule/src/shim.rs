@@ -25,17 +25,18 @@ mod callers;
 mod data;
 mod dlsym;
 mod linkmap;
-
-use callers::Target;
+pub mod slot_cache;
+mod table;
 
 /// Distance between two missing-symbol stubs in a generated shim's stub table. Generated
 /// shims lay their stubs out with this very constant (a `const` operand of their
 /// `global_asm!`), so a shim built against this runtime always agrees with it.
 pub const MISSING_STUB_STRIDE: usize = 16;
 
-// A stub is `mov edi, imm32` and `jmp rel32`, 10 bytes, padded with `.org` (whose fill
+// A stub is at most 16 bytes (x86_64: `mov edi, imm32; jmp rel32`, 10; i386: align the
+// stack, `push imm32; call rel32`, 16; capsule-gen's emit/), padded with `.org` (whose fill
 // rejects a stub longer than the stride at build time); `.balign` wants a power of two.
-const _: () = assert!(MISSING_STUB_STRIDE.is_power_of_two() && MISSING_STUB_STRIDE >= 10);
+const _: () = assert!(MISSING_STUB_STRIDE.is_power_of_two() && MISSING_STUB_STRIDE >= 16);
 
 /// What kind of thing an exported symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +107,17 @@ impl Symbol {
         }
     }
 
+    /// The name and version as text, as lookups take them; `None` if either is not UTF-8
+    /// (capsule-gen writes only UTF-8 names: such a symbol is never looked up).
+    fn texts(&self) -> Option<(&'static str, Option<&'static str>)> {
+        let version = match self.version.map(CStr::to_str) {
+            Some(Ok(version)) => Some(version),
+            Some(Err(_)) => return None,
+            None => None,
+        };
+        Some((self.name.to_str().ok()?, version))
+    }
+
     /// `name`, `name@VER` or `name@@VER`, as `nm` writes it.
     pub fn display_name(&self) -> String {
         let name = self.name.to_string_lossy();
@@ -118,12 +130,18 @@ impl Symbol {
 }
 
 impl Library {
-    /// Describe a shim's library. `symbols[..functions]` are the functions, in slot order.
+    /// Describe a shim's library. `symbols[..functions]` are the functions, in slot order,
+    /// sorted by name (as capsule-gen writes them): a shim that lists them otherwise does
+    /// not build.
     pub const fn new(
         soname: &'static str,
         symbols: &'static [Symbol],
         functions: usize,
     ) -> Library {
+        assert!(
+            sorted_by_name(symbols, functions),
+            "a shim's functions must be sorted by name: regenerate it with capsule-gen"
+        );
         Library {
             soname,
             symbols,
@@ -148,6 +166,28 @@ impl Library {
     fn objects(&self) -> &'static [Symbol] {
         &self.symbols[self.functions.min(self.symbols.len())..]
     }
+}
+
+/// Whether `symbols[..functions]` are in byte order of their names.
+const fn sorted_by_name(symbols: &[Symbol], functions: usize) -> bool {
+    let mut i = 1;
+    while i < functions && i < symbols.len() {
+        let (a, b) = (symbols[i - 1].name.to_bytes(), symbols[i].name.to_bytes());
+        let mut k = 0;
+        while k < a.len() && k < b.len() && a[k] == b[k] {
+            k += 1;
+        }
+        let in_order = if k < a.len() && k < b.len() {
+            a[k] < b[k]
+        } else {
+            a.len() <= b.len()
+        };
+        if !in_order {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Load `lib`'s real library into a capsule and wire the shim up to it. Called once, from
@@ -181,13 +221,57 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
         capsule.path().display()
     );
 
-    // The library's own hash table answers for what it defines itself (most of a shim's
-    // thousands of names), at a fraction of dlsym's cost; dlsym for the rest.
+    let own_map = linkmap::containing(slots.cast_const().cast());
+    let missing = fill_slots(lib, capsule, own_map, slots, missing_stubs);
+    crate::phase!(
+        "shim {}: {} trampolines filled",
+        lib.soname,
+        lib.functions().len()
+    );
+    warn_if_different(lib, capsule, &missing);
+    wire_program(lib, capsule, own_map, slots);
+    crate::phase!("shim {}: the program's slots rewired", lib.soname);
+}
+
+/// Point every slot at its real function, or at its missing-symbol stub; returns the
+/// names of the functions the host's library lacks.
+///
+/// The library's own hash table answers for what it defines itself (most of a shim's
+/// thousands of names), at a fraction of dlsym's cost; dlsym for the rest. Where it
+/// defines them is remembered in the cache directory ([`slot_cache`]), so a later run
+/// looks up only the rest.
+fn fill_slots(
+    lib: &Library,
+    capsule: &Capsule,
+    own_map: Option<*const crate::elf::LinkMap>,
+    slots: *mut usize,
+    missing_stubs: *const u8,
+) -> Vec<String> {
     // SAFETY: the capsule's library stays loaded for the life of the process.
     let real = unsafe { crate::elf::Object::from_link_map(capsule.link_map()) }.ok();
+    let cache = own_map.and_then(|map| {
+        // SAFETY: `map` is this shim's live link map.
+        let shim = unsafe { (*map).path() };
+        slot_cache::Entry::new(lib.soname, &shim, capsule.path())
+    });
+    let functions = lib.functions();
+    let remembered = cache
+        .as_ref()
+        .zip(real.as_ref())
+        .and_then(|(cache, real)| cache.recall(functions.len(), real));
+    let bias = real.as_ref().map_or(0, |real| real.bias());
+    let mut offsets = Vec::new();
     let mut missing = Vec::new();
-    for (i, sym) in lib.functions().iter().enumerate() {
-        let own = real.as_ref().and_then(|real| defined_by(real, sym));
+    for (i, sym) in functions.iter().enumerate() {
+        let own = match &remembered {
+            // Checked by `recall`: inside the library's code.
+            Some(offsets) => offsets[i].map(|offset| (bias + offset) as *mut c_void),
+            None => {
+                let own = real.as_ref().and_then(|real| defined_by(real, sym));
+                offsets.push(own.and_then(|a| (a as usize).checked_sub(bias)));
+                own
+            }
+        };
         let target = match own.or_else(|| lookup(capsule, sym)) {
             Some(addr) => addr as usize,
             None => {
@@ -200,14 +284,10 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
         // from reading a torn pointer.
         unsafe { AtomicUsize::from_ptr(slots.add(i)) }.store(target, Ordering::Release);
     }
-    crate::phase!(
-        "shim {}: {} trampolines filled",
-        lib.soname,
-        lib.functions().len()
-    );
-    warn_if_different(lib, capsule, &missing);
-    wire_program(lib, capsule, slots);
-    crate::phase!("shim {}: the program's slots rewired", lib.soname);
+    if let (None, Some(cache), Some(_)) = (&remembered, &cache, &real) {
+        cache.remember(&offsets);
+    }
+    missing
 }
 
 /// The shim was generated from another build of the library than the host has: say so
@@ -243,8 +323,13 @@ fn warn_if_different(lib: &Library, capsule: &Capsule, missing: &[String]) {
 /// Everything after the slot table: rewrite the program's slots, share variables, wrap
 /// `dlsym`. A failure here costs speed or precision, never correctness of calls (the
 /// trampolines work without it), so it is reported and the program carries on.
-fn wire_program(lib: &'static Library, capsule: &'static Capsule, slots: *mut usize) {
-    let Some(own_map) = linkmap::containing(slots.cast_const().cast()) else {
+fn wire_program(
+    lib: &'static Library,
+    capsule: &'static Capsule,
+    own_map: Option<*const crate::elf::LinkMap>,
+    slots: *mut usize,
+) {
+    let Some(own_map) = own_map else {
         eprintln!(
             "capsule: {}: cannot find the proxy library's own link map; calls go through its trampolines",
             lib.soname
@@ -269,56 +354,25 @@ fn wire_program(lib: &'static Library, capsule: &'static Capsule, slots: *mut us
         data::share_variables(lib, capsule);
         return;
     }
-    let targets = targets(lib, &own, slots);
+    // SAFETY: `slots` is the filled slot table (init's contract); the shim stays loaded.
+    let table = unsafe { table::Table::new(lib, own, slots.cast_const()) };
     // SAFETY: run from the shim's constructor, while ld.so holds its lock; the objects of
     // the program's namespace that the shim patches stay loaded as long as it calls them.
     let objects = unsafe { linkmap::patchable_objects(own_map, own_map) };
-    callers::redirect_callers(lib, &targets, &objects);
+    // SAFETY: as above: the program's objects stay loaded while the constructor runs.
+    let earlier = unsafe { crate::sharing::Scope::before(own_map) };
+    callers::redirect_callers(&table, &objects, &earlier);
     data::share_variables(lib, capsule);
-    dlsym::install(dlsym::State::new(capsule, lib, own_map, &targets), &objects);
-}
-
-/// For each function, its trampoline (the shim's exported address) and real target.
-fn targets(lib: &Library, own: &crate::elf::Object<'_>, slots: *mut usize) -> Vec<Target> {
-    let mut targets = Vec::new();
-    for (i, sym) in lib.functions().iter().enumerate() {
-        let (name, version) = (
-            sym.name.to_str().unwrap_or_default(),
-            sym.version.and_then(|v| v.to_str().ok()),
-        );
-        let trampoline = match own.lookup(name, version) {
-            Ok(Some(found)) => found.address,
-            _ => 0,
-        };
-        // SAFETY: `slots` has one usize per function (init's contract), filled above.
-        let slot = unsafe { AtomicUsize::from_ptr(slots.add(i)) }.load(Ordering::Acquire);
-        let real = lookup_was_found(lib, i, slot);
-        targets.push(Target {
-            trampoline,
-            real: real.filter(|_| trampoline != 0),
-        });
-    }
-    targets
-}
-
-/// `slot`'s value as a real function, or `None` when it is function `index`'s stub.
-fn lookup_was_found(lib: &Library, index: usize, slot: usize) -> Option<usize> {
-    let stub = lib.missing_stubs.get().copied()? + index * MISSING_STUB_STRIDE;
-    (slot != stub && slot != 0).then_some(slot)
+    dlsym::install(dlsym::State::new(capsule, own_map, table), &objects);
 }
 
 /// The address of the function `sym` where the library itself defines it plainly (no
 /// IFUNC, not a name the interposer answers), as `dlsym`/`dlvsym` on it would find it.
 fn defined_by(real: &crate::elf::Object<'_>, sym: &Symbol) -> Option<*mut c_void> {
-    let name = sym.name.to_str().ok()?;
+    let (name, version) = sym.texts()?;
     if crate::interposer::is_interposed(name.as_bytes()) {
         return None;
     }
-    let version = match sym.version.map(CStr::to_str) {
-        Some(Ok(version)) => Some(version),
-        Some(Err(_)) => return None,
-        None => None,
-    };
     let found = real.lookup(name, version).ok()??;
     (found.kind == crate::elf::SymbolKind::Function && !found.absolute)
         .then_some(found.address as *mut c_void)
@@ -326,10 +380,9 @@ fn defined_by(real: &crate::elf::Object<'_>, sym: &Symbol) -> Option<*mut c_void
 
 /// The real address of `sym` in the capsule, or `None` when the host's library lacks it.
 fn lookup(capsule: &Capsule, sym: &Symbol) -> Option<*mut c_void> {
-    let name = sym.name.to_str().ok()?;
-    let found = match sym.version.map(CStr::to_str) {
-        Some(Ok(version)) => capsule.symbol_versioned(name, version),
-        Some(Err(_)) => return None,
+    let (name, version) = sym.texts()?;
+    let found = match version {
+        Some(version) => capsule.symbol_versioned(name, version),
         None => capsule.symbol(name),
     };
     match found {
@@ -391,6 +444,24 @@ mod tests {
         assert_eq!(lib.functions().len(), 2);
         assert_eq!(lib.objects().len(), 1);
         assert_eq!(lib.objects()[0].kind, Kind::Object);
+    }
+
+    #[test]
+    fn functions_must_be_sorted_by_name() {
+        assert!(sorted_by_name(&SYMBOLS, 2));
+        static UNSORTED: [Symbol; 2] = [
+            Symbol::function(c"glVertex", None, false),
+            Symbol::function(c"glBegin", None, false),
+        ];
+        assert!(!sorted_by_name(&UNSORTED, 2));
+        // A name before a longer name it begins; objects after the functions don't count.
+        static PREFIXED: [Symbol; 3] = [
+            Symbol::function(c"gl", None, false),
+            Symbol::function(c"glBegin", None, false),
+            Symbol::object(c"a", None, true, 4),
+        ];
+        assert!(sorted_by_name(&PREFIXED, 2));
+        assert!(!sorted_by_name(&PREFIXED, 3));
     }
 
     #[test]

@@ -92,7 +92,9 @@ glibc_binds() {
         [ -e "$RUNTIME/$LIBDIR/$name" ] || continue
         dest=$(in_runtime "/$LIBDIR/$name")
         printf '%s\n' --ro-bind "$(readlink -f "$lib")" "$dest"
-    done < <(dpkg -L libc6 | grep -E '^/lib(64)?/[^/]*\.so[.0-9]*$|^/lib/x86_64-linux-gnu/[^/]*\.so[.0-9]*$')
+    # The host's own architecture named: with libc6:i386 installed too, plain `libc6` is
+    # ambiguous to dpkg.
+    done < <(dpkg -L "libc6:$(dpkg --print-architecture)" | grep -E '^/lib(64)?/[^/]*\.so[.0-9]*$|^/lib/x86_64-linux-gnu/[^/]*\.so[.0-9]*$')
     [ -d "/$LIBDIR/gconv" ] && [ -d "$RUNTIME/$LIBDIR/gconv" ] &&
         printf '%s\n' --ro-bind "/$LIBDIR/gconv" "$(in_runtime "/$LIBDIR/gconv")"
     return 0

@@ -26,12 +26,29 @@ int old_lxstat(int ver, const char *path, struct stat *st);
 int old_lxstat64(int ver, const char *path, struct stat64 *st);
 int old_fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags);
 int old_fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags);
-__asm__(".symver old_xstat, __xstat@GLIBC_2.2.5");
-__asm__(".symver old_xstat64, __xstat64@GLIBC_2.2.5");
-__asm__(".symver old_lxstat, __lxstat@GLIBC_2.2.5");
-__asm__(".symver old_lxstat64, __lxstat64@GLIBC_2.2.5");
-__asm__(".symver old_fxstatat, __fxstatat@GLIBC_2.4");
-__asm__(".symver old_fxstatat64, __fxstatat64@GLIBC_2.4");
+#if defined(__x86_64__)
+#define XSTAT_VERSION "GLIBC_2.2.5"
+#define XSTAT64_VERSION "GLIBC_2.2.5"
+#define STAT_VER 1 /* _STAT_VER_LINUX */
+#elif defined(__i386__)
+#define XSTAT_VERSION "GLIBC_2.0"
+#define XSTAT64_VERSION "GLIBC_2.2"
+#define STAT_VER 3 /* _STAT_VER_LINUX */
+#elif defined(__aarch64__)
+#define XSTAT_VERSION "GLIBC_2.17" /* the port's first version */
+#define XSTAT64_VERSION "GLIBC_2.17"
+#define FXSTATAT_VERSION "GLIBC_2.17"
+#define STAT_VER 0 /* _STAT_VER_KERNEL: the generic struct stat */
+#endif
+#ifndef FXSTATAT_VERSION
+#define FXSTATAT_VERSION "GLIBC_2.4"
+#endif
+__asm__(".symver old_xstat, __xstat@" XSTAT_VERSION);
+__asm__(".symver old_xstat64, __xstat64@" XSTAT64_VERSION);
+__asm__(".symver old_lxstat, __lxstat@" XSTAT_VERSION);
+__asm__(".symver old_lxstat64, __lxstat64@" XSTAT64_VERSION);
+__asm__(".symver old_fxstatat, __fxstatat@" FXSTATAT_VERSION);
+__asm__(".symver old_fxstatat64, __fxstatat64@" FXSTATAT_VERSION);
 
 static char out[8192];
 
@@ -124,17 +141,17 @@ const char *size_with(const char *how, const char *path) {
     if (!strcmp(how, "statx"))
         SIZE(statx(AT_FDCWD, path, 0, STATX_SIZE, &stx), stx.stx_size);
     if (!strcmp(how, "__xstat"))
-        SIZE(old_xstat(1, path, &st), st.st_size);
+        SIZE(old_xstat(STAT_VER, path, &st), st.st_size);
     if (!strcmp(how, "__xstat64"))
-        SIZE(old_xstat64(1, path, &st64), st64.st_size);
+        SIZE(old_xstat64(STAT_VER, path, &st64), st64.st_size);
     if (!strcmp(how, "__lxstat"))
-        SIZE(old_lxstat(1, path, &st), st.st_size);
+        SIZE(old_lxstat(STAT_VER, path, &st), st.st_size);
     if (!strcmp(how, "__lxstat64"))
-        SIZE(old_lxstat64(1, path, &st64), st64.st_size);
+        SIZE(old_lxstat64(STAT_VER, path, &st64), st64.st_size);
     if (!strcmp(how, "__fxstatat"))
-        SIZE(old_fxstatat(1, AT_FDCWD, path, &st, 0), st.st_size);
+        SIZE(old_fxstatat(STAT_VER, AT_FDCWD, path, &st, 0), st.st_size);
     if (!strcmp(how, "__fxstatat64"))
-        SIZE(old_fxstatat64(1, AT_FDCWD, path, &st64, 0), st64.st_size);
+        SIZE(old_fxstatat64(STAT_VER, AT_FDCWD, path, &st64, 0), st64.st_size);
 #undef SIZE
     return "unknown function";
 }

@@ -1,8 +1,151 @@
 //! Helpers for the integration tests: fixture C libraries and programs built at test time
 //! with the system C compiler, laid out in temporary trees shaped like a host filesystem.
+//!
+//! Everything is built for the test binary's own architecture: with `cargo test --target
+//! i686-unknown-linux-gnu` the fixtures are compiled with `-m32` and the shims with
+//! `--target i686-unknown-linux-gnu` (see [`machine`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+pub use capsule::machine::Machine;
+
+/// The machine the tests run on: the test binary's (`cargo test --target ...`).
+pub fn machine() -> Machine {
+    Machine::NATIVE
+}
+
+/// The Rust target the tests were built for, when it is not cargo's host: shims and other
+/// cargo builds of the tests then pass `--target` with it.
+pub fn cross_target() -> Option<&'static str> {
+    let (target, host) = (env!("CAPSULE_TESTS_TARGET"), env!("CAPSULE_TESTS_HOST"));
+    (target != host).then_some(target)
+}
+
+/// The emulator the test binary runs under (`qemu-aarch64`), as the cargo runner of
+/// `.cargo/config.toml` names it: programs built for the tests' machine must be started
+/// through it too (see [`program`]), as this machine has no binfmt handler for them.
+pub fn emulator() -> Option<String> {
+    std::env::var("CAPSULE_TESTS_EMULATOR")
+        .ok()
+        .filter(|e| !e.is_empty())
+}
+
+/// A command that runs `path`, a program built for the tests' machine: under the
+/// [`emulator`] when there is one.
+pub fn program(path: impl AsRef<std::ffi::OsStr>) -> Command {
+    program_with(path, &[])
+}
+
+/// [`program`] with variables that steer the dynamic linker (`LD_PRELOAD`,
+/// `GLIBC_TUNABLES`): under the emulator they are set for the emulated program alone
+/// (`qemu-aarch64 -E NAME=VALUE`), since the emulator is a dynamically linked program of
+/// this machine.
+pub fn program_with(path: impl AsRef<std::ffi::OsStr>, loader_env: &[(&str, &str)]) -> Command {
+    match emulator() {
+        Some(emulator) => {
+            let mut cmd = Command::new(emulator);
+            for (name, value) in loader_env {
+                cmd.arg("-E").arg(format!("{name}={value}"));
+            }
+            cmd.arg(path);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(path);
+            cmd.envs(loader_env.iter().copied());
+            cmd
+        }
+    }
+}
+
+/// The C compiler driver of this checkout for aarch64 on another machine
+/// (`.cargo/aarch64-linux-gnu-cc`: the cross gcc, else clang), when the tests are
+/// cross-built for aarch64; `CC_aarch64_unknown_linux_gnu` overrides it, as for the cc
+/// crate.
+fn aarch64_cross_cc() -> Option<std::ffi::OsString> {
+    if cross_target() != Some(Machine::Aarch64.rust_target()) {
+        return None;
+    }
+    Some(
+        std::env::var_os("CC_aarch64_unknown_linux_gnu").unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../.cargo/aarch64-linux-gnu-cc")
+                .into()
+        }),
+    )
+}
+
+/// What a cargo build for the tests' target run outside this workspace's directory (a
+/// shim crate) needs besides `--target`: the linker and C compiler that
+/// `.cargo/config.toml` gives builds inside it.
+pub fn cross_build_env(cmd: &mut Command) {
+    if let Some(cc) = aarch64_cross_cc() {
+        cmd.env("CC_aarch64_unknown_linux_gnu", &cc);
+        if std::env::var_os("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER").is_none() {
+            cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", &cc);
+        }
+    }
+}
+
+/// cargo's output directory for a `--release` build of the tests' target under
+/// `target_dir`: `release`, or `TRIPLE/release` when cross-building.
+pub fn release_dir(target_dir: &Path) -> PathBuf {
+    match cross_target() {
+        Some(triple) => target_dir.join(triple).join("release"),
+        None => target_dir.join("release"),
+    }
+}
+
+/// What the C compiler needs to build for [`machine`] (`-m32` for i386).
+pub fn cc_machine_args() -> &'static [&'static str] {
+    cc_args_for(machine())
+}
+
+/// What the C compiler (Debian's x86_64 gcc, with gcc-multilib) needs to build for
+/// `machine`.
+pub fn cc_args_for(machine: Machine) -> &'static [&'static str] {
+    match machine {
+        Machine::X86 => &["-m32"],
+        Machine::X86_64 => &["-m64"],
+        Machine::Aarch64 => &[],
+    }
+}
+
+/// The machine's library directory under `/usr/lib` and `/lib`: `x86_64-linux-gnu`,
+/// `i386-linux-gnu`.
+pub fn multiarch() -> &'static str {
+    machine().multiarch()
+}
+
+/// The symbol version of glibc's oldest ABI on [`machine`] (`malloc@GLIBC_2.2.5` on
+/// x86_64, `malloc@GLIBC_2.0` on i386).
+pub fn glibc_base_version() -> &'static str {
+    match machine() {
+        Machine::X86_64 => "GLIBC_2.2.5",
+        Machine::X86 => "GLIBC_2.0",
+        Machine::Aarch64 => "GLIBC_2.17",
+    }
+}
+
+/// The vDSO's soname on [`machine`].
+pub fn vdso_soname() -> &'static str {
+    match machine() {
+        Machine::X86 => "linux-gate.so.1",
+        _ => "linux-vdso.so.1",
+    }
+}
+
+/// `path` for [`machine`]: x86_64's multiarch directory (`x86_64-linux-gnu`) in it
+/// replaced by the machine's (`i386-linux-gnu`), so that one fixture layout serves both.
+pub fn for_machine(path: &str) -> String {
+    path.replace("x86_64-linux-gnu", multiarch())
+}
+
+/// This machine's `/usr/lib/MULTIARCH/NAME` (the system's copy of a library).
+pub fn system_lib(name: &str) -> PathBuf {
+    Path::new("/usr/lib").join(multiarch()).join(name)
+}
 
 /// A temporary directory tree laid out like a filesystem root (`usr/lib/...`, `etc/...`).
 pub struct Tree {
@@ -75,6 +218,7 @@ pub fn build_lib(lib: &Lib<'_>, out: &Path) {
     let src = dir.path().join("lib.c");
     std::fs::write(&src, lib.source).expect("write C source");
     let mut cmd = Command::new(cc());
+    cmd.args(cc_machine_args());
     cmd.args(["-shared", "-fPIC", "-O1", "-o"])
         .arg(out)
         .arg(&src);
@@ -91,13 +235,27 @@ pub fn build_program(source: &str, out: &Path, args: &[&str]) {
     let src = dir.path().join("main.c");
     std::fs::write(&src, source).expect("write C source");
     let mut cmd = Command::new(cc());
+    cmd.args(cc_machine_args());
     cmd.args(["-O1", "-o"]).arg(out).arg(&src).args(args);
     run_ok(&mut cmd, "build fixture program");
 }
 
-/// The C compiler: `$CC`, else `cc`.
-pub fn cc() -> String {
-    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+/// A binutils program (`nm`, `strip`) that reads the tests' machine's files: Debian's
+/// cross one (`aarch64-linux-gnu-nm`, binutils-aarch64-linux-gnu) for aarch64 tests built
+/// on another machine; this machine's reads x86_64's and i386's.
+pub fn binutil(name: &str) -> String {
+    match aarch64_cross_cc() {
+        Some(_) => format!("aarch64-linux-gnu-{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// The C compiler: for aarch64 tests built on another machine the cross driver, else
+/// `$CC`, else `cc`.
+pub fn cc() -> std::ffi::OsString {
+    aarch64_cross_cc()
+        .or_else(|| std::env::var_os("CC"))
+        .unwrap_or_else(|| "cc".into())
 }
 
 /// Run a command, panic with its output unless it exits 0, and return the output.
@@ -152,9 +310,10 @@ pub fn capsule_gen() -> PathBuf {
     .clone()
 }
 
-/// Build the generated shim crate in `crate_dir` with `cargo build --release`, sharing
-/// `target_dir` between shims so the runtime is compiled once, and return the built
-/// library (`target_dir/release/lib<NAME>.so`). Uses this workspace's Cargo.lock, offline,
+/// Build the generated shim crate in `crate_dir` with `cargo build --release` (and
+/// `--target` when the tests are cross-built, see [`cross_target`]), sharing `target_dir`
+/// between shims so the runtime is compiled once, and return the built library
+/// (`target_dir/release/lib<NAME>.so`, or `target_dir/TRIPLE/release/...`). Uses this workspace's Cargo.lock, offline,
 /// so the shim gets the dependency versions the workspace was tested with.
 pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
     let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
@@ -167,13 +326,16 @@ pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
         std::fs::copy(&lock, crate_dir.join("Cargo.lock"))
             .expect("copy the workspace's Cargo.lock");
     }
-    let out = run_ok(
-        Command::new(env!("CARGO"))
-            .current_dir(crate_dir)
-            .env("CARGO_TARGET_DIR", target_dir)
-            .args(["build", "--release", "--offline", "--quiet"]),
-        "build generated shim crate",
-    );
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(crate_dir)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .args(["build", "--release", "--offline", "--quiet"]);
+    if let Some(triple) = cross_target() {
+        build.args(["--target", triple]);
+    }
+    cross_build_env(&mut build);
+    let out = run_ok(&mut build, "build generated shim crate");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("warning"),
@@ -187,7 +349,7 @@ pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
         .skip_while(|l| l.trim() != "[lib]")
         .find_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
         .expect("the shim's Cargo.toml has a [lib] name");
-    target_dir.join(format!("release/lib{lib}.so"))
+    release_dir(target_dir).join(format!("lib{lib}.so"))
 }
 
 /// The defined dynamic symbols of `lib` as `nm -D --defined-only --with-symbol-versions`
@@ -196,7 +358,7 @@ pub fn build_shim(crate_dir: &Path, target_dir: &Path) -> PathBuf {
 /// and the real library, the kind of thing may not.
 pub fn nm_exports(lib: &Path) -> std::collections::BTreeSet<String> {
     let out = run_ok(
-        Command::new("nm")
+        Command::new(binutil("nm"))
             .args(["-D", "--defined-only", "--with-symbol-versions"])
             .arg(lib),
         "list dynamic symbols (needs binutils' nm)",
@@ -220,12 +382,14 @@ pub fn nm_exports(lib: &Path) -> std::collections::BTreeSet<String> {
 /// output: for tests that need a fresh process (tunables, preloads, namespace limits).
 pub fn rerun_self(name: &str, envs: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("current test binary");
-    let mut cmd = Command::new(exe);
+    let (loader_env, others): (Vec<_>, Vec<_>) = envs
+        .iter()
+        .copied()
+        .partition(|(k, _)| k.starts_with("LD_") || *k == "GLIBC_TUNABLES");
+    let mut cmd = program_with(exe, &loader_env);
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("CAPSULE_TEST_CHILD", name);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
+        .env("CAPSULE_TEST_CHILD", name)
+        .envs(others);
     cmd.output().expect("re-run the test binary")
 }
 
@@ -279,6 +443,7 @@ pub fn generate_and_build_shim(
             .arg(prefix)
             .arg("--out")
             .arg(out)
+            .args(["--target", machine().rust_target()])
             .arg(library),
         "generate shim",
     );
@@ -321,9 +486,25 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
-/// Build the shims checked in under `shims/` (workspace members) in release, in the
-/// workspace's target directory, and return the directory holding the built `.so` files.
+/// The directory of the checked-in shims for `machine`: `shims/` for x86_64 (members of
+/// the workspace), `shims/i386/` (a workspace of its own, built with `--target`).
+pub fn checked_in_shims_dir(machine: Machine) -> PathBuf {
+    let shims = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shims");
+    match machine {
+        Machine::X86_64 => shims,
+        other => shims.join(other.name()),
+    }
+}
+
+/// Build the shims checked in for [`machine`] (see [`checked_in_shims_dir`]) in release,
+/// in the workspace's target directory, and return the directory holding the built `.so`
+/// files.
 pub fn build_checked_in_shims(packages: &[&str]) -> PathBuf {
+    build_checked_in_shims_for(machine(), packages)
+}
+
+/// [`build_checked_in_shims`] for `machine`, whatever the tests' own.
+pub fn build_checked_in_shims_for(machine: Machine, packages: &[&str]) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ sits in the workspace");
@@ -331,14 +512,23 @@ pub fn build_checked_in_shims(packages: &[&str]) -> PathBuf {
         .map_or_else(|| workspace.join("target"), PathBuf::from);
     let mut build = Command::new(env!("CARGO"));
     build
-        .current_dir(workspace)
+        .current_dir(checked_in_shims_dir(machine))
         .env("CARGO_TARGET_DIR", &target)
         .args(["build", "--release", "--offline", "--quiet"]);
+    // x86_64's are built as the workspace builds them (no --target: the same files).
+    if machine != Machine::X86_64 {
+        build.args(["--target", machine.rust_target()]);
+    }
+    cross_build_env(&mut build);
     for package in packages {
         build.args(["-p", package]);
     }
     run_ok(&mut build, "build the checked-in shims");
-    target.join("release")
+    if machine == Machine::X86_64 {
+        target.join("release")
+    } else {
+        target.join(machine.rust_target()).join("release")
+    }
 }
 
 /// How many distinct libc files are mapped into this process (`/proc/self/maps`): 1
@@ -368,6 +558,7 @@ const HOST_DRIVER_DIRS: &[&str] = &[
     "/etc/glvnd",
     "/etc/vulkan",
     "/usr/lib/x86_64-linux-gnu/dri",
+    "/usr/lib/i386-linux-gnu/dri",
 ];
 const HOST_DRIVER_LIBS: &[&str] = &[
     "libEGL_mesa.so",
@@ -410,7 +601,8 @@ pub fn sandbox_without_host_driver(work: &Tree, binds: &[(&Path, &Path)]) -> Com
 /// The files (symlinks resolved) of this machine's driver libraries in its library
 /// directory, each once.
 fn host_driver_libraries() -> std::collections::BTreeSet<PathBuf> {
-    let dir = Path::new("/usr/lib/x86_64-linux-gnu");
+    let dir = system_lib("");
+    let dir = dir.as_path();
     let entries =
         std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     entries
@@ -455,8 +647,15 @@ impl DisplayServer {
                 .args(["-screen", "0", &format!("{width}x{height}x24")])
                 .args(["-nolisten", "tcp"]);
             // Another server may have taken the number since: then Xvfb exits, try the next.
+            // Its socket may appear before ours exits: the lock file names the owner.
+            // (Dropping the loser stops it.)
             if let Some(server) = DisplayServer::start(cmd, format!(":{n}"), None, &socket) {
-                return server;
+                let owner = std::fs::read_to_string(format!("/tmp/.X{n}-lock"))
+                    .ok()
+                    .and_then(|pid| pid.trim().parse::<u32>().ok());
+                if owner == Some(server.child.id()) {
+                    return server;
+                }
             }
         }
         panic!("could not start Xvfb on any of 40 display numbers from :{base}");
@@ -666,9 +865,23 @@ pub fn game_build_args() -> Vec<String> {
     let game_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/game");
     let mut args = vec![format!("-I{}", game_dir.display())];
     args.extend(
-        ["-lEGL", "-lGL", "-lX11", "-lz", "-lm", "-lpthread"]
+        ["libEGL.so.1", "libGL.so.1", "libX11.so.6"]
             .iter()
-            .map(|s| s.to_string()),
+            .map(|soname| link_arg(soname)),
     );
+    args.extend(["-lz", "-lm", "-lpthread"].iter().map(|s| s.to_string()));
     args
+}
+
+/// The linker argument for a system library by its soname: `-lEGL` where the development
+/// package installs the link name (x86_64 here), `-l:libEGL.so.1` for [`machine`]s whose
+/// Debian packages here are runtime packages only (i386).
+pub fn link_arg(soname: &str) -> String {
+    match machine() {
+        Machine::X86_64 => {
+            let stem = soname.strip_prefix("lib").unwrap_or(soname);
+            format!("-l{}", stem.split(".so").next().unwrap_or(stem))
+        }
+        _ => format!("-l:{soname}"),
+    }
 }

@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use capsule::{Capsule, Error};
 use capsule_tests::{build_lib, capsule_gen, patch_bytes, Lib, Tree};
 
-const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
+/// The machine's library directory in a fixture tree (`usr/lib/x86_64-linux-gnu`).
+fn lib_dir() -> String {
+    capsule_tests::for_machine("usr/lib/x86_64-linux-gnu")
+}
 
 fn good_lib(tree: &Tree, soname: &str) -> std::path::PathBuf {
-    let path = tree.path(&format!("{LIB_DIR}/{soname}"));
+    let path = tree.path(&format!("{}/{soname}", lib_dir()));
     build_lib(
         &Lib {
             source: "int answer(void) { return 42; }\n",
@@ -44,8 +47,8 @@ fn damaged_only_candidate_is_not_found() {
     for (case, damage) in [
         ("truncated", Damage::Truncate),
         ("not ELF", Damage::Text),
-        ("32-bit", Damage::Class32),
-        ("aarch64", Damage::Aarch64),
+        ("the other ELF class", Damage::OtherClass),
+        ("another machine", Damage::OtherMachine),
     ] {
         let tree = Tree::new();
         let path = good_lib(&tree, "libdamaged.so.1");
@@ -55,7 +58,7 @@ fn damaged_only_candidate_is_not_found() {
             &message,
             &[
                 "libdamaged.so.1 not found in prefix",
-                LIB_DIR,
+                &lib_dir(),
                 "install it in the host tree or fix the prefix",
             ],
         );
@@ -66,8 +69,8 @@ fn damaged_only_candidate_is_not_found() {
 enum Damage {
     Truncate,
     Text,
-    Class32,
-    Aarch64,
+    OtherClass,
+    OtherMachine,
 }
 
 impl Damage {
@@ -78,8 +81,17 @@ impl Damage {
                 std::fs::write(path, &bytes[..200]).unwrap();
             }
             Damage::Text => std::fs::write(path, "INPUT(-ldamaged)\n").unwrap(),
-            Damage::Class32 => patch_bytes(path, 4, &[1]),
-            Damage::Aarch64 => patch_bytes(path, 18, &183u16.to_le_bytes()),
+            // ELFCLASS32 (1) <-> ELFCLASS64 (2).
+            Damage::OtherClass => patch_bytes(path, 4, &[3 - capsule_tests::machine().elf_class()]),
+            // e_machine: aarch64's (183), or x86_64's (62) where the tests are aarch64's.
+            Damage::OtherMachine => {
+                let other: u16 = if capsule_tests::machine() == capsule_tests::Machine::Aarch64 {
+                    62
+                } else {
+                    183
+                };
+                patch_bytes(path, 18, &other.to_le_bytes())
+            }
         }
     }
 }
@@ -91,9 +103,12 @@ fn malformed_dynamic_section_is_an_error_naming_the_file() {
     let path = good_lib(&tree, "libbaddyn.so.1");
     let bytes = std::fs::read(&path).unwrap();
     let object = dynamic_phdr_offset(&bytes);
-    // p_offset and p_vaddr of PT_DYNAMIC far beyond the end of the file.
-    patch_bytes(&path, object + 8, &0x7fff_0000u64.to_le_bytes());
-    patch_bytes(&path, object + 16, &0x7fff_0000u64.to_le_bytes());
+    // p_offset and p_vaddr of PT_DYNAMIC far beyond the end of the file (Elf64_Phdr:
+    // offsets 8 and 16, 8 bytes each; Elf32_Phdr: 4 and 8, 4 bytes each).
+    let word = capsule_tests::machine().word_size();
+    let far = &0x7fff_0000u64.to_le_bytes()[..word];
+    patch_bytes(&path, object + word, far);
+    patch_bytes(&path, object + 2 * word, far);
     // The damaged file is skipped like any unusable candidate (CAPSULE_DEBUG=libs says why).
     let message = load_err("libbaddyn.so.1", tree.root()).to_string();
     assert_mentions(
@@ -102,11 +117,17 @@ fn malformed_dynamic_section_is_an_error_naming_the_file() {
     );
 }
 
-/// The file offset of the PT_DYNAMIC program header of a 64-bit little-endian ELF.
+/// The file offset of the PT_DYNAMIC program header of a little-endian ELF of this
+/// machine's class.
 fn dynamic_phdr_offset(bytes: &[u8]) -> usize {
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
     let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap()) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    let (phoff, phentsize, phnum) = if capsule_tests::machine().word_size() == 8 {
+        (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    } else {
+        (u32_at(0x1c), u16_at(0x2a), u16_at(0x2c))
+    };
     (0..phnum)
         .map(|i| phoff + i * phentsize)
         .find(|&at| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) == 2)
@@ -198,7 +219,9 @@ fn capsule_gen_on_stripped_and_empty_symbol_tables() {
     let out = tree.path("out/.keep").parent().unwrap().to_path_buf();
     let stripped = good_lib(&tree, "libstripped.so.1");
     capsule_tests::run_ok(
-        Command::new("strip").arg("--strip-all").arg(&stripped),
+        Command::new(capsule_tests::binutil("strip"))
+            .arg("--strip-all")
+            .arg(&stripped),
         "strip the fixture",
     );
     let done = gen(&["--out", out.to_str().unwrap(), stripped.to_str().unwrap()]);
@@ -207,7 +230,7 @@ fn capsule_gen_on_stripped_and_empty_symbol_tables() {
         .expect("the stripped library's shim has a manifest");
     assert!(manifest.contains("answer"), "{manifest}");
 
-    let empty = tree.path(&format!("{LIB_DIR}/libempty.so.1"));
+    let empty = tree.path(&format!("{}/libempty.so.1", lib_dir()));
     let map = tree.write("empty.map", "{ local: *; };\n");
     build_lib(
         &Lib {
@@ -232,7 +255,7 @@ fn capsule_gen_on_a_huge_symbol_table() {
     for i in 0..COUNT {
         source.push_str(&format!("int f{i}(void) {{ return {i}; }}\n"));
     }
-    let lib = tree.path(&format!("{LIB_DIR}/libhuge.so.1"));
+    let lib = tree.path(&format!("{}/libhuge.so.1", lib_dir()));
     build_lib(
         &Lib {
             source: &source,

@@ -1,6 +1,6 @@
 //! Closures remembered across processes (`capsule::prefix`, `memo`): recalled when the
-//! files that decided them are unchanged, searched again when one changed, never
-//! remembered when a directory's missing files had a say. Each load runs in a child
+//! files that decided them are unchanged, searched again when one changed or a directory
+//! tried before gained the library. Each load runs in a child
 //! process with its own cache directory.
 
 use std::path::Path;
@@ -111,7 +111,7 @@ fn fixture_lib(tree: &Tree, inside: &str, soname: &str, returns: i32) {
 }
 
 #[test]
-fn a_changed_library_is_searched_again_and_a_directory_search_is_never_remembered() {
+fn a_changed_library_or_directory_is_searched_again() {
     let tree = Tree::new();
     fixture_lib(&tree, "opt/m/libmemo.so.1", "libmemo.so.1", 1);
     tree.write("etc/ld.so.conf", "/opt/m\n");
@@ -143,17 +143,25 @@ fn a_changed_library_is_searched_again_and_a_directory_search_is_never_remembere
     );
 
     // A library found by trying the default directories depended on what the earlier
-    // ones did not hold: never remembered, however old its files.
-    let before = memos(cache.path());
-    for _ in 0..2 {
-        let (value, stderr) = load(cache.path(), tree.root(), "libplain.so.1", "value");
-        assert_eq!(value, "7");
-        assert!(
-            stderr.contains("closure not remembered") && !stderr.contains("remembered in"),
-            "{stderr}"
-        );
-    }
-    assert_eq!(memos(cache.path()), before);
+    // ones did not hold: remembered with those directories' identities, and searched
+    // again once one of them holds the library.
+    let (value, stderr) = load(cache.path(), tree.root(), "libplain.so.1", "value");
+    assert_eq!(value, "7");
+    assert!(!stderr.contains("not remembered"), "{stderr}");
+    let (value, stderr) = load(cache.path(), tree.root(), "libplain.so.1", "value");
+    assert_eq!(value, "7");
+    assert!(
+        stderr.contains("libplain.so.1: closure remembered in"),
+        "{stderr}"
+    );
+    let earlier = Path::new(capsule::machine::Machine::NATIVE.default_dirs()[0])
+        .strip_prefix("/")
+        .unwrap()
+        .join("libplain.so.1");
+    fixture_lib(&tree, earlier.to_str().unwrap(), "libplain.so.1", 8);
+    let (value, stderr) = load(cache.path(), tree.root(), "libplain.so.1", "value");
+    assert_eq!(value, "8", "the remembered closure was used:\n{stderr}");
+    assert!(stderr.contains("remembered closure set aside"), "{stderr}");
 }
 
 #[test]

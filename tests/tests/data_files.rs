@@ -61,7 +61,9 @@ fn host_tree() -> Tree {
             soname: Some(READER_SONAME),
             args: &[],
         },
-        &host.path(&format!("usr/lib/x86_64-linux-gnu/{READER_SONAME}")),
+        &host.path(&capsule_tests::for_machine(&format!(
+            "usr/lib/x86_64-linux-gnu/{READER_SONAME}"
+        ))),
     );
     host.write(CONF, HOST_CONF);
     host.write(&format!("usr/share/drirc.d/{OTHER}"), "other\n");
@@ -298,9 +300,9 @@ fn a_rewritten_path_longer_than_path_max_fails_instead_of_reading_the_programs_f
 /// The reader loaded with the prefix `/`, by absolute path (the prefix `/` is this
 /// machine's tree, where the fixture is not installed).
 fn reader_with_root_prefix(host: &Tree) -> Reader {
-    let path = host
-        .root()
-        .join(format!("usr/lib/x86_64-linux-gnu/{READER_SONAME}"));
+    let path = host.root().join(capsule_tests::for_machine(&format!(
+        "usr/lib/x86_64-linux-gnu/{READER_SONAME}"
+    )));
     Reader(
         Capsule::load(&path.display().to_string(), Path::new("/"))
             .expect("load the data reader with the prefix /"),
@@ -332,7 +334,9 @@ fn debug_output_lists_data_directories_and_each_rewrite() {
     if is_child(DEBUG_CHILD) {
         let host = PathBuf::from(std::env::var_os("DATA_FILES_HOST").expect("host tree"));
         let reader = if std::env::var_os("DATA_FILES_ROOT_PREFIX").is_some() {
-            let path = host.join(format!("usr/lib/x86_64-linux-gnu/{READER_SONAME}"));
+            let path = host.join(capsule_tests::for_machine(&format!(
+                "usr/lib/x86_64-linux-gnu/{READER_SONAME}"
+            )));
             Reader(Capsule::load(&path.display().to_string(), Path::new("/")).expect("load"))
         } else {
             Reader::load(&host)
@@ -437,6 +441,7 @@ fn in_a_sandbox_the_capsule_reads_the_hosts_copy_and_the_program_the_runtimes() 
         .arg(runtime.root().join("drirc.d"))
         .arg("/usr/share/drirc.d")
         .args(["--die-with-parent", "--"])
+        .args(capsule_tests::emulator())
         .arg(exe)
         .args([SANDBOX_CHILD, "--exact", "--nocapture", "--test-threads=1"])
         .env("CAPSULE_TEST_CHILD", SANDBOX_CHILD)

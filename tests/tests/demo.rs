@@ -170,6 +170,7 @@ fn build_runtime(dir: &Path) -> PathBuf {
     let map = format!("-Wl,--version-script={}", src.join("zlib.map").display());
     run_ok(
         Command::new(capsule_tests::cc())
+            .args(capsule_tests::cc_machine_args())
             .args([
                 "-shared",
                 "-fPIC",
@@ -189,6 +190,7 @@ fn build_namespace_report(dir: &Path) -> PathBuf {
     let report = dir.join("namespace_report.so");
     run_ok(
         Command::new(capsule_tests::cc())
+            .args(capsule_tests::cc_machine_args())
             .args(["-shared", "-fPIC", "-O1", "-o"])
             .arg(&report)
             .arg(workspace().join("examples/game/namespace_report.c")),
@@ -245,7 +247,7 @@ fn shim_lib_dir(scratch: &Path) -> PathBuf {
     let lib_dir = scratch.join("lib");
     std::fs::create_dir_all(&lib_dir).unwrap();
     for soname in SHIMMED {
-        let checked_in = workspace().join("shims").join(soname);
+        let checked_in = capsule_tests::checked_in_shims_dir(capsule_tests::machine()).join(soname);
         let crate_dir = if checked_in.join("Cargo.toml").is_file() {
             checked_in
         } else {
@@ -253,6 +255,7 @@ fn shim_lib_dir(scratch: &Path) -> PathBuf {
                 Command::new(capsule_gen())
                     .arg("--out")
                     .arg(scratch.join("src"))
+                    .args(["--target", capsule_tests::machine().rust_target()])
                     .arg(soname),
                 "generate a shim with capsule-gen",
             );
@@ -510,6 +513,37 @@ fn readme_main_command_renders_the_demo() {
     }
     assert!(
         window_part.contains("The two screenshots are identical"),
+        "{stdout}"
+    );
+
+    // The 32-bit game through the i386 shims: its machine's Mesa, its own 32-bit libz,
+    // the 64-bit game's picture.
+    let i386_part = stdout
+        .split("32-bit game through capsule")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no 32-bit report in:\n{stdout}\n{stderr}"));
+    let field32 = |key: &str| {
+        i386_part
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no 32-bit {key} line in:\n{stdout}"))
+    };
+    assert!(field32("renderer:").contains("llvmpipe"), "{stdout}");
+    assert!(
+        field32("namespaces:").contains("swrast_dri.so: yes"),
+        "{stdout}"
+    );
+    assert!(
+        i386_part.contains("(namespace 1): 1.2.13 (/lib/i386-linux-gnu/libz.so.1)")
+            && field32("zlib:").contains(RUNTIME_ZLIB_VERSION),
+        "{stdout}"
+    );
+    check_scene(
+        "./demo.sh, the 32-bit game through the i386 shims",
+        &Image::read(Path::new(&field32("PNG:"))),
+    );
+    assert!(
+        i386_part.contains("The 32-bit and 64-bit games' images are identical"),
         "{stdout}"
     );
     assert!(

@@ -70,9 +70,15 @@ fn fixture() -> Fixture {
             soname: Some("libloader.so.1"),
             args: &[],
         },
-        &host.path("usr/lib/x86_64-linux-gnu/libloader.so.1"),
+        &host.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libloader.so.1",
+        )),
     );
-    plugin(&host, "usr/lib/x86_64-linux-gnu/plugins", 1);
+    plugin(
+        &host,
+        &capsule_tests::for_machine("usr/lib/x86_64-linux-gnu/plugins"),
+        1,
+    );
     plugin(&program, "game/plugins", 2);
     let loader = Capsule::load("libloader.so.1", host.root()).expect("load the loader");
     Fixture {
@@ -103,15 +109,16 @@ fn an_absolute_path_is_the_host_trees_file() {
     let f = fixture();
     // Written as the host sees it: the host's plugin and the host's libdep.
     assert_eq!(
-        f.open("/usr/lib/x86_64-linux-gnu/plugins/plugin.so"),
+        f.open(&capsule_tests::for_machine(
+            "/usr/lib/x86_64-linux-gnu/plugins/plugin.so"
+        )),
         (1, String::new())
     );
     // Written as this machine sees it (a manifest's directory joined with a relative
     // library_path): the same host-tree file.
-    let under_prefix = f
-        .host
-        .root()
-        .join("usr/lib/x86_64-linux-gnu/plugins/plugin.so");
+    let under_prefix = f.host.root().join(capsule_tests::for_machine(
+        "usr/lib/x86_64-linux-gnu/plugins/plugin.so",
+    ));
     assert_eq!(
         f.open(&under_prefix.display().to_string()),
         (1, String::new())
@@ -128,7 +135,7 @@ fn outside_the_library_directories_the_programs_file_is_used() {
 #[test]
 fn a_library_directory_path_missing_in_the_host_is_an_error() {
     let f = fixture();
-    let present = "/usr/lib/x86_64-linux-gnu/libz.so.1";
+    let present = &capsule_tests::for_machine("/usr/lib/x86_64-linux-gnu/libz.so.1");
     assert!(
         std::path::Path::new(present).exists(),
         "{present} is needed on this machine for this test: apt-get install zlib1g"
@@ -151,7 +158,8 @@ fn debug_log_shows_each_mapped_path() {
     const NAME: &str = "debug_log_shows_each_mapped_path";
     if is_child(NAME) {
         let f = fixture();
-        assert_eq!(f.open("/usr/lib/x86_64-linux-gnu/plugins/plugin.so").0, 1);
+        let plugin = capsule_tests::for_machine("/usr/lib/x86_64-linux-gnu/plugins/plugin.so");
+        assert_eq!(f.open(&plugin).0, 1);
         // The host tree is gone when the child exits: tell the parent where it was.
         println!(
             "host-root={}",
@@ -169,9 +177,9 @@ fn debug_log_shows_each_mapped_path() {
         .lines()
         .find_map(|l| Some(l.split_once("host-root=")?.1))
         .unwrap_or_else(|| panic!("the child did not report its host tree:\n{stdout}"));
-    let want = format!(
+    let want = capsule_tests::for_machine(&format!(
         "capsule: dlopen path /usr/lib/x86_64-linux-gnu/plugins/plugin.so -> {root}/usr/lib/x86_64-linux-gnu/plugins/plugin.so (mapped into prefix {root})"
-    );
+    ));
     assert!(
         stderr.lines().any(|l| l == want),
         "no line {want:?} in:\n{stderr}"

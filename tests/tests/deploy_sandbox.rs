@@ -12,6 +12,11 @@ use capsule_tests::{
     SANDBOX_HOST,
 };
 
+/// How the EGL program links its libraries (`-lEGL -lGLESv2`; by soname on i386).
+fn egl_link_args() -> [String; 2] {
+    ["libEGL.so.1", "libGLESv2.so.2"].map(capsule_tests::link_arg)
+}
+
 /// The EGL check program, shared with `shim_mesa.rs`.
 const EGL_PROGRAM: &str = include_str!("../c/egl_clear.c");
 
@@ -60,9 +65,10 @@ fn in_sandbox(work: &Tree, exe: &Path, binds: &[(&Path, &Path)]) -> Command {
 fn build_both(
     work: &Tree,
     source: &str,
-    libs: &[&str],
+    libs: &[impl AsRef<str>],
     shims: &[(&str, &str, &str)],
 ) -> (PathBuf, PathBuf) {
+    let libs: Vec<&str> = libs.iter().map(AsRef::as_ref).collect();
     let packages: Vec<&str> = shims.iter().map(|s| s.0).collect();
     let release = build_checked_in_shims(&packages);
     let lib_dir = work.path("shims");
@@ -70,7 +76,7 @@ fn build_both(
         install_shim(&release.join(file), soname, &lib_dir);
     }
     let direct = work.path("bin/direct");
-    build_program(source, &direct, libs);
+    build_program(source, &direct, &libs);
     let dir = lib_dir.display().to_string();
     let mut args = vec![format!("-L{dir}"), format!("-Wl,-rpath,{dir}")];
     args.extend(libs.iter().map(|l| l.to_string()));
@@ -88,7 +94,7 @@ const EGL_SHIMS: &[(&str, &str, &str)] = &[
 #[test]
 fn egl_renders_in_the_sandbox_only_through_the_shim() {
     let work = Tree::new();
-    let (direct, shimmed) = build_both(&work, EGL_PROGRAM, &["-lEGL", "-lGLESv2"], EGL_SHIMS);
+    let (direct, shimmed) = build_both(&work, EGL_PROGRAM, &egl_link_args(), EGL_SHIMS);
 
     // Outside the sandbox the direct program renders: the machine has Mesa.
     let outside = run(Command::new(&direct).env("MESA_SHADER_CACHE_DISABLE", "true"));
@@ -137,11 +143,13 @@ fn egl_renders_in_the_sandbox_only_through_the_shim() {
         "{log}"
     );
     assert!(
-        log.contains("dlopen path /usr/lib/x86_64-linux-gnu/dri/swrast_dri.so -> /run/host/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so (mapped into prefix /run/host)"),
+        log.contains(&capsule_tests::for_machine("dlopen path /usr/lib/x86_64-linux-gnu/dri/swrast_dri.so -> /run/host/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so (mapped into prefix /run/host)")),
         "Mesa's DRI driver was not mapped into the prefix:\n{log}"
     );
     assert!(
-        log.contains("libEGL_mesa.so.0 => /run/host/usr/lib/x86_64-linux-gnu/libEGL_mesa.so.0"),
+        log.contains(&capsule_tests::for_machine(
+            "libEGL_mesa.so.0 => /run/host/usr/lib/x86_64-linux-gnu/libEGL_mesa.so.0"
+        )),
         "{log}"
     );
 }
@@ -152,7 +160,12 @@ const VULKAN_PROGRAM: &str = include_str!("../../examples/deploy/vulkan_copy.c")
 fn vulkan_works_in_the_sandbox_only_through_the_shim() {
     let work = Tree::new();
     let shims = [("shim-libvulkan-so-1", "libvulkan.so.1", "libvulkan.so")];
-    let (direct, shimmed) = build_both(&work, VULKAN_PROGRAM, &["-lvulkan"], &shims);
+    let (direct, shimmed) = build_both(
+        &work,
+        VULKAN_PROGRAM,
+        &[&capsule_tests::link_arg("libvulkan.so.1")],
+        &shims,
+    );
     let needs = "(needs the Vulkan loader and lavapipe: apt-get install libvulkan1 mesa-vulkan-drivers libvulkan-dev)";
 
     let outside = run(&mut Command::new(&direct));
@@ -183,12 +196,15 @@ fn vulkan_works_in_the_sandbox_only_through_the_shim() {
     let log = &through.stderr;
     assert!(
         log.contains("namespace environment: VK_DRIVER_FILES=")
-            && log.contains("/run/host/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"),
+            && log.contains(&format!(
+                "/run/host/usr/share/vulkan/icd.d/lvp_icd.{}.json",
+                capsule_tests::machine().platform()
+            )),
         "the loader was not pointed at the host's driver manifests:\n{log}"
     );
     // lavapipe's manifest names its library by absolute path: mapped into the prefix.
     assert!(
-        log.contains("dlopen path /usr/lib/x86_64-linux-gnu/libvulkan_lvp.so -> /run/host/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so (mapped into prefix /run/host)"),
+        log.contains(&capsule_tests::for_machine("dlopen path /usr/lib/x86_64-linux-gnu/libvulkan_lvp.so -> /run/host/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so (mapped into prefix /run/host)")),
         "{log}"
     );
     assert!(
@@ -245,7 +261,12 @@ fn the_runtimes_copy_of_a_driver_dependency_stays_the_programs() {
     let (direct, shimmed) = build_both(
         &work,
         &program,
-        &[&link_expat, "-lEGL", "-lGLESv2", "-lexpat"],
+        &[
+            &link_expat,
+            &capsule_tests::link_arg("libEGL.so.1"),
+            &capsule_tests::link_arg("libGLESv2.so.2"),
+            "-lexpat",
+        ],
         EGL_SHIMS,
     );
 
@@ -263,7 +284,7 @@ fn the_runtimes_copy_of_a_driver_dependency_stays_the_programs() {
     );
 
     // In the sandbox the runtime's libexpat is the fixture; the capsule takes the host's.
-    let system_expat = std::fs::canonicalize("/usr/lib/x86_64-linux-gnu/libexpat.so.1")
+    let system_expat = std::fs::canonicalize(capsule_tests::system_lib("libexpat.so.1"))
         .expect("the machine's libexpat.so.1 (apt-get install libexpat1)");
     let through =
         run(in_sandbox(&work, &shimmed, &[(&runtime, &system_expat)]).env("CAPSULE_DEBUG", "libs"));
@@ -280,9 +301,9 @@ fn the_runtimes_copy_of_a_driver_dependency_stays_the_programs() {
         through.describe()
     );
     assert!(
-        through
-            .stderr
-            .contains("libexpat.so.1 => /run/host/usr/lib/x86_64-linux-gnu/libexpat.so.1"),
+        through.stderr.contains(&capsule_tests::for_machine(
+            "libexpat.so.1 => /run/host/usr/lib/x86_64-linux-gnu/libexpat.so.1"
+        )),
         "the capsule did not take the host's libexpat:\n{}",
         through.describe()
     );
@@ -364,7 +385,7 @@ fn mesa_in_the_capsule_reads_the_hosts_drirc_and_the_program_the_runtimes() {
         program.contains("vendor=%s"),
         "the program edit did not apply"
     );
-    let (direct, shimmed) = build_both(&work, &program, &["-lEGL", "-lGLESv2"], EGL_SHIMS);
+    let (direct, shimmed) = build_both(&work, &program, &egl_link_args(), EGL_SHIMS);
     let host_drirc = drirc_dir(&work, "host-drirc.d", "capsule-host-drirc");
     let runtime_drirc = drirc_dir(&work, "runtime-drirc.d", "capsule-runtime-drirc");
 

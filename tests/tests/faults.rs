@@ -23,7 +23,9 @@ type Spin = extern "C" fn(*const AtomicI32);
 
 /// `libfaultN.so.1` (`fault_add` adds N) in a host tree at `tree`.
 fn fault_lib(tree: &Tree, n: usize) -> PathBuf {
-    let path = tree.path(&format!("usr/lib/x86_64-linux-gnu/libfault{n}.so.1"));
+    let path = tree.path(&capsule_tests::for_machine(&format!(
+        "usr/lib/x86_64-linux-gnu/libfault{n}.so.1"
+    )));
     build_lib(
         &Lib {
             source: FAULT,
@@ -128,14 +130,17 @@ fn a_low_address_space_limit_is_a_clear_error_and_the_process_goes_on() {
     if !is_child(NAME) {
         let tree = Tree::new();
         fault_lib(&tree, 4);
-        // 2 GiB of zero-filled data: more than the limit leaves.
+        // 2 GiB of zero-filled data (1 GiB on 32-bit machines, whose objects must stay
+        // below 2 GiB): more than the limit leaves.
         build_lib(
             &Lib {
-                source: "static char big[2L << 30]; char *fault_big(void) { return big; }\n",
+                source: "static char big[(sizeof(void *) == 8 ? 2UL : 1UL) << 30];\nchar *fault_big(void) { return big; }\n",
                 soname: Some("libfaultbig.so.1"),
                 args: &[],
             },
-            &tree.path("usr/lib/x86_64-linux-gnu/libfaultbig.so.1"),
+            &tree.path(&capsule_tests::for_machine(
+                "usr/lib/x86_64-linux-gnu/libfaultbig.so.1",
+            )),
         );
         in_child(NAME, &tree, &[]);
         return;
@@ -148,14 +153,14 @@ fn a_low_address_space_limit_is_a_clear_error_and_the_process_goes_on() {
         .unwrap();
     let limit = (vm_kib + 512 * 1024) * 1024;
     let rlimit = libc::rlimit {
-        rlim_cur: limit,
+        rlim_cur: limit as libc::rlim_t,
         rlim_max: libc::RLIM_INFINITY,
     };
     // SAFETY: setrlimit reads the struct.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) }, 0);
     let err = Capsule::load("libfaultbig.so.1", &env_root())
         .map(|_| ())
-        .expect_err("a 2 GiB object loaded under a limit of VmSize + 512 MiB");
+        .expect_err("a 1-2 GiB object loaded under a limit of VmSize + 512 MiB");
     let message = err.to_string();
     assert!(
         message.starts_with("capsule: dlmopen libfaultbig.so.1 (")
@@ -180,7 +185,7 @@ fn two_processes_fill_one_cache_directory_at_once() {
         let children: Vec<_> = (0..2)
             .map(|_| {
                 let exe = std::env::current_exe().unwrap();
-                Command::new(exe)
+                capsule_tests::program(exe)
                     .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
                     .env("CAPSULE_TEST_CHILD", NAME)
                     .env("FAULT_ROOT", &root)

@@ -38,7 +38,12 @@ fn canonical(path: &str) -> PathBuf {
 /// The objects a capsule of `soname` loads from `/`, but glibc's own: `(soname, path)`.
 fn capsule_closure(soname: &str) -> Vec<(String, String)> {
     let out = run_ok(
-        Command::new(capsule_gen()).args(["deps", soname]),
+        Command::new(capsule_gen()).args([
+            "deps",
+            "--target",
+            capsule_tests::machine().rust_target(),
+            soname,
+        ]),
         "capsule-gen deps",
     );
     String::from_utf8_lossy(&out.stdout)
@@ -58,7 +63,13 @@ fn shim_linked_game(dir: &Path) -> (PathBuf, PathBuf) {
     let mut install = Command::new(capsule_gen());
     install.arg("install");
     for soname in SHIMMED {
-        install.arg(workspace().join("shims").join(soname));
+        install.arg(capsule_tests::checked_in_shims_dir(capsule_tests::machine()).join(soname));
+    }
+    if let Some(triple) = capsule_tests::cross_target() {
+        // The i386 shims are a workspace of their own: built in the tests' target directory.
+        install
+            .args(["--target", triple])
+            .env("CARGO_TARGET_DIR", workspace().join("target"));
     }
     install
         .arg("--into")

@@ -29,7 +29,9 @@ fn capsule_and_program_each_get_their_own_copy() {
     );
     // The host prefix: libtarget.so.1 needing libdep.so.1, version 2.
     let host = Tree::new();
-    let dep2 = host.path("usr/lib/x86_64-linux-gnu/libdep.so.1");
+    let dep2 = host.path(&capsule_tests::for_machine(
+        "usr/lib/x86_64-linux-gnu/libdep.so.1",
+    ));
     build_lib(
         &Lib {
             source: DEP,
@@ -45,7 +47,9 @@ fn capsule_and_program_each_get_their_own_copy() {
             soname: Some("libtarget.so.1"),
             args: &[&libdir, "-l:libdep.so.1"],
         },
-        &host.path("usr/lib/x86_64-linux-gnu/libtarget.so.1"),
+        &host.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libtarget.so.1",
+        )),
     );
 
     // The program loads its own copy first, globally, as if it had linked it.
@@ -89,7 +93,9 @@ fn capsule_and_program_each_get_their_own_copy() {
     assert!(!paths.contains(&dep1), "namespace objects: {paths:?}");
     assert_eq!(
         capsule.path(),
-        host.root().join("usr/lib/x86_64-linux-gnu/libtarget.so.1")
+        host.root().join(capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libtarget.so.1"
+        ))
     );
 
     // And dlsym in the program's namespace still finds the program's copy.
@@ -105,7 +111,9 @@ fn capsule_and_program_each_get_their_own_copy() {
 #[test]
 fn typed_symbols_call_the_capsules_copy() {
     let host = Tree::new();
-    let dep = host.path("usr/lib/x86_64-linux-gnu/libdep.so.1");
+    let dep = host.path(&capsule_tests::for_machine(
+        "usr/lib/x86_64-linux-gnu/libdep.so.1",
+    ));
     build_lib(
         &Lib {
             source: DEP,

@@ -302,6 +302,9 @@ fn check_render(who: &str, d: Display, rgba: [u8; 4]) {
 }
 
 /// Mappings of this process that are writable and executable at once.
+/// Writable and executable mappings, but those of a file whose own program headers ask
+/// for a writable+executable segment: Mesa's i386 libglapi.so.0 has one (its dispatch
+/// stubs, patched at run time), mapped so in a plain process too.
 fn writable_executable_mappings() -> Vec<String> {
     std::fs::read_to_string("/proc/self/maps")
         .expect("read /proc/self/maps")
@@ -310,8 +313,21 @@ fn writable_executable_mappings() -> Vec<String> {
             let perms = line.split_whitespace().nth(1).unwrap_or("");
             perms.contains('w') && perms.contains('x')
         })
+        .filter(|line| {
+            let file = line.split_whitespace().nth(5).unwrap_or("");
+            !(file.starts_with('/') && declares_writable_code(Path::new(file)))
+        })
         .map(String::from)
         .collect()
+}
+
+/// Whether the ELF file at `path` has a PT_LOAD with both PF_W and PF_X.
+fn declares_writable_code(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    capsule::elf::Object::from_file_image(&path.display().to_string(), &bytes)
+        .is_ok_and(|o| o.load_segments().any(|s| s.flags.write && s.flags.execute))
 }
 
 fn load_egl() -> Capsule {

@@ -3,7 +3,6 @@
 //! environment, the allocator), exactly as when the program links it directly.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use capsule_tests::{
     build_lib, build_program, generate_and_build_shim, install_shim, run_ok, Lib, Tree,
@@ -169,7 +168,9 @@ fn shim_target_dir() -> PathBuf {
 /// The host tree with `libstate.so.1`, and the program built against the shim (`shim`
 /// true) or the real library, with extra compiler arguments.
 fn build(host: &Tree, work: &Tree, shim: bool, extra: &[&str]) -> PathBuf {
-    let real = host.path("usr/lib/x86_64-linux-gnu/libstate.so.1");
+    let real = host.path(&capsule_tests::for_machine(
+        "usr/lib/x86_64-linux-gnu/libstate.so.1",
+    ));
     if !real.exists() {
         build_lib(
             &Lib {
@@ -223,7 +224,7 @@ fn build(host: &Tree, work: &Tree, shim: bool, extra: &[&str]) -> PathBuf {
 
 fn run(program: &Path, host: &Tree) -> Vec<String> {
     let out = run_ok(
-        Command::new(program)
+        capsule_tests::program(program)
             .env_remove("CAPSULE_PREFIX")
             .env("CAPSULE_LIBSTATE_SO_1_PREFIX", host.root()),
         "run the program",
@@ -252,4 +253,113 @@ fn the_programs_own_malloc_is_used_inside_the_capsule() {
     assert_eq!(direct, expected, "the program linked directly");
     let shimmed = run(&build(&host, &work, true, &["-DOWN_MALLOC"]), &host);
     assert_eq!(shimmed, expected, "the program through the shim");
+}
+
+/// Preloaded into the child: `strspn` as an IFUNC, whose resolver notes how it was called.
+const IFUNC_PRELOAD: &str = r#"
+#include <stddef.h>
+#include <string.h>
+static size_t counting_strspn(const char *s, const char *accept) {
+    size_t n = 0;
+    while (s[n] && strchr(accept, s[n])) n++;
+    return n + 1000;
+}
+unsigned long resolver_calls, resolver_hwcap, resolver_arg_size, resolver_hwcap2;
+/* aarch64's resolvers get (hwcap | _IFUNC_ARG_HWCAP, const __ifunc_arg_t *); x86's read
+ * nothing (their arguments are whatever the registers held). */
+static void *resolve(unsigned long hwcap, const unsigned long *arg) {
+    resolver_calls++;
+#if defined(__aarch64__)
+    resolver_hwcap = hwcap;
+    if (hwcap & (1UL << 62)) {
+        resolver_arg_size = arg[0];
+        resolver_hwcap2 = arg[2];
+    }
+#else
+    (void)hwcap;
+    (void)arg;
+#endif
+    return (void *)counting_strspn;
+}
+size_t strspn(const char *, const char *) __attribute__((ifunc("resolve")));
+"#;
+
+/// The IFUNC that the program's global scope takes from a preload, not from libc, is what
+/// the capsule's libc calls reach: the forwarder asked the resolver, as ld.so asks it.
+#[test]
+fn a_preloaded_ifunc_reaches_the_capsule_resolved_as_ld_so_resolves_it() {
+    const NAME: &str = "a_preloaded_ifunc_reaches_the_capsule_resolved_as_ld_so_resolves_it";
+    if capsule_tests::is_child(NAME) {
+        let host = Path::new(&std::env::var_os("IFUNC_HOST").unwrap()).to_owned();
+        let capsule = capsule::Capsule::load("libspan.so.1", &host).unwrap();
+        // SAFETY: `span` is `int span(void)`.
+        let span: extern "C" fn() -> i32 = unsafe { capsule_tests::func(&capsule, "span") };
+        let read = |name: &str| {
+            let c = std::ffi::CString::new(name).unwrap();
+            // SAFETY: the preload's `unsigned long` variables, alive for the process.
+            unsafe { *(libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr()) as *const libc::c_ulong) }
+        };
+        println!("span={}", span());
+        println!("calls={}", read("resolver_calls"));
+        #[cfg(target_arch = "aarch64")]
+        {
+            // SAFETY: getauxval only reads the auxiliary vector.
+            let (hwcap, hwcap2) = unsafe {
+                (
+                    libc::getauxval(libc::AT_HWCAP),
+                    libc::getauxval(libc::AT_HWCAP2),
+                )
+            };
+            println!(
+                "hwcap={} size={} hwcap2={}",
+                read("resolver_hwcap") == hwcap | 1 << 62,
+                read("resolver_arg_size"),
+                read("resolver_hwcap2") == hwcap2
+            );
+        }
+        return;
+    }
+    let work = Tree::new();
+    let preload = work.path("lib/libpre.so");
+    build_lib(
+        &Lib {
+            source: IFUNC_PRELOAD,
+            soname: Some("libpre.so"),
+            args: &[],
+        },
+        &preload,
+    );
+    let host = Tree::new();
+    build_lib(
+        &Lib {
+            source:
+                "#include <string.h>\nint span(void) { return (int)strspn(\"aaab\", \"a\"); }\n",
+            soname: Some("libspan.so.1"),
+            // A call to libc's strspn, not a folded constant.
+            args: &["-fno-builtin"],
+        },
+        &host.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libspan.so.1",
+        )),
+    );
+    let out = capsule_tests::rerun_self(
+        NAME,
+        &[
+            ("LD_PRELOAD", preload.to_str().unwrap()),
+            ("IFUNC_HOST", host.root().to_str().unwrap()),
+        ],
+    );
+    capsule_tests::assert_succeeded(&out, "the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("span=1003\n"),
+        "the preload's strspn: {stdout}"
+    );
+    assert!(!stdout.contains("calls=0\n"), "{stdout}");
+    if capsule_tests::machine() == capsule_tests::Machine::Aarch64 {
+        assert!(
+            stdout.contains("hwcap=true size=24 hwcap2=true\n"),
+            "{stdout}"
+        );
+    }
 }

@@ -113,7 +113,7 @@ struct Fixtures {
 
 fn build_fixtures() -> Fixtures {
     let host = Tree::new();
-    let lib_dir = "usr/lib/x86_64-linux-gnu";
+    let lib_dir = capsule_tests::for_machine("usr/lib/x86_64-linux-gnu");
     build_lib(
         &Lib {
             source: PLUGIN,

@@ -44,7 +44,9 @@ fn capsule_variables_are_ignored_under_at_secure() {
             soname: Some("libz.so.1"),
             args: &[],
         },
-        &decoy.path("usr/lib/x86_64-linux-gnu/libz.so.1"),
+        &decoy.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libz.so.1",
+        )),
     );
     open_to_everyone(decoy.root());
 

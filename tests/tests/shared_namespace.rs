@@ -25,7 +25,7 @@ int main(void) {
 /// A host tree with libcommon, and liba and libb that both need it.
 fn host() -> Tree {
     let tree = Tree::new();
-    let dir = tree.path("usr/lib/x86_64-linux-gnu");
+    let dir = tree.path(&capsule_tests::for_machine("usr/lib/x86_64-linux-gnu"));
     std::fs::create_dir_all(&dir).unwrap();
     build_lib(
         &Lib {
@@ -84,7 +84,7 @@ fn two_shims_of_one_prefix_share_a_namespace_and_per_library_prefixes_split_it()
     let exe = program(&host, &work);
 
     let shared = run_ok(
-        Command::new(&exe)
+        capsule_tests::program(&exe)
             .env("CAPSULE_PREFIX", host.root())
             .env("CAPSULE_DEBUG", "libs"),
         "run with one prefix",
@@ -111,7 +111,7 @@ fn two_shims_of_one_prefix_share_a_namespace_and_per_library_prefixes_split_it()
         "copy the host tree",
     );
     let split = run_ok(
-        Command::new(&exe)
+        capsule_tests::program(&exe)
             .env("CAPSULE_PREFIX", host.root())
             .env("CAPSULE_LIBB_SO_1_PREFIX", other.root()),
         "run with a per-library prefix",

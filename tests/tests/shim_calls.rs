@@ -106,7 +106,9 @@ fn calls_library(tree: &Tree, mark: i32, extra: &str) {
             soname: Some("libcalls.so.1"),
             args: &[&map_arg, &mark_arg],
         },
-        &tree.path("usr/lib/x86_64-linux-gnu/libcalls.so.1"),
+        &tree.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libcalls.so.1",
+        )),
     );
 }
 
@@ -116,7 +118,7 @@ fn generate_and_build(library: &str, prefix: &Path, work: &Tree) -> PathBuf {
 }
 
 fn run_program(program: &Path, envs: &[(&str, &Path)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(program);
+    let mut cmd = capsule_tests::program(program);
     cmd.args(args).env_remove("CAPSULE_PREFIX");
     for (k, v) in envs {
         cmd.env(k, v);
@@ -165,7 +167,9 @@ fn program_linked_against_the_shim_calls_the_host_library() {
         String::from_utf8_lossy(&out.stderr)
     );
     // HOST_MARK = 1000 shows the host's build answered, not the one the shim came from.
-    let host_lib = host.root().join("usr/lib/x86_64-linux-gnu/libcalls.so.1");
+    let host_lib = host.root().join(capsule_tests::for_machine(
+        "usr/lib/x86_64-linux-gnu/libcalls.so.1",
+    ));
     let shim_lib = lib_dir.join("libcalls.so.1");
     assert_eq!(
         stdout,
@@ -224,7 +228,9 @@ fn shim_without_its_library_aborts_at_load_with_the_reason() {
             soname: Some("libloadfail.so.1"),
             args: &[],
         },
-        &build.path("usr/lib/x86_64-linux-gnu/libloadfail.so.1"),
+        &build.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libloadfail.so.1",
+        )),
     );
     let shim = generate_and_build("libloadfail.so.1", build.root(), &work);
     let lib_dir = work.path("lib");

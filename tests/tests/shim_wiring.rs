@@ -5,7 +5,7 @@
 //! have, `RTLD_NEXT` still relative to the caller), also for a shim opened with `dlopen`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use capsule_tests::{build_lib, build_program, generate_and_build_shim, install_shim, Lib, Tree};
 
@@ -108,7 +108,9 @@ fn wire_library(tree: &Tree, extra: &str) {
             soname: Some("libwire.so.1"),
             args: &[&map_arg],
         },
-        &tree.path("usr/lib/x86_64-linux-gnu/libwire.so.1"),
+        &tree.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libwire.so.1",
+        )),
     );
 }
 
@@ -129,7 +131,9 @@ fn build_tree_library(tree: &Tree) {
             soname: Some("libwire.so.1"),
             args: &[&map_arg],
         },
-        &tree.path("usr/lib/x86_64-linux-gnu/libwire.so.1"),
+        &tree.path(&capsule_tests::for_machine(
+            "usr/lib/x86_64-linux-gnu/libwire.so.1",
+        )),
     );
 }
 
@@ -150,7 +154,7 @@ fn who_library(tree: &Tree, name: &str, source: &str, lib_dir: &Path) {
 }
 
 fn run(program: &Path, host: &Path, args: &[&str]) -> Output {
-    Command::new(program)
+    capsule_tests::program(program)
         .args(args)
         .env_remove("CAPSULE_PREFIX")
         .env("CAPSULE_LIBWIRE_SO_1_PREFIX", host)
@@ -210,7 +214,9 @@ fn shim_rewires_callers_variables_and_dlsym() {
         ],
     );
     let (stdout, stderr) = succeeded(&run(&linked, host.root(), &[]));
-    let host_lib: PathBuf = host.path("usr/lib/x86_64-linux-gnu/libwire.so.1");
+    let host_lib: PathBuf = host.path(&capsule_tests::for_machine(
+        "usr/lib/x86_64-linux-gnu/libwire.so.1",
+    ));
     let host_lib = host_lib.to_string_lossy();
     assert_eq!(line(&stdout, "twice"), "1002 first_twice=1004", "{stdout}");
     // The slots of the executable and of libfirst hold the host's function, not the shim's.

@@ -159,7 +159,7 @@ fn threads_the_capsule_creates_are_the_program_libcs() {
     );
     for _ in 0..5 {
         let out = capsule_tests::run_ok(
-            std::process::Command::new(&exe).env("CAPSULE_PREFIX", host.root()),
+            capsule_tests::program(&exe).env("CAPSULE_PREFIX", host.root()),
             "run the program whose capsule starts threads",
         );
         // The capsule's pthread_create is the program's libc's: loading a capsule leaves

@@ -2,8 +2,6 @@
 //! sides, no use after free (glibc's malloc checks are on). A shim pins itself (the
 //! program's slots point into the capsule), so calls still work after its dlclose.
 
-use std::process::Command;
-
 use capsule_tests::{
     build_lib, build_program, generate_and_build_shim, install_shim, run_ok, Lib, Tree,
 };
@@ -64,11 +62,15 @@ fn dlclose_of_a_shim_and_exit_run_every_handler_cleanly() {
     let exe = work.path("bin/bye");
     build_program(PROGRAM, &exe, &["-ldl"]);
     let out = run_ok(
-        Command::new(&exe)
-            .arg(lib_dir.join("libbye.so.1"))
-            .env("CAPSULE_PREFIX", host.root())
-            .env("GLIBC_TUNABLES", "glibc.malloc.check=3")
-            .env("LD_PRELOAD", "libc_malloc_debug.so.0"),
+        capsule_tests::program_with(
+            &exe,
+            &[
+                ("GLIBC_TUNABLES", "glibc.malloc.check=3"),
+                ("LD_PRELOAD", "libc_malloc_debug.so.0"),
+            ],
+        )
+        .arg(lib_dir.join("libbye.so.1"))
+        .env("CAPSULE_PREFIX", host.root()),
         "run the program that dlcloses its shim",
     );
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -6,6 +6,12 @@
 //!
 //! Needs (Debian 12; .ci/run installs them): xvfb mesa-utils mesa-utils-bin vulkan-tools
 //! mesa-vulkan-drivers libsdl2-dev weston. A missing tool fails the test, saying which.
+//!
+//! Built for i386 (`--target i686-unknown-linux-gnu`), the clients must be i386 programs:
+//! mesa-utils-bin:i386 installs beside the native package (`glxinfo.i386-linux-gnu`, ...);
+//! vulkan-tools and libsdl2-dev have no co-installable i386 build, so vkcube and the SDL2
+//! window fail there saying so, and test.sh leaves them out of the i686 suite. A GLX
+//! client built from source (tests/c/glx_window.c) runs for every machine.
 
 use capsule_tests::{
     build_checked_in_shims, build_program, run_ok, run_until, DisplayServer, Finished, Tree,
@@ -53,14 +59,41 @@ impl ShimDir {
     }
 }
 
-/// `name` on PATH, or a failure naming the package to install.
+/// `name` built for the tests' machine, or a failure naming the package to install.
+/// mesa-utils-bin installs each machine's build as `/usr/bin/NAME.MULTIARCH` (Multi-Arch:
+/// same), `NAME` on PATH being the native one; a program of another machine than the
+/// tests' cannot load their shims, so it fails the test too, naming the package.
 fn tool(name: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found on PATH: apt-get install {package}"))
+    let machine = capsule_tests::machine();
+    let own = Path::new("/usr/bin").join(format!("{name}.{}", machine.multiarch()));
+    let path = if own.is_file() {
+        own
+    } else {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{name} not found on PATH: apt-get install {package}"))
+    };
+    let header = std::fs::read(&path).unwrap_or_default();
+    // Scripts (sdl2-config) have no ELF header and run anywhere.
+    if header.starts_with(b"\x7fELF") && header.get(4) != Some(&machine.elf_class()) {
+        let debian = match machine {
+            capsule_tests::Machine::X86_64 => "amd64",
+            capsule_tests::Machine::X86 => "i386",
+            capsule_tests::Machine::Aarch64 => "arm64",
+        };
+        panic!(
+            "{} is not an {} program, and the shims under test are: apt-get install \
+             {package}:{debian} (where Debian can install it beside the native one; \
+             test.sh lists the tests the {} suite leaves out, and why)",
+            path.display(),
+            machine.name(),
+            machine.name()
+        );
+    }
+    path
 }
 
 /// The environment of every client run: the server, llvmpipe, no shader cache, and the
@@ -114,10 +147,11 @@ struct Client<'a> {
 
 impl Client<'_> {
     fn run(&self, server: &DisplayServer, link: Link, shims: &ShimDir) -> Finished {
-        // Line-buffered, so an animation killed at the timeout has printed what it said.
-        let mut cmd = Command::new("stdbuf");
-        cmd.arg("-oL").arg(&self.program).args(self.args);
+        let mut cmd = Command::new(&self.program);
+        cmd.args(self.args);
         client_env(&mut cmd, server, link, shims);
+        // Line-buffered, so an animation killed at the timeout has printed what it said.
+        cmd.env("LD_PRELOAD", line_buffered());
         run_until(&mut cmd, self.alive_for.unwrap_or(EXIT_WITHIN))
     }
 
@@ -159,6 +193,31 @@ impl Client<'_> {
             );
         }
     }
+}
+
+/// A preload that makes stdout line-buffered, built for the tests' machine: what `stdbuf
+/// -oL` does, whose libstdbuf.so is x86_64's only.
+fn line_buffered() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let machine = capsule_tests::machine().name();
+        let path = dir.join(format!("line-buffered-{machine}.so"));
+        // Built aside and renamed over: a client of another test process may map it now.
+        let fresh = dir.join(format!("line-buffered-{machine}.so.{}", std::process::id()));
+        capsule_tests::build_lib(
+            &capsule_tests::Lib {
+                source: "#include <stdio.h>\n\
+                         __attribute__((constructor)) static void line_buffered(void) {\n\
+                         setvbuf(stdout, NULL, _IOLBF, 0);\n}\n",
+                soname: None,
+                args: &[],
+            },
+            &fresh,
+        );
+        std::fs::rename(&fresh, &path).expect("rename the line-buffering preload into place");
+        path
+    })
 }
 
 fn xvfb() -> DisplayServer {
@@ -224,6 +283,30 @@ fn glxinfo_through_shims_renders_with_llvmpipe() {
         shimmed: &["libGL.so.1"],
         alive_for: None,
         check: &|_, run| exits_printing(run, "OpenGL renderer string: llvmpipe"),
+    }
+    .direct_and_through_shims(&server);
+}
+
+/// A GLX client built here for the tests' machine (tests/c/glx_window.c): the i386 suite's
+/// GLX check, where no packaged i386 GLX client is installed.
+#[test]
+fn glx_window_built_for_the_machine_through_shims_reads_back_its_colour() {
+    let server = xvfb();
+    let work = Tree::new();
+    let exe = work.path("bin/glx_window");
+    let libs = ["libGL.so.1", "libX11.so.6"].map(capsule_tests::link_arg);
+    let libs: Vec<&str> = libs.iter().map(String::as_str).collect();
+    build_program(include_str!("../c/glx_window.c"), &exe, &libs);
+    Client {
+        program: exe,
+        args: &[],
+        shimmed: &["libGL.so.1"],
+        alive_for: None,
+        check: &|_, run| {
+            prints(run, "renderer: llvmpipe")?;
+            prints(run, "glx vendor: Mesa Project and SGI")?;
+            exits_printing(run, "pixel: 255,128,0,255\n")
+        },
     }
     .direct_and_through_shims(&server);
 }
@@ -312,6 +395,17 @@ fn vkcube_xcb_through_shims_renders_its_frames() {
 fn sdl2_gl_window_through_shims_reads_back_its_colour() {
     let server = xvfb();
     tool("sdl2-config", "libsdl2-dev");
+    let machine = capsule_tests::machine();
+    assert!(
+        machine == capsule_tests::Machine::X86_64
+            || capsule_tests::system_lib("libSDL2.so").exists(),
+        "no {} for {}: apt-get install libsdl2-dev:{} (test.sh leaves this test out of the {} \
+         suite: 125 more packages)",
+        capsule_tests::system_lib("libSDL2.so").display(),
+        machine.name(),
+        machine.name(),
+        machine.name()
+    );
     let work = Tree::new();
     let exe = work.path("bin/sdl_window");
     let flags = run_ok(

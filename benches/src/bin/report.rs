@@ -94,13 +94,14 @@ fn duration(ns: f64) -> String {
 }
 
 /// The median point estimate, in nanoseconds per iteration, of criterion benchmark
-/// `group/bench`.
+/// `group/bench` (in `TARGET/criterion`).
 fn criterion_median(target: &Path, group: &str, bench: &str) -> Result<f64, String> {
-    let path = target
-        .join("criterion")
-        .join(group)
-        .join(bench)
-        .join("new/estimates.json");
+    criterion_median_in(&target.join("criterion"), group, bench)
+}
+
+/// [`criterion_median`] in the criterion directory `criterion` (`CRITERION_HOME`).
+fn criterion_median_in(criterion: &Path, group: &str, bench: &str) -> Result<f64, String> {
+    let path = criterion.join(group).join(bench).join("new/estimates.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
             "{}: {e}: benchmark {group}/{bench} did not run (run ./bench.sh)",
@@ -121,8 +122,9 @@ struct Measured {
 }
 
 impl Measured {
-    fn read(target: &Path, figure: &str) -> Result<Measured, String> {
-        let path = target.join("capsule-bench").join(format!("{figure}.tsv"));
+    /// `results/<figure>.tsv` (`results`: `TARGET/capsule-bench`, or a machine's under it).
+    fn read(results: &Path, figure: &str) -> Result<Measured, String> {
+        let path = results.join(format!("{figure}.tsv"));
         let text = std::fs::read_to_string(&path).map_err(|e| {
             format!(
                 "{}: {e}: benchmark {figure} did not run (run ./bench.sh)",
@@ -153,24 +155,35 @@ impl Measured {
     }
 }
 
-fn call_rows(target: &Path) -> Result<Vec<Row>, String> {
-    let direct = criterion_median(target, "call", "direct")?;
+/// The call rows from the criterion directory `criterion`, their figures prefixed with
+/// `machine` (empty for x86_64's).
+fn call_rows(criterion: &Path, machine: &str) -> Result<Vec<Row>, String> {
+    let direct = criterion_median_in(criterion, "call", "direct")?;
     Ok(vec![
         compare(
-            "`add1` call through a rewritten slot (caller's PLT slot → capsule)",
-            criterion_median(target, "call", "slot")?,
+            &format!("{machine}`add1` call through a rewritten slot (caller's PLT slot → capsule)"),
+            criterion_median_in(criterion, "call", "slot")?,
             direct,
             "direct PLT call",
             Goal::Ratio(1.05),
         ),
         compare(
-            "`add1` call through a generated shim's trampoline",
-            criterion_median(target, "call", "shim")?,
+            &format!("{machine}`add1` call through a generated shim's trampoline"),
+            criterion_median_in(criterion, "call", "shim")?,
             direct,
             "direct PLT call",
             Goal::ExtraNs(1.0),
         ),
     ])
+}
+
+/// The i386 figures: the calls (criterion's directory `TARGET/criterion-i686`) and the
+/// loads (`TARGET/capsule-bench/i686-unknown-linux-gnu`), as bench.sh runs them.
+fn i686_rows(target: &Path) -> Result<Vec<Row>, String> {
+    let mut rows = call_rows(&target.join("criterion-i686"), "i386: ")?;
+    let results = target.join("capsule-bench/i686-unknown-linux-gnu");
+    rows.extend(load_rows(&results, "i386: ")?);
+    Ok(rows)
 }
 
 fn alloc_rows(target: &Path) -> Result<Vec<Row>, String> {
@@ -208,13 +221,17 @@ fn alloc_rows(target: &Path) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
+/// The load rows from the results directory `results` (`TARGET/capsule-bench`, or the
+/// i686 run's), their figures prefixed with `machine` (empty for x86_64's).
+fn load_rows(results: &Path, machine: &str) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for (figure, library) in [("load_libz", "libz.so.1"), ("load_libEGL", "libEGL.so.1")] {
-        let m = Measured::read(target, figure)?;
+        let m = Measured::read(results, figure)?;
         let runs = m.get("runs")?;
         rows.push(compare(
-            &format!("load of `{library}` into a capsule (prefix `/`), median of {runs} processes"),
+            &format!(
+                "{machine}load of `{library}` into a capsule (prefix `/`), median of {runs} processes"
+            ),
             m.get("capsule_ns")?,
             m.get("dlmopen_ns")?,
             "plain `dlmopen(LM_ID_NEWLM)`",
@@ -224,7 +241,7 @@ fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
         ));
         rows.push(compare(
             &format!(
-                "first load ever of that library (`{library}`): empty cache directory, so the interposer's image and libc's forwarder are written and the closure searched and remembered"
+                "{machine}first load ever of that library (`{library}`): empty cache directory, so the interposer's image and libc's forwarder are written and the closure searched and remembered"
             ),
             m.get("first_ns")?,
             m.get("dlmopen_ns")?,
@@ -233,7 +250,7 @@ fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
         ));
         rows.push(compare(
             &format!(
-                "the former design's dlmopen calls for that load (`{library}`): a one-function object from a file, a second libc, the library; none of the capsule's work"
+                "{machine}the former design's dlmopen calls for that load (`{library}`): a one-function object from a file, a second libc, the library; none of the capsule's work"
             ),
             m.get("floor_ns")?,
             m.get("dlmopen_ns")?,
@@ -242,7 +259,7 @@ fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
         ));
         let (capsule, plain) = (m.get("capsule_rss_kb")?, m.get("dlmopen_rss_kb")?);
         rows.push(Row {
-            figure: format!("RSS growth of that load (`{library}`)"),
+            figure: format!("{machine}RSS growth of that load (`{library}`)"),
             value: format!("{capsule:.0} kB"),
             baseline: format!("{plain:.0} kB (plain `dlmopen`)"),
             ratio: format!("{:+.0} kB", capsule - plain),
@@ -254,7 +271,7 @@ fn load_rows(target: &Path) -> Result<Vec<Row>, String> {
 }
 
 fn gen_rows(target: &Path) -> Result<Vec<Row>, String> {
-    let m = Measured::read(target, "gen")?;
+    let m = Measured::read(&target.join("capsule-bench"), "gen")?;
     let generation = m.get("six_gl_libraries_s")?;
     // The goal from the issue: generating the whole GL set feels instant.
     let max = 1.0;
@@ -284,7 +301,7 @@ fn gen_rows(target: &Path) -> Result<Vec<Row>, String> {
 /// The demo game (`./demo.sh --bench`): the same game linked directly to the real GL
 /// libraries and linked to the shims, medians of `runs` processes each.
 fn demo_rows(target: &Path) -> Result<Vec<Row>, String> {
-    let m = Measured::read(target, "demo")?;
+    let m = Measured::read(&target.join("capsule-bench"), "demo")?;
     let runs = m.get("runs")?;
     let ms = |key: &str| m.get(key).map(|v| v * 1e6);
     let game = "the demo game (`examples/game`) through the shims";
@@ -298,7 +315,7 @@ fn demo_rows(target: &Path) -> Result<Vec<Row>, String> {
             Goal::Ratio(1.5),
         ),
         compare(
-            &format!("{game}: process start to `eglInitialize` done (shim constructors included; 10 ms clock ticks)"),
+            &format!("{game}: from `execve` to `eglInitialize` done (shim constructors included)"),
             ms("capsule_startup_ms")?,
             ms("direct_startup_ms")?,
             direct,
@@ -335,7 +352,7 @@ fn demo_rows(target: &Path) -> Result<Vec<Row>, String> {
 /// system's Vulkan loader and linked to the libvulkan shim (host prefix `/`, no sandbox),
 /// medians of `runs` processes each.
 fn vulkan_rows(target: &Path) -> Result<Vec<Row>, String> {
-    let m = Measured::read(target, "vulkan")?;
+    let m = Measured::read(&target.join("capsule-bench"), "vulkan")?;
     let runs = m.get("runs")?;
     let ms = |key: &str| m.get(key).map(|v| v * 1e6);
     let program = "Vulkan (`examples/deploy/vulkan_copy.c`, lavapipe) through the libvulkan shim";
@@ -379,12 +396,13 @@ fn machine() -> String {
 }
 
 fn report(target: &Path) -> Result<String, String> {
-    let mut rows = call_rows(target)?;
+    let mut rows = call_rows(&target.join("criterion"), "")?;
     rows.extend(alloc_rows(target)?);
-    rows.extend(load_rows(target)?);
+    rows.extend(load_rows(&target.join("capsule-bench"), "")?);
     rows.extend(gen_rows(target)?);
     rows.extend(demo_rows(target)?);
     rows.extend(vulkan_rows(target)?);
+    rows.extend(i686_rows(target)?);
 
     let mut out = String::new();
     let w = &mut out;
@@ -425,6 +443,9 @@ const METHOD: &str = r#"
   that each caller reaches the `add1` it claims to measure, and with `dladdr` that each
   caller's slot leads where its row says (the direct library, the capsule's `add1`, the
   shim's trampoline). The slot goal is 1.00x; the table allows 5% for noise.
+- **i386 rows**: the same call and load benches built for `i686-unknown-linux-gnu` (a
+  32-bit process, 32-bit fixtures, an i386 shim, Debian's i386 libz and libEGL), in the
+  same run.
 - **Allocator** (`benches/benches/alloc.rs`): one C library with `churn(n, 64)` (`n`
   malloc+free pairs) and `free_all(ptrs, n)`, loaded once in the program's namespace and
   once in a capsule, which shares the program's libc (and so its allocator).
@@ -457,8 +478,9 @@ const METHOD: &str = r#"
   `/`, the game's own `libz.so.1` first in its path); each run in a fresh process, the two
   alternating, medians of the game's own figures (frame times: means, see below). *eglInitialize*: from the first EGL call
   to `eglInitialize` returning (with the shims the capsules are loaded earlier, in the shims'
-  constructors, so this leaves that out); *process start*: from the kernel's start time of
-  the process to `eglInitialize` returning, which includes it. *Frame*: the median of 120
+  constructors, so this leaves that out); *from execve*: from just before the game's `execve`
+  (`examples/game/exec_timed.c` starts it and passes the time) to `eglInitialize`
+  returning, which includes the dynamic linker and the shims' constructors. *Frame*: the median of 120
   frames of the lit cube, each read back with `glReadPixels`, after 8 untimed ones
   (llvmpipe compiles the shaders and starts its threads in the first ones), on the main
   thread and on a thread the game creates; the mean over the processes of those medians
@@ -480,7 +502,11 @@ mod tests {
     use super::*;
 
     fn estimate(target: &Path, group: &str, bench: &str, median_ns: f64) {
-        let dir = target.join("criterion").join(group).join(bench).join("new");
+        estimate_in(&target.join("criterion"), group, bench, median_ns);
+    }
+
+    fn estimate_in(criterion: &Path, group: &str, bench: &str, median_ns: f64) {
+        let dir = criterion.join(group).join(bench).join("new");
         std::fs::create_dir_all(&dir).unwrap();
         let json = format!(
             r#"{{"mean":{{"point_estimate":999.0}},"median":{{"point_estimate":{median_ns}}}}}"#
@@ -489,8 +515,11 @@ mod tests {
     }
 
     fn measured(target: &Path, figure: &str, line: &str) {
-        let dir = target.join("capsule-bench");
-        std::fs::create_dir_all(&dir).unwrap();
+        measured_in(&target.join("capsule-bench"), figure, line);
+    }
+
+    fn measured_in(dir: &Path, figure: &str, line: &str) {
+        std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join(format!("{figure}.tsv")), line).unwrap();
     }
 
@@ -521,6 +550,14 @@ mod tests {
         let load = "capsule_ns=3000000\tdlmopen_ns=1000000\tfloor_ns=1500000\tfirst_ns=3500000\tcapsule_rss_kb=900\tdlmopen_rss_kb=800\truns=21\n";
         measured(t, "load_libz", load);
         measured(t, "load_libEGL", load);
+        // The i386 run's calls and loads.
+        let i686 = t.join("criterion-i686");
+        estimate_in(&i686, "call", "direct", 2.0);
+        estimate_in(&i686, "call", "slot", 2.0);
+        estimate_in(&i686, "call", "shim", 2.5);
+        let i686_results = t.join("capsule-bench/i686-unknown-linux-gnu");
+        measured_in(&i686_results, "load_libz", load);
+        measured_in(&i686_results, "load_libEGL", load);
         measured(
             t,
             "gen",
@@ -552,6 +589,9 @@ mod tests {
         assert!(row("| `add1` call through a rewritten slot")
             .contains("| 1.00x (+0.00 ns) | ≤ 1.05x | yes |"));
         assert!(row("| `add1` call through a generated shim").ends_with("| **no** |"));
+        assert!(row("| i386: `add1` call through a generated shim")
+            .contains("| 1.25x (+0.50 ns) | ≤ +1.0 ns/call | yes |"));
+        assert!(row("| i386: load of `libEGL.so.1`").contains("| 3.00x"));
         assert!(row("| malloc(64)+free pair").contains("| 1.05x (+0.50 ns) | ≤ 1.10x | yes |"));
         assert!(row("| load of `libz.so.1`")
             .contains("| 3.00 ms | 1.00 ms (plain `dlmopen(LM_ID_NEWLM)`) | 3.00x"));
@@ -568,7 +608,7 @@ mod tests {
         assert!(row(&format!("{demo}first `eglGetPlatformDisplay`"))
             .contains("| 60.00 ms | 50.00 ms (same game linked directly) | 1.20x"));
         assert!(row(&format!("{demo}first `eglGetPlatformDisplay`")).ends_with("| yes |"));
-        assert!(row(&format!("{demo}process start")).ends_with("| ≤ 1.03x | **no** |"));
+        assert!(row(&format!("{demo}from `execve`")).ends_with("| ≤ 1.03x | **no** |"));
         assert!(row(&format!("{demo}time per frame (")).ends_with("| ≤ 1.02x | yes |"));
         assert!(row(&format!("{demo}time per frame, on a thread")).ends_with("| **no** |"));
         assert!(row(&format!("{demo}RSS")).contains("| +10000 kB |"));

@@ -1,38 +1,14 @@
 //! The dynamic section: the tags the views need, with their pointer entries turned into
 //! addresses in the view's address space.
 
+use super::layout::{word_at, DYN_SIZE, WORD};
 use super::memory::Memory;
-use crate::bytes::u64_at;
-
-const DT_NULL: u64 = 0;
-const DT_NEEDED: u64 = 1;
-const DT_PLTRELSZ: u64 = 2;
-const DT_HASH: u64 = 4;
-const DT_STRTAB: u64 = 5;
-const DT_SYMTAB: u64 = 6;
-const DT_RELA: u64 = 7;
-const DT_RELASZ: u64 = 8;
-const DT_RELAENT: u64 = 9;
-const DT_STRSZ: u64 = 10;
-const DT_SYMENT: u64 = 11;
-const DT_SONAME: u64 = 14;
-const DT_PLTREL: u64 = 20;
-const DT_TEXTREL: u64 = 22;
-const DT_JMPREL: u64 = 23;
-const DT_FLAGS: u64 = 30;
-const DT_RELRSZ: u64 = 35;
-const DT_RELR: u64 = 36;
-const DT_RELRENT: u64 = 37;
-const DT_GNU_HASH: u64 = 0x6fff_fef5;
-const DT_VERSYM: u64 = 0x6fff_fff0;
-const DT_VERDEF: u64 = 0x6fff_fffc;
-const DT_VERDEFNUM: u64 = 0x6fff_fffd;
-const DT_VERNEED: u64 = 0x6fff_fffe;
-const DT_VERNEEDNUM: u64 = 0x6fff_ffff;
-const DF_TEXTREL: u64 = 4;
-
-/// Size of one `Elf64_Dyn`.
-const DYN_SIZE: usize = 16;
+use crate::dynamic_tags::{
+    DF_TEXTREL, DT_FLAGS, DT_GNU_HASH, DT_HASH, DT_JMPREL, DT_NEEDED, DT_NULL, DT_PLTREL,
+    DT_PLTRELSZ, DT_REL, DT_RELA, DT_RELAENT, DT_RELASZ, DT_RELENT, DT_RELR, DT_RELRENT, DT_RELRSZ,
+    DT_RELSZ, DT_SONAME, DT_STRSZ, DT_STRTAB, DT_SYMENT, DT_SYMTAB, DT_TEXTREL, DT_VERDEF,
+    DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM, DT_VERSYM,
+};
 
 /// What the views use from the dynamic section. Pointer entries are addresses in the
 /// memory source's address space; absent tags are `None`.
@@ -56,6 +32,8 @@ pub(crate) struct DynamicInfo {
     pub jmprel: Option<usize>,
     pub pltrelsz: Option<u64>,
     pub pltrel: Option<u64>,
+    /// The architecture's symbol relocations: DT_RELA/DT_RELASZ/DT_RELAENT, or on a REL
+    /// architecture (i386) DT_REL/DT_RELSZ/DT_RELENT.
     pub rela: Option<usize>,
     pub relasz: Option<u64>,
     pub relaent: Option<u64>,
@@ -65,8 +43,20 @@ pub(crate) struct DynamicInfo {
     pub textrel: bool,
 }
 
-/// The tag DT_PLTREL must name on x86_64.
-pub(crate) const DT_PLTREL_RELA: u64 = DT_RELA;
+/// The tags of the architecture's relocation table (DT_RELA or DT_REL, its size and
+/// entry size); DT_PLTREL must name the first.
+pub(crate) const RELOC_TAGS: (u64, u64, u64) = if crate::arch::native::RELA {
+    (DT_RELA, DT_RELASZ, DT_RELAENT)
+} else {
+    (DT_REL, DT_RELSZ, DT_RELENT)
+};
+
+/// How the relocation table's tags are named in messages.
+pub(crate) const RELOC_TAG_NAMES: &str = if crate::arch::native::RELA {
+    "DT_RELA/DT_RELASZ/DT_RELAENT"
+} else {
+    "DT_REL/DT_RELSZ/DT_RELENT"
+};
 
 /// Read the dynamic section at `address` up to its DT_NULL.
 ///
@@ -98,9 +88,10 @@ pub(crate) fn read_dynamic(
         else {
             break;
         };
-        let (Some(tag), Some(value)) = (u64_at(entry, 0), u64_at(entry, 8)) else {
+        let (Some(tag), Some(value)) = (word_at(entry, 0), word_at(entry, WORD)) else {
             break;
         };
+        let (reloc, reloc_size, reloc_entry) = RELOC_TAGS;
         match tag {
             DT_NULL => {
                 info.entries = index;
@@ -122,9 +113,9 @@ pub(crate) fn read_dynamic(
             DT_JMPREL => info.jmprel = pointer(value),
             DT_PLTRELSZ => info.pltrelsz = Some(value),
             DT_PLTREL => info.pltrel = Some(value),
-            DT_RELA => info.rela = pointer(value),
-            DT_RELASZ => info.relasz = Some(value),
-            DT_RELAENT => info.relaent = Some(value),
+            t if t == reloc => info.rela = pointer(value),
+            t if t == reloc_size => info.relasz = Some(value),
+            t if t == reloc_entry => info.relaent = Some(value),
             DT_RELR => info.relr = pointer(value),
             DT_RELRSZ => info.relrsz = Some(value),
             DT_RELRENT => info.relrent = Some(value),
@@ -144,9 +135,10 @@ mod tests {
     use super::*;
 
     fn dyn_bytes(entries: &[(u64, u64)]) -> Vec<u8> {
+        use super::super::layout::word_bytes;
         entries
             .iter()
-            .flat_map(|(t, v)| t.to_le_bytes().into_iter().chain(v.to_le_bytes()))
+            .flat_map(|&(t, v)| word_bytes(t).into_iter().chain(word_bytes(v)))
             .collect()
     }
 

@@ -1,6 +1,7 @@
 //! Symbol hash tables (DT_GNU_HASH, DT_HASH): how many symbols the table holds, and which
 //! indices may carry a given name.
 
+use super::layout::{word_at, WORD};
 use super::memory::Memory;
 use crate::bytes::u32_at;
 
@@ -34,7 +35,7 @@ pub(crate) fn gnu_hash(name: &[u8]) -> u32 {
 /// A DT_GNU_HASH table as slices, for many quick questions.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GnuTable<'a> {
-    /// The bloom filter's 64-bit words.
+    /// The bloom filter's words (of the class's size: `ElfN_Addr`).
     words: &'a [u8],
     shift: u32,
     buckets: &'a [u8],
@@ -46,13 +47,14 @@ pub(crate) struct GnuTable<'a> {
 impl GnuTable<'_> {
     /// Whether a symbol of GNU hash `hash` may be defined (false: certainly not).
     pub fn may_contain(&self, hash: u32) -> bool {
-        let count = self.words.len() / 8;
+        let count = self.words.len() / WORD;
         if count == 0 {
             return true;
         }
-        let at = (hash as usize / 64) % count * 8;
-        let word = u64::from_le_bytes(self.words[at..at + 8].try_into().unwrap_or_default());
-        let mask = 1u64 << (hash % 64) | 1u64 << ((hash >> self.shift) % 64);
+        let bits = (WORD * 8) as u32;
+        let at = (hash / bits) as usize % count * WORD;
+        let word = word_at(self.words, at).unwrap_or_default();
+        let mask = 1u64 << (hash % bits) | 1u64 << ((hash >> self.shift) % bits);
         word & mask == mask
     }
 
@@ -134,7 +136,7 @@ fn gnu_header(memory: &Memory<'_>, address: usize) -> Option<GnuHeader> {
     let bloom_size = memory.u32(address.checked_add(8)?)? as usize;
     let buckets = address
         .checked_add(16)?
-        .checked_add(bloom_size.checked_mul(8)?)?;
+        .checked_add(bloom_size.checked_mul(WORD)?)?;
     let chains = buckets.checked_add((nbuckets as usize).checked_mul(4)?)?;
     Some(GnuHeader {
         nbuckets,
@@ -187,7 +189,7 @@ impl HashTable {
         let bloom_size = memory.u32(address.checked_add(8)?)? as usize;
         let shift = memory.u32(address.checked_add(12)?)? % 32;
         Some(GnuTable {
-            words: memory.bytes(address.checked_add(16)?, bloom_size.checked_mul(8)?)?,
+            words: memory.bytes(address.checked_add(16)?, bloom_size.checked_mul(WORD)?)?,
             shift,
             buckets: memory.bytes(h.buckets, (h.nbuckets as usize).checked_mul(4)?)?,
             chains: memory.bytes(
@@ -210,7 +212,10 @@ impl HashTable {
         let Some(n) = count.checked_sub(h.symoffset) else {
             return Vec::new();
         };
-        let Some(chains) = memory.bytes(h.chains, n as usize * 4) else {
+        let Some(chains) = (n as usize)
+            .checked_mul(4)
+            .and_then(|len| memory.bytes(h.chains, len))
+        else {
             return Vec::new();
         };
         chains
@@ -241,7 +246,7 @@ impl HashTable {
             HashTable::Gnu(address) => {
                 let h = gnu_header(memory, address)?;
                 let chains = (count.checked_sub(h.symoffset)? as usize).checked_mul(4)?;
-                (h.chains - address).checked_add(chains)
+                h.chains.checked_sub(address)?.checked_add(chains)
             }
         }
     }
@@ -258,16 +263,20 @@ impl HashTable {
                     return Some(found);
                 }
                 let buckets = address.checked_add(8)?;
-                let chains = buckets.checked_add(nbucket as usize * 4)?;
+                let chains = buckets.checked_add((nbucket as usize).checked_mul(4)?)?;
+                // The whole chain array must be there: a chain that loops is then cut
+                // after as many steps as the table really has entries, not after the
+                // 2^32 a forged nchain may claim.
+                memory.bytes(chains, (nchain as usize).checked_mul(4)?)?;
                 let bucket = sysv_hash(name) % nbucket;
-                let mut index = memory.u32(buckets + bucket as usize * 4)?;
+                let mut index = memory.u32(buckets.checked_add(bucket as usize * 4)?)?;
                 let mut steps = 0;
                 while index != 0 {
                     if index >= nchain || steps > nchain {
                         return None;
                     }
                     found.push(index);
-                    index = memory.u32(chains.checked_add(index as usize * 4)?)?;
+                    index = memory.u32(chains.checked_add((index as usize).checked_mul(4)?)?)?;
                     steps += 1;
                 }
             }
@@ -277,7 +286,8 @@ impl HashTable {
                     return Some(found);
                 }
                 let hash = gnu_hash(name);
-                let mut index = memory.u32(h.buckets + (hash % h.nbuckets) as usize * 4)?;
+                let mut index =
+                    memory.u32(h.buckets.checked_add((hash % h.nbuckets) as usize * 4)?)?;
                 if index == 0 {
                     return Some(found);
                 }
@@ -288,7 +298,9 @@ impl HashTable {
                     if index >= count {
                         return None;
                     }
-                    let chain = h.chains.checked_add((index - h.symoffset) as usize * 4)?;
+                    let chain = h
+                        .chains
+                        .checked_add(((index - h.symoffset) as usize).checked_mul(4)?)?;
                     let value = memory.u32(chain)?;
                     if value | 1 == hash | 1 {
                         found.push(index);
@@ -345,8 +357,8 @@ mod tests {
         // through, and two symbols whose hashes are h1 and h2 (the last with the end bit).
         let (h1, h2) = (gnu_hash(b"first"), gnu_hash(b"second"));
         let mut w = vec![1, 1, 1, 6];
-        let bloom = u64::MAX;
-        w.extend([bloom as u32, (bloom >> 32) as u32, 1, h1 & !1, h2 | 1]);
+        w.extend(std::iter::repeat_n(u32::MAX, WORD / 4));
+        w.extend([1, h1 & !1, h2 | 1]);
         let bytes = words(&w);
         let mut memory = Memory::image(&bytes);
         memory.add_file_segment(0, 0, bytes.len() as u64);

@@ -1,13 +1,14 @@
 //! Views of a loaded ELF object (dynamic section, symbols, hashes, versions, relocations,
 //! RELRO), bounds-checked over a memory source.
 //!
-//! An [`Object`] reads either a live object of this process (built from its link map) or an
-//! ELF file image in a byte slice. Both go through the same checked reads, so a malformed
-//! table gives [`Error::Malformed`](crate::Error::Malformed) rather than a crash; the file-image constructor is the
-//! entry point for fuzzing.
+//! An [`Object`] reads a live object of this process (built from its link map), of the
+//! process's class, in place. Files are read by [`crate::elffile`]; an ELF file image in a
+//! byte slice is viewed here only for tests and fuzzing (the same checked reads, so a
+//! malformed table gives [`Error::Malformed`](crate::Error::Malformed) rather than a crash).
 
 mod dynamic;
 mod hash;
+pub(crate) mod layout;
 mod memory;
 mod object;
 mod reloc;
@@ -17,8 +18,8 @@ mod version;
 
 pub(crate) use hash::sysv_hash;
 pub(crate) use memory::c_str_at;
-pub(crate) use object::{page_size, Import};
-pub use object::{shared_object_segments, LinkMap, Object};
+pub(crate) use object::page_size;
+pub use object::{shared_object_segments, LinkMap, Object, ProgramHeader};
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};
 pub use symbol::{Binding, Symbol, SymbolKind};

@@ -1,20 +1,30 @@
 //! One ELF object seen through its program headers and dynamic section: the public view
 //! that the rest of the runtime (and the fuzz target) uses.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::collections::HashMap;
+use std::ffi::{c_char, c_void, CStr};
 use std::ops::Range;
 
-use super::dynamic::{read_dynamic, DynamicInfo, DT_PLTREL_RELA};
+use super::dynamic::{read_dynamic, DynamicInfo, RELOC_TAGS, RELOC_TAG_NAMES};
 use super::hash::{GnuTable, HashTable};
+use super::layout::{
+    reloc_fields, word_at, RawPhdr, CLASS, EHDR_SIZE, E_PHENTSIZE, E_PHNUM, E_PHOFF, RELOC_SIZE,
+    WORD,
+};
 use super::memory::Memory;
-use super::reloc::{relr_addresses, RelaTable, Slot, RELA_SIZE};
+use super::reloc::{relr_addresses, RelocTable, Slot};
 use super::segment::{
     parse_program_headers, relro_pages, Segment, SegmentFlags, PHDR_SIZE, PT_DYNAMIC, PT_LOAD,
 };
 use super::symbol::{Binding, RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
 use super::version::{SymbolVersion, VersionTables};
-use crate::bytes::{u16_at, u64_at};
+use crate::bytes::u16_at;
 use crate::error::{Error, Result};
+use crate::machine::Machine;
+
+/// A program header as glibc hands it (`dl_iterate_phdr`, `getauxval(AT_PHDR)`):
+/// `Elf64_Phdr` or, in a 32-bit process, `Elf32_Phdr`.
+pub type ProgramHeader = super::layout::Phdr;
 
 /// The public prefix of glibc's `struct link_map` (`<link.h>`); glibc's private fields
 /// follow it in memory and are never read.
@@ -43,16 +53,6 @@ pub(crate) struct RawTables<'a> {
     pub verdef: Option<(&'a [u8], u64)>,
     /// DT_SONAME's string offset.
     pub soname: Option<u64>,
-}
-
-/// A symbol an object imports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Import<'a> {
-    pub name: &'a str,
-    pub version: Option<&'a str>,
-    /// The soname the version is required from (DT_VERNEED).
-    pub file: Option<&'a str>,
-    pub weak: bool,
 }
 
 impl LinkMap {
@@ -94,9 +94,6 @@ pub struct Object<'a> {
     gnu: Option<GnuTable<'a>>,
     versions: VersionTables,
 }
-
-const ELF_HEADER_SIZE: usize = 64;
-const EM_X86_64: u16 = 62;
 
 impl<'a> Object<'a> {
     /// A view of the loaded object that `link_map` describes (from `dlinfo(RTLD_DI_LINKMAP)`
@@ -145,7 +142,7 @@ impl<'a> Object<'a> {
         name: &str,
         bias: usize,
         dynamic: usize,
-        phdrs: Option<&[libc::Elf64_Phdr]>,
+        phdrs: Option<&[ProgramHeader]>,
     ) -> Result<Object<'a>> {
         let name = if name.is_empty() {
             "main program".to_string()
@@ -182,9 +179,13 @@ impl<'a> Object<'a> {
     /// A view of an ELF file image (a shared object or executable as stored on disk).
     /// Addresses are the file's virtual addresses (bias 0). Never panics, whatever `bytes`
     /// hold: this is the entry point for fuzzing the views.
+    ///
+    /// Only for tests and the `elf_image` fuzz target (public for the fuzz crate): the
+    /// runtime reads files with [`crate::elffile`], the one reader of files.
+    #[doc(hidden)]
     pub fn from_file_image(name: &str, bytes: &'a [u8]) -> Result<Object<'a>> {
         let header = bytes
-            .get(..ELF_HEADER_SIZE)
+            .get(..EHDR_SIZE)
             .ok_or_else(|| malformed(name, "ELF header (file too short)"))?;
         let (phoff, phnum) = check_elf_header(header).map_err(|what| malformed(name, what))?;
         let table = usize::try_from(phoff)
@@ -219,11 +220,19 @@ impl<'a> Object<'a> {
     ) -> Result<Object<'a>> {
         let bad = |what: &str| malformed(&name, what);
         let dynamic = read_dynamic(&memory, dynamic_address, bias).map_err(bad)?;
-        if dynamic.jmprel.is_some() && dynamic.pltrel != Some(DT_PLTREL_RELA) {
-            return Err(bad("DT_PLTREL (must be DT_RELA on x86_64)"));
+        if dynamic.jmprel.is_some() && dynamic.pltrel != Some(RELOC_TAGS.0) {
+            return Err(bad(&format!(
+                "DT_PLTREL (must be {} on {})",
+                if crate::arch::native::RELA {
+                    "DT_RELA"
+                } else {
+                    "DT_REL"
+                },
+                Machine::NATIVE.name()
+            )));
         }
         if dynamic.syment.is_some_and(|e| e != SYM_SIZE as u64) {
-            return Err(bad("DT_SYMENT (not the size of Elf64_Sym)"));
+            return Err(bad("DT_SYMENT (not the size of this class's ElfN_Sym)"));
         }
         let strings = match (dynamic.strtab, dynamic.strsz) {
             (Some(at), Some(size)) => usize::try_from(size)
@@ -246,10 +255,13 @@ impl<'a> Object<'a> {
                 let count = hash
                     .symbol_count(&memory)
                     .ok_or_else(|| bad("hash table (points outside the object)"))?;
-                (at, count)
+                (at, exact_symbol_count(&memory, &dynamic, hash, count))
             }
         };
-        let entries = match memory.bytes(address, count as usize * SYM_SIZE) {
+        let entries = match (count as usize)
+            .checked_mul(SYM_SIZE)
+            .and_then(|len| memory.bytes(address, len))
+        {
             Some(entries) => entries,
             None if count == 0 => &[][..],
             None => {
@@ -259,7 +271,11 @@ impl<'a> Object<'a> {
             }
         };
         if let Some(versym) = dynamic.versym {
-            if memory.bytes(versym, count as usize * 2).is_none() {
+            if (count as usize)
+                .checked_mul(2)
+                .and_then(|len| memory.bytes(versym, len))
+                .is_none()
+            {
                 return Err(bad(&format!(
                     "DT_VERSYM ({count} entries reach outside the object)"
                 )));
@@ -491,30 +507,6 @@ impl<'a> Object<'a> {
         })
     }
 
-    /// Every symbol this object imports (undefined, global), with the version it requires:
-    /// what ld.so must find for it elsewhere. Weak imports are marked: ld.so binds them to 0
-    /// when nothing defines them.
-    pub(crate) fn imports(&self) -> Result<Vec<Import<'a>>> {
-        let mut out = Vec::new();
-        for index in 1..self.symbols.count {
-            let raw = self.raw_symbol(index)?;
-            if raw.is_defined() || raw.binding() == Binding::Local {
-                continue;
-            }
-            let (version, file) = match self.symbol_version(index)? {
-                SymbolVersion::Required { name, file } => (Some(name), Some(file)),
-                _ => (None, None),
-            };
-            out.push(Import {
-                name: self.string(raw.name, "symbol name")?,
-                version,
-                file,
-                weak: raw.binding() == Binding::Weak,
-            });
-        }
-        Ok(out)
-    }
-
     /// The GNU hash (lowest bit cleared) of each symbol the hash table holds, by index.
     pub(crate) fn hashed_symbols(&self) -> Vec<(u32, u32)> {
         self.hash
@@ -567,8 +559,7 @@ impl<'a> Object<'a> {
             .map_err(|what| self.malformed(what))
     }
 
-    /// The name of every symbol this object imports (undefined, not local), as bytes:
-    /// cheaper than [`Object::imports`] where only names matter.
+    /// The name of every symbol this object imports (undefined, not local), as bytes.
     pub(crate) fn imported_names(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
         (1..self.symbols.count).filter_map(|index| {
             let raw = self.raw_symbol(index).ok()?;
@@ -579,13 +570,6 @@ impl<'a> Object<'a> {
         })
     }
 
-    /// The versions this object requires, by file: (file, version name, weak).
-    pub(crate) fn required_versions(&self) -> Result<Vec<(&'a str, &'a str, bool)>> {
-        self.versions
-            .required(&self.memory, &self.symbols)
-            .map_err(|what| self.malformed(what))
-    }
-
     /// Every JUMP_SLOT, GLOB_DAT and R_X86_64_64 slot (from DT_JMPREL and DT_RELA) whose
     /// symbol is `name`.
     ///
@@ -594,23 +578,54 @@ impl<'a> Object<'a> {
     /// because an unversioned reference binds to whatever the provider's default is, which
     /// this object cannot tell. Ask without a version to get every slot of the name.
     pub fn slots(&self, name: &str, version: Option<&str>) -> Result<Vec<Slot>> {
+        Ok(self
+            .slots_matching(&[(name, version)])?
+            .into_iter()
+            .map(|(_, slot)| slot)
+            .collect())
+    }
+
+    /// [`Object::slots`] for several (name, version) pairs in one pass over the relocation
+    /// tables: each slot with the index of the first pair it matches.
+    pub fn slots_matching(&self, wanted: &[(&str, Option<&str>)]) -> Result<Vec<(usize, Slot)>> {
+        // A few names are compared directly; a map pays off for more.
+        let by_name: Option<HashMap<&[u8], Vec<usize>>> = (wanted.len() > 8).then(|| {
+            let mut map: HashMap<&[u8], Vec<usize>> = HashMap::new();
+            for (i, (name, _)) in wanted.iter().enumerate() {
+                map.entry(name.as_bytes()).or_default().push(i);
+            }
+            map
+        });
         let mut matching = Vec::new();
+        let mut candidates = Vec::new();
         for slot in self.all_slots()? {
-            if slot.symbol == 0 || self.symbol_name_bytes(slot.symbol)? != name.as_bytes() {
+            if slot.symbol == 0 {
                 continue;
             }
-            if let Some(wanted) = version {
-                let has = match self.symbol_version(slot.symbol)? {
-                    SymbolVersion::Defined { name, .. } | SymbolVersion::Required { name, .. } => {
-                        Some(name)
-                    }
-                    SymbolVersion::Unversioned => None,
-                };
-                if has != Some(wanted) {
-                    continue;
+            let name = self.symbol_name_bytes(slot.symbol)?;
+            candidates.clear();
+            match &by_name {
+                Some(map) => candidates.extend(map.get(name).into_iter().flatten().copied()),
+                None => {
+                    candidates.extend((0..wanted.len()).filter(|&i| wanted[i].0.as_bytes() == name))
                 }
             }
-            matching.push(slot);
+            if candidates.is_empty() {
+                continue;
+            }
+            let has = match self.symbol_version(slot.symbol)? {
+                SymbolVersion::Defined { name, .. } | SymbolVersion::Required { name, .. } => {
+                    Some(name)
+                }
+                SymbolVersion::Unversioned => None,
+            };
+            let first = candidates
+                .iter()
+                .copied()
+                .find(|&i| wanted[i].1.is_none_or(|v| Some(v) == has));
+            if let Some(i) = first {
+                matching.push((i, slot));
+            }
         }
         Ok(matching)
     }
@@ -621,8 +636,8 @@ impl<'a> Object<'a> {
         let (Some(at), Some(size)) = (self.dynamic.relr, self.dynamic.relrsz) else {
             return Ok(Vec::new());
         };
-        if self.dynamic.relrent.is_some_and(|e| e != 8) {
-            return Err(self.malformed("DT_RELRENT (not 8)"));
+        if self.dynamic.relrent.is_some_and(|e| e != WORD as u64) {
+            return Err(self.malformed(&format!("DT_RELRENT (not {WORD})")));
         }
         usize::try_from(size)
             .ok()
@@ -630,23 +645,23 @@ impl<'a> Object<'a> {
             .ok_or_else(|| self.malformed("DT_RELR (table outside the object)"))
     }
 
-    /// Every symbol slot of DT_JMPREL and DT_RELA.
+    /// Every symbol slot of DT_JMPREL and DT_RELA (DT_REL on REL architectures).
     pub(crate) fn all_slots(&self) -> Result<Vec<Slot>> {
         let d = &self.dynamic;
         let tables = [
             (
                 d.jmprel,
                 d.pltrelsz,
-                Some(RELA_SIZE as u64),
+                Some(RELOC_SIZE as u64),
                 "DT_JMPREL/DT_PLTRELSZ",
             ),
-            (d.rela, d.relasz, d.relaent, "DT_RELA/DT_RELASZ/DT_RELAENT"),
+            (d.rela, d.relasz, d.relaent, RELOC_TAG_NAMES),
         ];
         let mut slots = Vec::new();
         for (address, size, entry, what) in tables {
             let Some(address) = address else { continue };
             let table = match (size.map(usize::try_from), entry.map(usize::try_from)) {
-                (Some(Ok(size)), Some(Ok(entry_size))) => RelaTable {
+                (Some(Ok(size)), Some(Ok(entry_size))) => RelocTable {
                     address,
                     size,
                     entry_size,
@@ -755,42 +770,45 @@ pub(crate) fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
-/// `(e_phoff, e_phnum)` of a 64-bit little-endian x86_64 ELF header.
+/// `(e_phoff, e_phnum)` of a little-endian ELF header of this process's class and
+/// machine.
 fn check_elf_header(header: &[u8]) -> Result<(u64, usize), &'static str> {
     if header.get(..4) != Some(b"\x7fELF") {
         return Err("ELF header (no ELF magic)");
     }
-    if header.get(4..6) != Some(&[2, 1]) {
-        return Err("ELF header (not 64-bit little-endian)");
+    if header.get(4..6) != Some(&[CLASS, 1]) {
+        return Err(if CLASS == 2 {
+            "ELF header (not 64-bit little-endian)"
+        } else {
+            "ELF header (not 32-bit little-endian)"
+        });
     }
     let (Some(machine), Some(phentsize), Some(phnum), Some(phoff)) = (
         u16_at(header, 18),
-        u16_at(header, 54),
-        u16_at(header, 56),
-        u64_at(header, 32),
+        u16_at(header, E_PHENTSIZE),
+        u16_at(header, E_PHNUM),
+        word_at(header, E_PHOFF),
     ) else {
         return Err("ELF header (truncated)");
     };
-    if machine != EM_X86_64 {
-        return Err("ELF header (not x86_64)");
+    if machine != Machine::NATIVE.e_machine() {
+        return Err(match Machine::NATIVE {
+            Machine::X86_64 => "ELF header (not x86_64)",
+            Machine::X86 => "ELF header (not i386)",
+            Machine::Aarch64 => "ELF header (not aarch64)",
+        });
     }
     if usize::from(phentsize) != PHDR_SIZE {
-        return Err("ELF header (e_phentsize is not the size of Elf64_Phdr)");
+        return Err("ELF header (e_phentsize is not the size of this class's ElfN_Phdr)");
     }
     Ok((phoff, usize::from(phnum)))
 }
 
-fn segments_from_phdrs(phdrs: &[libc::Elf64_Phdr], bias: usize) -> Option<Vec<Segment>> {
-    let mut table = Vec::with_capacity(phdrs.len() * PHDR_SIZE);
-    for p in phdrs {
-        table.extend_from_slice(&p.p_type.to_le_bytes());
-        table.extend_from_slice(&p.p_flags.to_le_bytes());
-        for field in [
-            p.p_offset, p.p_vaddr, p.p_paddr, p.p_filesz, p.p_memsz, p.p_align,
-        ] {
-            table.extend_from_slice(&field.to_le_bytes());
-        }
-    }
+fn segments_from_phdrs(phdrs: &[ProgramHeader], bias: usize) -> Option<Vec<Segment>> {
+    let table: Vec<u8> = phdrs
+        .iter()
+        .flat_map(|p| RawPhdr::from_libc(p).to_bytes())
+        .collect();
     parse_program_headers(&table, phdrs.len(), bias)
 }
 
@@ -806,6 +824,48 @@ unsafe fn find_program_headers(name: &str, bias: usize, dynamic: usize) -> Resul
     }
     // SAFETY: forwarded from this function's contract.
     unsafe { program_headers_at_bias(name, bias) }
+}
+
+/// The dynamic symbol count, where DT_GNU_HASH alone cannot tell it. An object that
+/// exports nothing (an executable) has no symbol to hash, and binutils writes that empty
+/// table as one empty bucket with symoffset 1, however many undefined symbols come before
+/// it (measured: an aarch64 PIE with 12 imports, binutils 2.40). DT_HASH's nchain is
+/// exact; without it the relocations name every imported symbol.
+fn exact_symbol_count(
+    memory: &Memory<'_>,
+    dynamic: &DynamicInfo,
+    hash: HashTable,
+    count: u32,
+) -> u32 {
+    if !matches!(hash, HashTable::Gnu(_)) || count > 1 {
+        return count;
+    }
+    if let Some(exact) = dynamic
+        .hash
+        .and_then(|at| HashTable::Sysv(at).symbol_count(memory))
+    {
+        return exact;
+    }
+    let tables = [
+        (dynamic.jmprel, dynamic.pltrelsz, Some(RELOC_SIZE as u64)),
+        (dynamic.rela, dynamic.relasz, dynamic.relaent),
+    ];
+    let mut bound = count;
+    for (address, size, entry) in tables {
+        let (Some(address), Some(size), Some(entry)) = (address, size, entry) else {
+            continue;
+        };
+        let (Ok(size), Ok(entry)) = (usize::try_from(size), usize::try_from(entry)) else {
+            continue;
+        };
+        let Some(table) = memory.bytes(address, size).filter(|_| entry >= RELOC_SIZE) else {
+            continue;
+        };
+        for fields in table.chunks_exact(entry).filter_map(reloc_fields) {
+            bound = bound.max(fields.1.saturating_add(1));
+        }
+    }
+    bound
 }
 
 /// The segments of the shared object `link_map` describes, from the ELF header mapped at
@@ -838,7 +898,7 @@ unsafe fn program_headers_at_bias(name: &str, bias: usize) -> Result<Vec<Segment
     // the mapping is readable as a whole since glibc maps at least that page.
     let page = unsafe { std::slice::from_raw_parts(bias as *const u8, size) };
     let (phoff, phnum) =
-        check_elf_header(&page[..ELF_HEADER_SIZE]).map_err(|what| malformed(name, what))?;
+        check_elf_header(&page[..EHDR_SIZE]).map_err(|what| malformed(name, what))?;
     let table = usize::try_from(phoff)
         .ok()
         .and_then(|off| page.get(off..))
@@ -847,52 +907,25 @@ unsafe fn program_headers_at_bias(name: &str, bias: usize) -> Result<Vec<Segment
         .ok_or_else(|| malformed(name, "program headers (not in the first page)"))
 }
 
-/// What `dl_iterate_phdr`'s callback looks for and what it found.
-struct PhdrSearch {
-    bias: usize,
-    dynamic: usize,
-    found: Option<Vec<Segment>>,
-}
-
 fn program_headers_from_iteration(bias: usize, dynamic: usize) -> Option<Vec<Segment>> {
-    unsafe extern "C" fn visit(
-        info: *mut libc::dl_phdr_info,
-        _size: usize,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: `data` is the PhdrSearch passed below, alive for the whole iteration, and
-        // glibc passes a valid `info` whose phdr array has dlpi_phnum entries.
-        let (search, info) = unsafe { (&mut *(data as *mut PhdrSearch), &*info) };
-        if info.dlpi_addr as usize != search.bias || info.dlpi_phdr.is_null() {
-            return 0;
+    crate::iterate_phdr::first(|info| {
+        if info.dlpi_addr as usize != bias || info.dlpi_phdr.is_null() {
+            return None;
         }
-        // SAFETY: as above: dlpi_phdr points to dlpi_phnum program headers.
+        // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum
+        // program headers.
         let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-        let Some(segments) = segments_from_phdrs(phdrs, search.bias) else {
-            return 0;
-        };
+        let segments = segments_from_phdrs(phdrs, bias)?;
         let dynamic_matches = segments
             .iter()
-            .any(|s| s.kind == PT_DYNAMIC && s.address == search.dynamic);
-        if dynamic_matches {
-            search.found = Some(segments);
-            return 1;
-        }
-        0
-    }
-    let mut search = PhdrSearch {
-        bias,
-        dynamic,
-        found: None,
-    };
-    // SAFETY: the callback only reads what glibc hands it and writes `search`, which
-    // outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(visit), &mut search as *mut PhdrSearch as *mut c_void) };
-    search.found
+            .any(|s| s.kind == PT_DYNAMIC && s.address == dynamic);
+        dynamic_matches.then_some(segments)
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::layout::{make_info, reloc_bytes, sym_bytes, word_bytes, DYN_SIZE};
     use super::*;
 
     /// Where the parts of a hand-made image lie (file offset == virtual address).
@@ -901,6 +934,7 @@ mod tests {
         dynamic: usize,
         symtab: usize,
         hash: usize,
+        relocs: usize,
     }
 
     fn push(bytes: &mut Vec<u8>, data: &[u8]) -> usize {
@@ -920,23 +954,19 @@ mod tests {
         w.iter().flat_map(|x| x.to_le_bytes()).collect()
     }
 
-    fn u64s(w: &[u64]) -> Vec<u8> {
-        w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    fn words(w: &[u64]) -> Vec<u8> {
+        w.iter().flat_map(|&x| word_bytes(x)).collect()
     }
 
     fn sym(name: u32, info: u8, shndx: u16, value: u64, size: u64) -> Vec<u8> {
-        let mut s = name.to_le_bytes().to_vec();
-        s.extend([info, 0]);
-        s.extend(shndx.to_le_bytes());
-        s.extend(value.to_le_bytes());
-        s.extend(size.to_le_bytes());
-        s
+        sym_bytes(name, info, 0, shndx, value, size)
     }
 
-    /// A shared object defining `value@@V1` (index 1) and importing `imp` (index 2), with a
-    /// GLOB_DAT slot for `imp` at 0x2000 and an R_X86_64_64 slot for `value` at 0x2008.
+    /// A shared object of this process's class and machine defining `value@@V1` (index 1)
+    /// and importing `imp` (index 2), with a GLOB_DAT slot for `imp` at 0x2000 and an
+    /// absolute slot (addend 16 where relocations carry addends) for `value` after it.
     fn image() -> Image {
-        let mut b = vec![0u8; 64 + 2 * PHDR_SIZE];
+        let mut b = vec![0u8; EHDR_SIZE + 2 * PHDR_SIZE];
         let strtab = push(&mut b, b"\0value\0imp\0V1\0lib\0");
         let symtab = push(
             &mut b,
@@ -955,15 +985,24 @@ mod tests {
         verdef.extend(u16s(&[1, 0, 2, 1]));
         verdef.extend(u32s(&[0, 20, 0, 11, 0]));
         let verdef = push(&mut b, &verdef);
-        let rela = push(
-            &mut b,
-            &u64s(&[0x2000, 2 << 32 | 6, 0, 0x2008, 1 << 32 | 1, 16]),
+        let (r_glob_dat, r_absolute) = (
+            crate::arch::native::R_GLOB_DAT,
+            crate::arch::native::R_ABSOLUTE,
         );
+        let relocs = push(
+            &mut b,
+            &[
+                reloc_bytes(0x2000, 2, r_glob_dat, 0),
+                reloc_bytes(0x2000 + WORD as u64, 1, r_absolute, 16),
+            ]
+            .concat(),
+        );
+        let (dt_reloc, dt_relocsz, dt_relocent) = RELOC_TAGS;
         let entries: Vec<u64> = vec![
             6,
             symtab as u64,
             11,
-            24,
+            SYM_SIZE as u64,
             5,
             strtab as u64,
             10,
@@ -976,42 +1015,51 @@ mod tests {
             verdef as u64,
             0x6fff_fffd,
             2,
-            7,
-            rela as u64,
-            8,
-            48,
-            9,
-            24,
+            dt_reloc,
+            relocs as u64,
+            dt_relocsz,
+            2 * RELOC_SIZE as u64,
+            dt_relocent,
+            RELOC_SIZE as u64,
             0,
             0,
         ];
-        let dynamic = push(&mut b, &u64s(&entries));
+        let dynamic = push(&mut b, &words(&entries));
         let end = b.len() as u64;
-        let mut header = b"\x7fELF\x02\x01\x01".to_vec();
+        let mut header = b"\x7fELF".to_vec();
+        header.extend([CLASS, 1, 1]);
         header.resize(16, 0);
-        header.extend(u16s(&[3, EM_X86_64]));
+        header.extend(u16s(&[3, Machine::NATIVE.e_machine()]));
         header.extend(u32s(&[1]));
-        header.extend(u64s(&[0, 64, 0]));
+        header.extend(words(&[0, EHDR_SIZE as u64, 0]));
         header.extend(u32s(&[0]));
-        header.extend(u16s(&[64, PHDR_SIZE as u16, 2, 0, 0, 0]));
-        b[..64].copy_from_slice(&header);
-        let mut phdrs = u32s(&[PT_LOAD, 6]);
-        phdrs.extend(u64s(&[0, 0, 0, end, 0x3000, 0x1000]));
-        phdrs.extend(u32s(&[PT_DYNAMIC, 6]));
-        phdrs.extend(u64s(&[
-            dynamic as u64,
-            dynamic as u64,
-            0,
-            16 * 12,
-            16 * 12,
-            8,
-        ]));
-        b[64..64 + 2 * PHDR_SIZE].copy_from_slice(&phdrs);
+        header.extend(u16s(&[EHDR_SIZE as u16, PHDR_SIZE as u16, 2, 0, 0, 0]));
+        b[..EHDR_SIZE].copy_from_slice(&header);
+        let phdr = |kind, vaddr, filesz, memsz, align| {
+            RawPhdr {
+                kind,
+                flags: 6,
+                offset: vaddr,
+                vaddr,
+                filesz,
+                memsz,
+                align,
+            }
+            .to_bytes()
+        };
+        let dynamic_size = (DYN_SIZE * 12) as u64;
+        let phdrs = [
+            phdr(PT_LOAD, 0, end, 0x3000, 0x1000),
+            phdr(PT_DYNAMIC, dynamic as u64, dynamic_size, dynamic_size, 8),
+        ]
+        .concat();
+        b[EHDR_SIZE..EHDR_SIZE + 2 * PHDR_SIZE].copy_from_slice(&phdrs);
         Image {
             bytes: b,
             dynamic,
             symtab,
             hash,
+            relocs,
         }
     }
 
@@ -1059,24 +1107,104 @@ mod tests {
             (0x2000, super::super::SlotKind::GlobDat)
         );
         let value_slots = o.slots("value", Some("V1")).unwrap();
-        assert_eq!(value_slots[0].value_for(0x10), 0x20);
+        let with_addend = if crate::arch::native::RELA {
+            0x20
+        } else {
+            0x10
+        };
+        assert_eq!(value_slots[0].value_for(0x10), with_addend);
         assert!(o.slots("value", Some("V9")).unwrap().is_empty());
         let names: Vec<_> = o.symbols().map(|s| s.unwrap().name).collect();
         assert_eq!(names, ["value"]);
     }
 
     #[test]
+    fn an_empty_gnu_hash_table_does_not_hide_the_imports() {
+        // binutils' empty .gnu.hash: one empty bucket, symoffset 1, a one-word Bloom filter.
+        let mut bytes = u32s(&[1, 1, 1, 0]);
+        bytes.extend(words(&[0]));
+        bytes.extend(u32s(&[0]));
+        // Imports 1..=4, the highest named by the JUMP_SLOT.
+        let jmprel = bytes.len();
+        bytes.extend(reloc_bytes(0x2000, 4, crate::arch::native::R_JUMP_SLOT, 0));
+        let rela = bytes.len();
+        bytes.extend(reloc_bytes(0x2008, 2, crate::arch::native::R_GLOB_DAT, 0));
+        let sysv = bytes.len();
+        bytes.extend(u32s(&[1, 6, 0, 0, 0, 0, 0, 0, 0]));
+        let mut memory = Memory::image(&bytes);
+        memory.add_file_segment(0, 0, bytes.len() as u64);
+        let gnu = HashTable::Gnu(0);
+        let said = gnu.symbol_count(&memory).unwrap();
+        assert_eq!(said, 1, "what the table alone says");
+        let mut dynamic = DynamicInfo {
+            jmprel: Some(jmprel),
+            pltrelsz: Some(RELOC_SIZE as u64),
+            rela: Some(rela),
+            relasz: Some(RELOC_SIZE as u64),
+            relaent: Some(RELOC_SIZE as u64),
+            ..DynamicInfo::default()
+        };
+        assert_eq!(exact_symbol_count(&memory, &dynamic, gnu, said), 5);
+        dynamic.hash = Some(sysv);
+        assert_eq!(
+            exact_symbol_count(&memory, &dynamic, gnu, said),
+            6,
+            "nchain"
+        );
+        // A table that hashes symbols is believed.
+        assert_eq!(exact_symbol_count(&memory, &dynamic, gnu, 9), 9);
+    }
+
+    /// The inputs kept in `fuzz/regressions/elf_image/`: a DT_HASH chain that loops under
+    /// a forged nchain (a timeout of the `elf_image` target); every lookup must end.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fuzz_regressions_end() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/elf_image");
+        let inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        assert!(!inputs.is_empty(), "{}", dir.display());
+        for input in inputs {
+            // A hang is the failure: the lookups run on a thread that must answer in time
+            // (the unbounded walk took over a minute here, and gigabytes).
+            let (done, finished) = std::sync::mpsc::channel();
+            let path = input.clone();
+            std::thread::spawn(move || {
+                let bytes = std::fs::read(&path).unwrap();
+                let object = Object::from_file_image("regression", &bytes)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                for name in ["malloc", "free", "dlopen", "foo"] {
+                    let _ = object.lookup(name, None);
+                    let _ = object.lookup(name, Some("GLIBC_2.2.5"));
+                }
+                let _ = done.send(());
+            });
+            assert!(
+                finished
+                    .recv_timeout(std::time::Duration::from_secs(20))
+                    .is_ok(),
+                "{}: the lookups did not end",
+                input.display()
+            );
+        }
+    }
+
+    #[test]
     fn truncated_dynamic_section_is_malformed() {
         let img = image();
-        let err = error_of(&img.bytes[..img.dynamic + 16 * 5]);
+        let err = error_of(&img.bytes[..img.dynamic + DYN_SIZE * 5]);
         assert!(err.contains("dynamic section"), "{err}");
     }
 
     #[test]
     fn symbol_index_out_of_range_is_malformed() {
         let mut img = image();
-        let rela_info = img.bytes.len() - 16 * 12 - 48 + 8;
-        img.bytes[rela_info + 4..rela_info + 8].copy_from_slice(&99u32.to_le_bytes());
+        let info = img.relocs + WORD;
+        img.bytes[info..info + WORD]
+            .copy_from_slice(&word_bytes(make_info(99, crate::arch::native::R_GLOB_DAT)));
         let err = error_of(&img.bytes);
         assert!(err.contains("symbol index 99"), "{err}");
     }
@@ -1084,7 +1212,7 @@ mod tests {
     #[test]
     fn string_offset_out_of_range_is_malformed() {
         let mut img = image();
-        poke_u32(&mut img.bytes, img.symtab + 24, 5000);
+        poke_u32(&mut img.bytes, img.symtab + SYM_SIZE, 5000);
         let err = error_of(&img.bytes);
         assert!(err.contains("outside DT_STRTAB"), "{err}");
     }
@@ -1100,8 +1228,8 @@ mod tests {
     #[test]
     fn missing_versym_table_is_malformed() {
         let mut img = image();
-        let entry = img.dynamic + 16 * 5 + 8;
-        img.bytes[entry..entry + 8].copy_from_slice(&0x9_0000u64.to_le_bytes());
+        let entry = img.dynamic + DYN_SIZE * 5 + WORD;
+        img.bytes[entry..entry + WORD].copy_from_slice(&word_bytes(0x9_0000));
         let err = error_of(&img.bytes);
         assert!(err.contains("DT_VERSYM"), "{err}");
     }

@@ -1,33 +1,30 @@
-//! Relocations: the RELA tables (DT_JMPREL, DT_RELA) whose entries name symbols, and the
-//! RELR table, which only holds relative relocations.
+//! Relocations: the tables (DT_JMPREL, and DT_RELA or on REL architectures DT_REL) whose
+//! entries name symbols, and the RELR table, which only holds relative relocations.
 
+use super::layout::{reloc_fields, word_at, RELOC_SIZE, WORD};
 use super::memory::Memory;
-use crate::bytes::u64_at;
-
-/// Size of one `Elf64_Rela`.
-pub(crate) const RELA_SIZE: usize = 24;
-
-const R_X86_64_64: u32 = 1;
-const R_X86_64_GLOB_DAT: u32 = 6;
-const R_X86_64_JUMP_SLOT: u32 = 7;
+use crate::arch::native::{RELA, R_ABSOLUTE, R_GLOB_DAT, R_JUMP_SLOT};
 
 /// The relocation types that store a symbol's address in a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SlotKind {
-    /// `R_X86_64_JUMP_SLOT`: a PLT's GOT entry; holds S (or, lazily bound, a PLT address).
+    /// A PLT's GOT entry (`R_X86_64_JUMP_SLOT`, `R_386_JMP_SLOT`); holds S (or, lazily
+    /// bound, a PLT address).
     JumpSlot,
-    /// `R_X86_64_GLOB_DAT`: a GOT entry for a data or function pointer; holds S.
+    /// A GOT entry for a data or function pointer (`R_X86_64_GLOB_DAT`,
+    /// `R_386_GLOB_DAT`); holds S.
     GlobDat,
-    /// `R_X86_64_64`: a pointer in data (`int (*fp)(void) = value;`); holds S + A.
-    Absolute64,
+    /// A pointer in data (`int (*fp)(void) = value;`: `R_X86_64_64`, `R_386_32`); holds
+    /// S + A.
+    Absolute,
 }
 
 impl SlotKind {
     fn from_type(r_type: u32) -> Option<SlotKind> {
         match r_type {
-            R_X86_64_JUMP_SLOT => Some(SlotKind::JumpSlot),
-            R_X86_64_GLOB_DAT => Some(SlotKind::GlobDat),
-            R_X86_64_64 => Some(SlotKind::Absolute64),
+            R_JUMP_SLOT => Some(SlotKind::JumpSlot),
+            R_GLOB_DAT => Some(SlotKind::GlobDat),
+            R_ABSOLUTE => Some(SlotKind::Absolute),
             _ => None,
         }
     }
@@ -39,51 +36,62 @@ pub struct Slot {
     /// Where the slot is: load bias plus `r_offset`.
     pub address: usize,
     pub kind: SlotKind,
-    /// `r_addend`; only meaningful for [`SlotKind::Absolute64`], whose value is S + A.
-    pub addend: i64,
+    /// `r_addend`; only meaningful for [`SlotKind::Absolute`], whose value is S + A. On a
+    /// REL architecture (i386) the addend was the slot's content before ld.so added S, so
+    /// it is not known here: `None` (see [`Slot::addend_given`]).
+    pub addend: Option<i64>,
     /// Index of the symbol in the dynamic symbol table.
     pub symbol: u32,
 }
 
 impl Slot {
-    /// The value the slot holds when its symbol resolves to `target`.
+    /// The addend of an absolute slot that holds `current` while its symbol resolves to
+    /// `target`: the entry's own, or, where the slot carried it (REL), what `current`
+    /// holds beyond `target`.
+    pub fn addend_given(&self, current: usize, target: usize) -> i64 {
+        match self.addend {
+            Some(addend) => addend,
+            None => current.wrapping_sub(target) as isize as i64,
+        }
+    }
+
+    /// The value the slot holds when its symbol resolves to `target`; for an absolute
+    /// slot of a REL architecture, with the addend 0 (see [`Slot::addend_given`]).
     pub fn value_for(&self, target: usize) -> usize {
         match self.kind {
-            SlotKind::Absolute64 => target.wrapping_add(self.addend as usize),
+            SlotKind::Absolute => target.wrapping_add(self.addend.unwrap_or(0) as usize),
             SlotKind::JumpSlot | SlotKind::GlobDat => target,
         }
     }
 }
 
-/// A RELA table: `size` bytes at `address`, entries of `entry_size` bytes.
+/// A relocation table: `size` bytes at `address`, entries of `entry_size` bytes.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct RelaTable {
+pub(crate) struct RelocTable {
     pub address: usize,
     pub size: usize,
     pub entry_size: usize,
 }
 
-impl RelaTable {
+impl RelocTable {
     /// Every symbol slot of the table (other relocation types are left out). `None` if the
     /// table lies outside the object.
     pub fn slots(&self, memory: &Memory<'_>, bias: usize) -> Option<Vec<Slot>> {
-        if self.entry_size < RELA_SIZE {
+        if self.entry_size < RELOC_SIZE {
             return None;
         }
         let table = memory.bytes(self.address, self.size)?;
         let mut slots = Vec::new();
         for entry in table.chunks_exact(self.entry_size) {
-            let offset = u64_at(entry, 0)?;
-            let info = u64_at(entry, 8)?;
-            let addend = u64_at(entry, 16)? as i64;
-            let Some(kind) = SlotKind::from_type(info as u32) else {
+            let (offset, symbol, r_type, addend) = reloc_fields(entry)?;
+            let Some(kind) = SlotKind::from_type(r_type) else {
                 continue;
             };
             slots.push(Slot {
                 address: usize::try_from(offset).ok()?.wrapping_add(bias),
                 kind,
-                addend,
-                symbol: (info >> 32) as u32,
+                addend: RELA.then_some(addend),
+                symbol,
             });
         }
         Some(slots)
@@ -91,7 +99,8 @@ impl RelaTable {
 }
 
 /// The addresses a RELR table relocates (each gets the load bias added at load time). An
-/// even entry is an address; an odd one a bitmap of the 63 words after the last address.
+/// even entry is an address; an odd one a bitmap of the words after the last address (63
+/// on 64-bit machines, 31 on 32-bit ones).
 pub(crate) fn relr_addresses(
     memory: &Memory<'_>,
     address: usize,
@@ -99,24 +108,25 @@ pub(crate) fn relr_addresses(
     bias: usize,
 ) -> Option<Vec<usize>> {
     let table = memory.bytes(address, size)?;
+    let bits = WORD * 8 - 1;
     let mut addresses = Vec::new();
     let mut next = 0usize;
-    for entry in table.chunks_exact(8).filter_map(|c| u64_at(c, 0)) {
+    for entry in table.chunks_exact(WORD).filter_map(|c| word_at(c, 0)) {
         if entry & 1 == 0 {
             let at = usize::try_from(entry).ok()?.wrapping_add(bias);
             addresses.push(at);
-            next = at.checked_add(8)?;
+            next = at.checked_add(WORD)?;
         } else {
-            let mut bits = entry >> 1;
+            let mut bitmap = entry >> 1;
             let mut at = next;
-            while bits != 0 {
-                if bits & 1 != 0 {
+            while bitmap != 0 {
+                if bitmap & 1 != 0 {
                     addresses.push(at);
                 }
-                bits >>= 1;
-                at = at.checked_add(8)?;
+                bitmap >>= 1;
+                at = at.checked_add(WORD)?;
             }
-            next = next.checked_add(63 * 8)?;
+            next = next.checked_add(bits * WORD)?;
         }
     }
     Some(addresses)
@@ -124,30 +134,46 @@ pub(crate) fn relr_addresses(
 
 #[cfg(test)]
 mod tests {
+    use super::super::layout::word_bytes;
     use super::*;
 
     #[test]
     fn relr_expands_addresses_and_bitmaps() {
         let words: Vec<u8> = [0x1000u64, 0b1011]
             .iter()
-            .flat_map(|w| w.to_le_bytes())
+            .flat_map(|&w| word_bytes(w))
             .collect();
         let mut memory = Memory::image(&words);
-        memory.add_file_segment(0, 0, 16);
+        memory.add_file_segment(0, 0, words.len() as u64);
         assert_eq!(
-            relr_addresses(&memory, 0, 16, 0x10),
-            Some(vec![0x1010, 0x1018, 0x1028])
+            relr_addresses(&memory, 0, words.len(), 0x10),
+            Some(vec![0x1010, 0x1010 + WORD, 0x1010 + 3 * WORD])
         );
     }
 
     #[test]
-    fn rela_table_outside_the_object_is_rejected() {
+    fn reloc_table_outside_the_object_is_rejected() {
         let memory = Memory::image(&[]);
-        let table = RelaTable {
+        let table = RelocTable {
             address: 0,
-            size: 24,
-            entry_size: 24,
+            size: RELOC_SIZE,
+            entry_size: RELOC_SIZE,
         };
         assert!(table.slots(&memory, 0).is_none());
+    }
+
+    #[test]
+    fn absolute_addends_come_from_the_entry_or_the_slot() {
+        let mut slot = Slot {
+            address: 0x1000,
+            kind: SlotKind::Absolute,
+            addend: Some(16),
+            symbol: 1,
+        };
+        assert_eq!(slot.value_for(0x10), 0x20);
+        assert_eq!(slot.addend_given(0x99, 0x10), 16);
+        slot.addend = None;
+        assert_eq!(slot.addend_given(0x18, 0x10), 8);
+        assert_eq!(slot.value_for(0x10), 0x10);
     }
 }

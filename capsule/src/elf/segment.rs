@@ -3,15 +3,13 @@
 
 use std::ops::Range;
 
-use crate::bytes::{u32_at, u64_at};
+use super::layout::RawPhdr;
+pub(crate) use super::layout::PHDR_SIZE;
 
 pub(crate) const PT_LOAD: u32 = 1;
 pub(crate) const PT_DYNAMIC: u32 = 2;
 pub(crate) const PT_TLS: u32 = 7;
 pub(crate) const PT_GNU_RELRO: u32 = 0x6474_e552;
-
-/// Size of one `Elf64_Phdr`.
-pub(crate) const PHDR_SIZE: usize = 56;
 
 /// The `p_flags` of a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,14 +85,15 @@ pub(crate) fn parse_program_headers(
     table
         .chunks_exact(PHDR_SIZE)
         .map(|p| {
-            let vaddr = usize::try_from(u64_at(p, 16)?).ok()?;
+            let p = RawPhdr::parse(p)?;
+            let vaddr = usize::try_from(p.vaddr).ok()?;
             Some(Segment {
-                kind: u32_at(p, 0)?,
-                flags: SegmentFlags::from_p_flags(u32_at(p, 4)?),
-                file_offset: u64_at(p, 8)?,
+                kind: p.kind,
+                flags: SegmentFlags::from_p_flags(p.flags),
+                file_offset: p.offset,
                 address: vaddr.checked_add(bias)?,
-                file_size: u64_at(p, 32)?,
-                mem_size: usize::try_from(u64_at(p, 40)?).ok()?,
+                file_size: p.filesz,
+                mem_size: usize::try_from(p.memsz).ok()?,
             })
         })
         .collect()
@@ -115,16 +114,16 @@ mod tests {
     use super::*;
 
     fn phdr(kind: u32, flags: u32, vaddr: u64, memsz: u64) -> Vec<u8> {
-        let mut p = Vec::new();
-        p.extend_from_slice(&kind.to_le_bytes());
-        p.extend_from_slice(&flags.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&vaddr.to_le_bytes());
-        p.extend_from_slice(&vaddr.to_le_bytes());
-        p.extend_from_slice(&memsz.to_le_bytes());
-        p.extend_from_slice(&memsz.to_le_bytes());
-        p.extend_from_slice(&0x1000u64.to_le_bytes());
-        p
+        RawPhdr {
+            kind,
+            flags,
+            offset: 0,
+            vaddr,
+            filesz: memsz,
+            memsz,
+            align: 0x1000,
+        }
+        .to_bytes()
     }
 
     #[test]
@@ -139,8 +138,8 @@ mod tests {
 
     #[test]
     fn short_tables_and_overflowing_addresses_are_rejected() {
-        let table = phdr(PT_LOAD, 5, u64::MAX - 1, 1);
-        assert!(parse_program_headers(&table[..55], 1, 0).is_none());
+        let table = phdr(PT_LOAD, 5, usize::MAX as u64 - 1, 1);
+        assert!(parse_program_headers(&table[..PHDR_SIZE - 1], 1, 0).is_none());
         assert!(parse_program_headers(&table, 1, 0x1000).is_none());
     }
 }

@@ -1,9 +1,7 @@
-//! Dynamic symbols: the raw `Elf64_Sym` records and the public description of a defined one.
+//! Dynamic symbols: the raw `ElfN_Sym` records and the public description of a defined one.
 
-use crate::bytes::{u16_at, u32_at, u64_at};
-
-/// Size of one `Elf64_Sym`.
-pub(crate) const SYM_SIZE: usize = 24;
+pub(crate) use super::layout::SYM_SIZE;
+use super::layout::{sym_bytes, sym_fields};
 pub(crate) const SHN_UNDEF: u16 = 0;
 pub(crate) const SHN_ABS: u16 = 0xfff1;
 
@@ -33,7 +31,7 @@ pub enum Binding {
     Other(u8),
 }
 
-/// One `Elf64_Sym`, decoded.
+/// One `ElfN_Sym`, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RawSymbol {
     pub name: u32,
@@ -46,28 +44,29 @@ pub(crate) struct RawSymbol {
 }
 
 impl RawSymbol {
-    /// The `Elf64_Sym` that `b` begins with, or `None` if `b` is shorter than one.
+    /// The `ElfN_Sym` that `b` begins with, or `None` if `b` is shorter than one.
     pub fn parse(b: &[u8]) -> Option<RawSymbol> {
+        let (name, info, other, section, value, size) = sym_fields(b.get(..SYM_SIZE)?)?;
         Some(RawSymbol {
-            name: u32_at(b, 0)?,
-            info: *b.get(4)?,
-            other: *b.get(5)?,
-            section: u16_at(b, 6)?,
-            value: u64_at(b, 8)?,
-            size: u64_at(b, 16)?,
+            name,
+            info,
+            other,
+            section,
+            value,
+            size,
         })
     }
 
     /// The entry's bytes, as the forwarder writes its tables.
-    pub fn to_bytes(self) -> [u8; SYM_SIZE] {
-        let mut e = [0u8; SYM_SIZE];
-        e[0..4].copy_from_slice(&self.name.to_le_bytes());
-        e[4] = self.info;
-        e[5] = self.other;
-        e[6..8].copy_from_slice(&self.section.to_le_bytes());
-        e[8..16].copy_from_slice(&self.value.to_le_bytes());
-        e[16..24].copy_from_slice(&self.size.to_le_bytes());
-        e
+    pub fn to_bytes(self) -> Vec<u8> {
+        sym_bytes(
+            self.name,
+            self.info,
+            self.other,
+            self.section,
+            self.value,
+            self.size,
+        )
     }
 
     pub fn kind(&self) -> SymbolKind {

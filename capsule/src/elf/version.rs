@@ -5,27 +5,15 @@ use std::ops::ControlFlow;
 
 use super::memory::Memory;
 use super::symbol::SymbolTable;
+use crate::elffile::VERSYM_HIDDEN;
 
-const VERSYM_HIDDEN: u16 = 0x8000;
-/// `vna_flags`: a version ld.so only warns about when it is missing.
-const VER_FLG_WEAK: u16 = 2;
 /// Index 0 is "local", 1 "global, unversioned"; named versions start at 2.
 const FIRST_NAMED_INDEX: u16 = 2;
 /// Verdef/verneed chains are bounded by their DT_*NUM count, or by this when it is absent.
 const MAX_VERSION_ENTRIES: u64 = 0xffff;
 
-/// The version of one symbol table entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SymbolVersion<'a> {
-    /// No version information (no DT_VERSYM, or index 0/1).
-    Unversioned,
-    /// A definition in a version of this object (DT_VERDEF). `hidden` marks `name@VER`
-    /// (not the default) as opposed to `name@@VER`.
-    Defined { name: &'a str, hidden: bool },
-    /// A reference that requires `name` from the object whose soname is `file`
-    /// (DT_VERNEED).
-    Required { name: &'a str, file: &'a str },
-}
+/// The version of one symbol table entry: the file reader's type, for both readers.
+pub use crate::elffile::SymbolVersion;
 
 /// Addresses of the version tables of one object.
 #[derive(Clone, Copy, Debug, Default)]
@@ -230,28 +218,6 @@ impl VersionTables {
         Ok(Some((bytes, records)))
     }
 
-    /// Every version of DT_VERNEED: (file, version, weak).
-    pub fn required<'a>(
-        &self,
-        memory: &Memory<'a>,
-        symbols: &SymbolTable<'a>,
-    ) -> Result<Vec<(&'a str, &'a str, bool)>, Failure> {
-        let mut raw = Vec::new();
-        self.walk_verneed(memory, |file, v| {
-            raw.push((file, v.name, v.weak));
-            ControlFlow::<()>::Continue(())
-        })?;
-        raw.into_iter()
-            .map(|(file, name, weak)| {
-                Ok((
-                    string(symbols, file, "DT_VERNEED file name")?,
-                    string(symbols, name, "DT_VERNEED version name")?,
-                    weak,
-                ))
-            })
-            .collect()
-    }
-
     /// Visit each version of each DT_VERNEED record (with the record's file name, a
     /// DT_STRTAB offset) until `visit` breaks, bounded by DT_VERNEEDNUM.
     fn walk_verneed<T>(
@@ -273,7 +239,6 @@ impl VersionTables {
                 // Elf64_Vernaux: vna_hash (u32), vna_flags, vna_other (u16), vna_name,
                 // vna_next (u32).
                 let version = Needed {
-                    weak: memory.u16_at(aux, 4).ok_or(bad)? & VER_FLG_WEAK != 0,
                     index: memory.u16_at(aux, 6).ok_or(bad)?,
                     name: memory.u32_at(aux, 8).ok_or(bad)?,
                 };
@@ -297,7 +262,6 @@ impl VersionTables {
 /// One version a DT_VERNEED record asks for: its index (`vna_other`) and its name (a
 /// DT_STRTAB offset).
 struct Needed {
-    weak: bool,
     index: u16,
     name: u32,
 }

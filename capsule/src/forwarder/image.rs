@@ -1,24 +1,31 @@
-//! Writing a forwarder's ELF file: headers and one read-only segment with the dynamic
-//! tables (the stubs' messages, one relocation), one read+execute segment with a `ret` and
-//! the stubs' code, and a writable page holding the stubs' jump slot, the constructor
-//! array (one entry, relocated against the interposer's `capsule_forwarder_init`) and the
-//! dynamic section (ld.so relocates its pointer entries in place).
+//! Writing a forwarder's ELF file, of the process's class and machine: headers and one
+//! read-only segment with the dynamic tables (the stubs' messages, one relocation), one
+//! read+execute segment with a `ret` and the stubs' code, and a writable page holding the
+//! stubs' jump slot, the constructor array (one entry, relocated against the interposer's
+//! `capsule_forwarder_init`) and the dynamic section (ld.so relocates its pointer entries
+//! in place).
 //!
 //! No section headers: ld.so reads only program headers and the dynamic section.
 
-use crate::elf::SYM_SIZE;
+use crate::arch::native as arch;
+use crate::dynamic_tags::{
+    DT_GNU_HASH, DT_HASH, DT_INIT_ARRAY, DT_INIT_ARRAYSZ, DT_NULL, DT_REL, DT_RELA, DT_RELAENT,
+    DT_RELASZ, DT_RELENT, DT_RELSZ, DT_SONAME, DT_STRSZ, DT_STRTAB, DT_SYMENT, DT_SYMTAB,
+    DT_VERDEF, DT_VERDEFNUM, DT_VERSYM,
+};
+use crate::elf::layout::{
+    reloc_bytes, word_bytes, RawPhdr, CLASS, DYN_SIZE, EHDR_SIZE, PHDR_SIZE, RELOC_SIZE, SYM_SIZE,
+    WORD,
+};
+use crate::machine::Machine;
 
 const PAGE: usize = 4096;
-const EHDR_SIZE: usize = 64;
-const PHDR_SIZE: usize = 56;
 /// The writable page starts with the stubs' jump slot and the constructor array (one
 /// word each); the dynamic section follows.
-pub(super) const SLOT_BEFORE_DYNAMIC: usize = 16;
-const RELA_SIZE: usize = 24;
-const R_X86_64_64: u64 = 1;
+pub(super) const SLOT_BEFORE_DYNAMIC: usize = 2 * WORD;
 /// The code segment: a `ret` (padded), then one [`STUB_SIZE`] stub per missing function.
-pub(super) const RET_SIZE: usize = 16;
-pub(super) const STUB_SIZE: usize = 16;
+pub(super) const RET_SIZE: usize = arch::RET.len();
+pub(super) const STUB_SIZE: usize = arch::FORWARDER_STUB_SIZE;
 
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
@@ -27,23 +34,6 @@ const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
 const PHDR_COUNT: usize = 5;
-
-const DT_NULL: u64 = 0;
-const DT_HASH: u64 = 4;
-const DT_STRTAB: u64 = 5;
-const DT_SYMTAB: u64 = 6;
-const DT_STRSZ: u64 = 10;
-const DT_SYMENT: u64 = 11;
-const DT_SONAME: u64 = 14;
-const DT_GNU_HASH: u64 = 0x6fff_fef5;
-const DT_VERSYM: u64 = 0x6fff_fff0;
-const DT_VERDEF: u64 = 0x6fff_fffc;
-const DT_VERDEFNUM: u64 = 0x6fff_fffd;
-const DT_RELA: u64 = 7;
-const DT_RELASZ: u64 = 8;
-const DT_RELAENT: u64 = 9;
-const DT_INIT_ARRAY: u64 = 25;
-const DT_INIT_ARRAYSZ: u64 = 27;
 
 /// The dynamic tables of a forwarder.
 pub(super) struct Tables {
@@ -93,7 +83,7 @@ impl Layout {
         let verdef = align(versym + tables.versym.as_ref().map_or(0, Vec::len), 8);
         let messages = verdef + tables.verdef.as_ref().map_or(0, |(v, _)| v.len());
         let rela = align(messages + messages_len, 8);
-        let tables_end = rela + RELA_SIZE;
+        let tables_end = rela + RELOC_SIZE;
         let text = align(tables_end, PAGE);
         let text_end = text + RET_SIZE + stubs * STUB_SIZE;
         let slot = align(text_end, PAGE);
@@ -119,34 +109,40 @@ impl Layout {
 
 /// The whole file; `text` is the code segment's bytes after the `ret`.
 pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Layout) -> Vec<u8> {
-    let dynamic_size = layout.dynamic_entries * 16;
+    let dynamic_size = layout.dynamic_entries * DYN_SIZE;
     let mut out = vec![0u8; layout.dynamic + dynamic_size];
 
-    // ELF header: 64-bit, little-endian, SysV ABI, ET_DYN for x86_64.
+    // ELF header: this process's class, little-endian, SysV ABI, ET_DYN, its machine.
     let mut h = Writer::at(&mut out, 0);
-    h.bytes(b"\x7fELF\x02\x01\x01\x00");
+    h.bytes(b"\x7fELF");
+    h.bytes(&[CLASS, 1, 1, 0]);
     h.bytes(&[0; 8]);
     h.u16(3); // e_type ET_DYN
-    h.u16(62); // e_machine EM_X86_64
+    h.u16(Machine::NATIVE.e_machine());
     h.u32(1); // e_version
-    h.u64(0); // e_entry
-    h.u64(EHDR_SIZE as u64); // e_phoff
-    h.u64(0); // e_shoff
+    h.word(0); // e_entry
+    h.word(EHDR_SIZE); // e_phoff
+    h.word(0); // e_shoff
     h.u32(0); // e_flags
     h.u16(EHDR_SIZE as u16);
     h.u16(PHDR_SIZE as u16);
     h.u16(PHDR_COUNT as u16);
-    h.u16(64); // e_shentsize
+    h.u16(if WORD == 8 { 64 } else { 40 }); // e_shentsize
     h.u16(0); // e_shnum
     h.u16(0); // e_shstrndx
 
     let mut p = Writer::at(&mut out, EHDR_SIZE);
     let mut segment = |kind: u32, flags: u32, start: usize, size: usize, align: usize| {
-        p.u32(kind);
-        p.u32(flags);
-        for v in [start, start, start, size, size, align] {
-            p.u64(v as u64);
-        }
+        let header = RawPhdr {
+            kind,
+            flags,
+            offset: start as u64,
+            vaddr: start as u64,
+            filesz: size as u64,
+            memsz: size as u64,
+            align: align as u64,
+        };
+        p.bytes(&header.to_bytes());
     };
     let writable = SLOT_BEFORE_DYNAMIC + dynamic_size;
     segment(PT_LOAD, PF_R, 0, layout.tables_end, PAGE);
@@ -158,7 +154,7 @@ pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Lay
         PAGE,
     );
     segment(PT_LOAD, PF_R | PF_W, layout.slot, writable, PAGE);
-    segment(PT_DYNAMIC, PF_R | PF_W, layout.dynamic, dynamic_size, 8);
+    segment(PT_DYNAMIC, PF_R | PF_W, layout.dynamic, dynamic_size, WORD);
     // Without it, ld.so would make the process's stacks executable.
     segment(PT_GNU_STACK, PF_R | PF_W, 0, 0, 16);
 
@@ -173,21 +169,18 @@ pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Lay
         place(layout.verdef, verdef);
     }
     place(layout.messages, messages);
-    // Elf64_Rela: the constructor array's word gets the address of the imported symbol.
-    let mut rela = Vec::with_capacity(RELA_SIZE);
-    rela.extend_from_slice(&((layout.slot + 8) as u64).to_le_bytes());
-    rela.extend_from_slice(&(u64::from(tables.constructor) << 32 | R_X86_64_64).to_le_bytes());
-    rela.extend_from_slice(&0u64.to_le_bytes());
-    place(layout.rela, &rela);
-    let mut ret = [0xcc; RET_SIZE];
-    ret[0] = 0xc3;
-    place(layout.text, &ret);
+    // The constructor array's word gets the address of the imported symbol (an absolute
+    // relocation, addend 0: in the entry, or, REL, in the word, which is 0 already).
+    let constructor = layout.slot + WORD;
+    let reloc = reloc_bytes(constructor as u64, tables.constructor, arch::R_ABSOLUTE, 0);
+    place(layout.rela, &reloc);
+    place(layout.text, &arch::RET);
     place(layout.text + RET_SIZE, stubs);
 
     let mut d = Writer::at(&mut out, layout.dynamic);
     let mut entry = |tag: u64, value: usize| {
-        d.u64(tag);
-        d.u64(value as u64);
+        d.word(tag as usize);
+        d.word(value);
     };
     entry(
         if tables.gnu_hash {
@@ -209,11 +202,16 @@ pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Lay
         entry(DT_VERDEF, layout.verdef);
         entry(DT_VERDEFNUM, *count as usize);
     }
-    entry(DT_RELA, layout.rela);
-    entry(DT_RELASZ, RELA_SIZE);
-    entry(DT_RELAENT, RELA_SIZE);
-    entry(DT_INIT_ARRAY, layout.slot + 8);
-    entry(DT_INIT_ARRAYSZ, 8);
+    let (table, size, entry_size) = if arch::RELA {
+        (DT_RELA, DT_RELASZ, DT_RELAENT)
+    } else {
+        (DT_REL, DT_RELSZ, DT_RELENT)
+    };
+    entry(table, layout.rela);
+    entry(size, RELOC_SIZE);
+    entry(entry_size, RELOC_SIZE);
+    entry(DT_INIT_ARRAY, constructor);
+    entry(DT_INIT_ARRAYSZ, WORD);
     entry(DT_NULL, 0);
     // The remaining reserved entries stay DT_NULL.
     out
@@ -239,8 +237,9 @@ impl<'a> Writer<'a> {
     fn u32(&mut self, v: u32) {
         self.bytes(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
+    /// An address-sized value.
+    fn word(&mut self, v: usize) {
+        self.bytes(&word_bytes(v as u64));
     }
 }
 
@@ -262,14 +261,7 @@ pub(super) fn sysv_hash_table(names: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// x86_64 stub at `at` (a file offset): `lea rdi, [rip + message]; jmp [rip + slot]`,
-/// padded with `int3`. Position-independent, so the file can be cached.
+/// The stub at file offset `at` (see the architecture's `forwarder_stub`).
 pub(super) fn stub_code(at: usize, message: usize, slot: usize) -> [u8; STUB_SIZE] {
-    let rel = |target: usize, next: usize| (target as i64 - next as i64) as i32;
-    let mut code = [0xcc; STUB_SIZE];
-    code[0..3].copy_from_slice(&[0x48, 0x8d, 0x3d]);
-    code[3..7].copy_from_slice(&rel(message, at + 7).to_le_bytes());
-    code[7..9].copy_from_slice(&[0xff, 0x25]);
-    code[9..13].copy_from_slice(&rel(slot, at + 13).to_le_bytes());
-    code
+    arch::forwarder_stub(at, message, slot)
 }

@@ -25,10 +25,11 @@
 //! Left out: thread-local symbols (only glibc's own libraries use libc's, and those are
 //! forwarded too; a TLS symbol would need a TLS block of the forwarder's own).
 //!
-//! Version skew: when the host's copy of a shared library exports functions the program's
-//! copy lacks, each becomes a stub that aborts naming it, the library and both files, if
-//! it is ever called (the capsule's `dlsym` does not return stubs). Missing data symbols
-//! and versions are refused before loading (`sharing::check_skew`).
+//! Version skew: when the host's copy of a shared library (its file, read by `elffile`)
+//! exports functions the program's copy lacks, each becomes a stub that aborts naming it,
+//! the library and both files, if it is ever called (the capsule's `dlsym` does not return
+//! stubs). Missing data symbols and versions are refused before loading
+//! (`sharing::check_skew`).
 
 mod image;
 
@@ -38,7 +39,9 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 
+use crate::dynamic_tags::{DT_NULL, DT_VERDEF};
 use crate::elf::{Binding, LinkMap, Object, RawSymbol, SymbolKind, SHN_ABS, SHN_UNDEF, SYM_SIZE};
+use crate::elffile::{Exports, VERSYM_HIDDEN};
 use crate::error::{Error, Result};
 use crate::prefix::fs::Identity;
 use crate::sharing::Scope;
@@ -49,9 +52,6 @@ const SHN_TEXT: u16 = 1;
 const STB_GLOBAL: u8 = 1;
 const STT_NOTYPE: u8 = 0;
 const STT_FUNC: u8 = 2;
-const VERSYM_HIDDEN: u16 = 0x8000;
-const DT_NULL: u64 = 0;
-const DT_VERDEF: u64 = 0x6fff_fffc;
 
 /// What a forwarder is made from.
 pub(crate) struct Source<'a> {
@@ -104,7 +104,11 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
         }
     }
     let stubs = match source.host {
-        Some(path) => missing_functions(program, &crate::sharing::HostFile::open(path)?.object()?)?,
+        Some(path) => {
+            let host = crate::sharing::host_symbols(path)?;
+            let exports = host.exports().map_err(crate::sharing::bad_elf(path))?;
+            missing_functions(program, &exports)?
+        }
         None => Vec::new(),
     };
     let copied = raw.symbols.len() / SYM_SIZE;
@@ -159,18 +163,20 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
 }
 
 /// The cache file name of the forwarder for `source`: everything [`image`] depends on
-/// (the two copies' files, by path and identity, and this build of the module).
+/// (the two copies' files, by path and identity, this build of the module and of the
+/// architecture code it writes, and the machine).
 pub(crate) fn file_name(source: &Source<'_>) -> String {
     let identity = |path: &Path| {
         let meta = std::fs::metadata(path).ok();
         format!("{}\0{:?}", path.display(), meta.as_ref().map(Identity::of))
     };
     let key = format!(
-        "{}\0{}\0{}\0{}",
+        "{}\0{}\0{}\0{}\0{}",
         source.soname,
         identity(source.program_path),
         source.host.map_or(String::new(), identity),
-        env!("CAPSULE_FORWARDER_ID")
+        env!("CAPSULE_FORWARDER_ID"),
+        crate::machine::Machine::NATIVE.name(),
     );
     format!(
         "forward-{}-{:016x}.so",
@@ -334,7 +340,7 @@ unsafe fn activate(
         if function {
             sym.info = sym.info & 0xf0 | STT_FUNC;
         }
-        writes.push((address, sym.to_bytes().to_vec()));
+        writes.push((address, sym.to_bytes()));
     }
     // SAFETY: each write replaces one whole symbol entry with the same entry, absolute.
     unsafe { crate::patch::write_read_only(object, "forwarder symbol", &writes) }?;
@@ -356,11 +362,12 @@ unsafe fn activate(
     // versions): it moves by the opposite amount.
     unsafe {
         let (real, copy) = ((*forwarder).l_addr, program.bias());
-        let mut entry = (*forwarder).l_ld as *mut u64;
-        while *entry != DT_NULL {
-            if *entry == DT_VERDEF {
+        // ElfN_Dyn: two words, tag and value.
+        let mut entry = (*forwarder).l_ld as *mut usize;
+        while *entry as u64 != DT_NULL {
+            if *entry as u64 == DT_VERDEF {
                 let value = entry.add(1);
-                *value = (*value).wrapping_add(real as u64).wrapping_sub(copy as u64);
+                *value = (*value).wrapping_add(real).wrapping_sub(copy);
             }
             entry = entry.add(2);
         }
@@ -379,32 +386,32 @@ struct Missing {
 
 /// Functions the host's copy exports that the program's copy lacks, in versions the
 /// program's copy defines (a missing version is refused before loading anyway).
-fn missing_functions(program: &Object<'_>, host: &Object<'_>) -> Result<Vec<Missing>> {
+fn missing_functions(program: &Object<'_>, host: &Exports<'_>) -> Result<Vec<Missing>> {
     let mut out: Vec<Missing> = Vec::new();
-    for symbol in host.symbols() {
-        let symbol = symbol?;
-        if !matches!(symbol.kind, SymbolKind::Function | SymbolKind::Ifunc) || symbol.absolute {
+    for export in host.iter() {
+        if !export.is_function() || export.is_absolute() {
             continue;
         }
-        if program.lookup(symbol.name, symbol.version)?.is_some() {
+        let name = export.symbol.name.as_str();
+        if program.lookup(name, export.version)?.is_some() {
             continue;
         }
-        let versym = match symbol.version {
+        let versym = match export.version {
             None => 1,
             Some(v) => match program.version_index(v)? {
-                Some(index) => index | if symbol.hidden { VERSYM_HIDDEN } else { 0 },
+                Some(index) => index | if export.hidden { VERSYM_HIDDEN } else { 0 },
                 None => continue,
             },
         };
         if out
             .iter()
-            .any(|m| m.name == symbol.name && m.version.as_deref() == symbol.version)
+            .any(|m| m.name == name && m.version.as_deref() == export.version)
         {
             continue;
         }
         out.push(Missing {
-            name: symbol.name.to_string(),
-            version: symbol.version.map(str::to_string),
+            name: name.to_string(),
+            version: export.version.map(str::to_string),
             versym,
         });
     }
@@ -581,9 +588,8 @@ extern "C" fn stub_called(message: *const libc::c_char) -> ! {
 /// An IFUNC's implementation, asked of its resolver as ld.so asks it.
 fn resolve_ifunc(resolver: usize) -> usize {
     // SAFETY: `resolver` is the address of an STT_GNU_IFUNC symbol of a loaded, relocated
-    // object; on x86_64 ld.so calls resolvers with no arguments (they read the CPU
-    // features ld.so set up at start), and a resolver has no other effect.
-    unsafe { std::mem::transmute::<usize, extern "C" fn() -> usize>(resolver)() }
+    // object (the program's global scope).
+    unsafe { crate::arch::native::resolve_ifunc(resolver) }
 }
 
 /// The stubs' code of every loaded forwarder, as absolute address ranges.

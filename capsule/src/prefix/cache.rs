@@ -22,6 +22,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::bytes::{u32_at, u64_at};
+use crate::machine::Machine;
 
 const MAGIC_OLD: &[u8] = b"ld.so-1.7.0";
 const MAGIC_NEW: &[u8] = b"glibc-ld.so.cache1.1";
@@ -35,8 +36,6 @@ const NEW_ALIGN: usize = 8;
 const ENDIAN_BIG: u8 = 3;
 const ENDIAN_INVALID: u8 = 1;
 
-/// `FLAG_ELF_LIBC6 | FLAG_X8664_LIB64`: the only entries x86_64 ld.so accepts.
-pub const FLAGS_X86_64: i32 = 0x0303;
 /// Set in `hwcap` when the entry lives in a `glibc-hwcaps/` subdirectory (its low 32 bits
 /// index the subdirectory names in the extension area).
 pub const HWCAP_EXTENSION: u64 = 1 << 62;
@@ -44,7 +43,7 @@ pub const HWCAP_EXTENSION: u64 = 1 << 62;
 /// One entry: a library name and the absolute path (of the host tree) it maps to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Architecture/ABI flags ([`FLAGS_X86_64`] for x86_64 glibc libraries).
+    /// Architecture/ABI flags ([`Machine::ld_cache_flags`] of the library's machine).
     pub flags: i32,
     /// The name looked up: a soname.
     pub name: String,
@@ -165,20 +164,26 @@ fn malformed<T>(reason: impl Into<String>) -> Result<T, CacheError> {
 }
 
 impl Cache {
-    /// The paths (of the host tree) for `name` that x86_64 ld.so would use, best first.
+    /// The paths (of the host tree) for `name` that `machine`'s ld.so would use, best
+    /// first: entries of other machines (an i386 and an x86_64 `libz.so.1` share a cache)
+    /// are passed over by their flags, as ld.so passes them over.
     /// Entries in `glibc-hwcaps/` subdirectories and legacy hwcap entries are left out:
     /// choosing among them needs the CPU checks ld.so makes, and the plain entry of the
     /// same library is always there too.
     ///
     /// ldconfig sorts the entries by [`libcmp`], descending; ld.so relies on that with a
     /// binary search, and so does this (an unsorted cache misleads both alike).
-    pub fn lookup<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Path> + 'a {
+    pub fn lookup<'a>(
+        &'a self,
+        name: &'a str,
+        machine: Machine,
+    ) -> impl Iterator<Item = &'a Path> + 'a {
         let name = name.as_bytes();
         (self.first_equal(name)..self.count)
             .map(|i| self.entry(i))
             .take_while(move |e| libcmp(self.string(e.key), name).is_eq())
             .filter(move |e| {
-                e.flags == FLAGS_X86_64
+                machine.accepts_cache_flags(e.flags)
                     && e.hwcap == 0
                     && self.strings_in_file(e)
                     && self.string(e.key) == name
@@ -413,6 +418,9 @@ fn read_u32(bytes: &[u8], at: usize, what: &str) -> Result<u32, CacheError> {
 mod tests {
     use super::*;
 
+    const FLAGS_X86_64: i32 = Machine::X86_64.ld_cache_flags();
+    const X86_64: Machine = Machine::X86_64;
+
     /// A new-format cache holding `entries` (flags, name, path, hwcap).
     fn new_cache(entries: &[(i32, &str, &str, u64)]) -> Vec<u8> {
         let strings_at = NEW_HEADER + entries.len() * NEW_ENTRY;
@@ -443,17 +451,25 @@ mod tests {
     }
 
     #[test]
-    fn new_format_lookup_prefers_plain_x86_64_entries() {
+    fn new_format_lookup_takes_the_plain_entries_of_the_machine() {
         let bytes = new_cache(&[
             (FLAGS_X86_64, "libz.so.1", "/hw/libz.so.1", HWCAP_EXTENSION),
             (0x0003, "libz.so.1", "/lib32/libz.so.1", 0),
+            (0x0001, "libz.so.1", "/old/libz.so.1", 0),
             (FLAGS_X86_64, "libz.so.1", "/usr/lib/libz.so.1", 0),
+            (0x0a03, "libz.so.1", "/arm/libz.so.1", 0),
         ]);
         let cache = parse(&bytes).unwrap();
-        assert_eq!(cache.entries().len(), 3);
-        let found: Vec<_> = cache.lookup("libz.so.1").collect();
-        assert_eq!(found, vec![Path::new("/usr/lib/libz.so.1")]);
-        assert_eq!(cache.lookup("libq.so.1").count(), 0);
+        assert_eq!(cache.entries().len(), 5);
+        let found = |machine| cache.lookup("libz.so.1", machine).collect::<Vec<_>>();
+        assert_eq!(found(X86_64), [Path::new("/usr/lib/libz.so.1")]);
+        // i386's ld.so also takes FLAG_ELF entries (glibc's generic `_dl_cache_check_flags`).
+        assert_eq!(
+            found(Machine::X86),
+            [Path::new("/lib32/libz.so.1"), Path::new("/old/libz.so.1")]
+        );
+        assert_eq!(found(Machine::Aarch64), [Path::new("/arm/libz.so.1")]);
+        assert_eq!(cache.lookup("libq.so.1", X86_64).count(), 0);
     }
 
     /// An old-format header and one entry naming `liba.so.1`, strings not included.
@@ -473,7 +489,7 @@ mod tests {
         bytes.extend_from_slice(b"liba.so.1\0/old/a\0");
         let cache = parse(&bytes).unwrap();
         assert_eq!(cache.entries()[0].path, Path::new("/old/a"));
-        assert_eq!(cache.lookup("liba.so.1").count(), 1);
+        assert_eq!(cache.lookup("liba.so.1", X86_64).count(), 1);
     }
 
     #[test]
@@ -489,7 +505,7 @@ mod tests {
             0,
         )]));
         let cache = parse(&bytes).unwrap();
-        let found: Vec<_> = cache.lookup("liba.so.1").collect();
+        let found: Vec<_> = cache.lookup("liba.so.1", X86_64).collect();
         assert_eq!(found, vec![Path::new("/new/liba.so.1")]);
     }
 
@@ -504,7 +520,7 @@ mod tests {
             (FLAGS_X86_64, "liba.so.1", "/a", 0),
         ]);
         let cache = parse(&bytes).unwrap();
-        let found: Vec<_> = cache.lookup("libb.so.1").collect();
+        let found: Vec<_> = cache.lookup("libb.so.1", X86_64).collect();
         assert_eq!(
             found,
             vec![
@@ -513,10 +529,10 @@ mod tests {
             ]
         );
         assert_eq!(cache.entries()[2].hwcap, HWCAP_EXTENSION);
-        assert_eq!(cache.lookup("libb.so").count(), 0);
-        assert_eq!(cache.lookup("liba.so.1").count(), 1);
-        assert_eq!(cache.lookup("libc.so.6").count(), 1);
-        assert_eq!(cache.lookup("libd.so.1").count(), 0);
+        assert_eq!(cache.lookup("libb.so", X86_64).count(), 0);
+        assert_eq!(cache.lookup("liba.so.1", X86_64).count(), 1);
+        assert_eq!(cache.lookup("libc.so.6", X86_64).count(), 1);
+        assert_eq!(cache.lookup("libd.so.1", X86_64).count(), 0);
     }
 
     #[test]
@@ -541,17 +557,36 @@ mod tests {
         let cache = parse(&bytes).unwrap();
         let entries = cache.entries();
         assert!(entries.len() > 10, "only {} entries", entries.len());
-        for entry in entries
-            .iter()
-            .filter(|e| e.flags == FLAGS_X86_64 && e.hwcap == 0)
-        {
-            assert!(
-                cache.lookup(&entry.name).any(|p| p == entry.path),
-                "{} => {:?} not found",
-                entry.name,
-                entry.path
-            );
+        for machine in Machine::ALL {
+            for entry in entries
+                .iter()
+                .filter(|e| e.flags == machine.ld_cache_flags() && e.hwcap == 0)
+            {
+                assert!(
+                    cache.lookup(&entry.name, machine).any(|p| p == entry.path),
+                    "{} => {:?} not found for {machine:?}",
+                    entry.name,
+                    entry.path
+                );
+            }
         }
+        // The i386 libraries (libc6:i386, which the tests need) are in the cache beside the
+        // x86_64 ones (and x32's, gcc-multilib's), and each machine's lookup takes its own.
+        let i386: Vec<_> = cache.lookup("libc.so.6", Machine::X86).collect();
+        let x86_64: Vec<_> = cache.lookup("libc.so.6", X86_64).collect();
+        assert!(
+            i386.first()
+                .is_some_and(|p| p.to_string_lossy().contains("i386-linux-gnu"))
+                && i386.iter().all(|p| !p.to_string_lossy().contains("x86_64")),
+            "i386 libc.so.6 in /etc/ld.so.cache (apt-get install libc6:i386): {i386:?}"
+        );
+        assert!(
+            x86_64
+                .iter()
+                .all(|p| p.to_string_lossy().contains("x86_64-linux-gnu"))
+                && !x86_64.is_empty(),
+            "{x86_64:?}"
+        );
     }
 
     #[test]
@@ -598,19 +633,27 @@ mod tests {
         };
         // The path of the first entry lies past the end: the second answers.
         let cache = damaged(8);
-        assert_eq!(cache.lookup("liba.so.1").collect::<Vec<_>>(), ["/b"]);
+        assert_eq!(
+            cache.lookup("liba.so.1", X86_64).collect::<Vec<_>>(),
+            ["/b"]
+        );
         assert_eq!(cache.entries().len(), 1);
         // Its name does: the search may stop there (as ld.so's may), but never answers
         // with the bad entry.
         let cache = damaged(4);
-        assert!(cache.lookup("liba.so.1").all(|p| p == Path::new("/b")));
+        assert!(cache
+            .lookup("liba.so.1", X86_64)
+            .all(|p| p == Path::new("/b")));
         assert_eq!(cache.entries().len(), 1);
         // The last string ("/b") has lost its NUL: only "/a" is whole.
         let mut bytes = new_cache(&entries);
         let last = bytes.len() - 1;
         bytes[last] = b'x';
         let cache = parse(&bytes).unwrap();
-        assert_eq!(cache.lookup("liba.so.1").collect::<Vec<_>>(), ["/a"]);
+        assert_eq!(
+            cache.lookup("liba.so.1", X86_64).collect::<Vec<_>>(),
+            ["/a"]
+        );
     }
 
     #[test]

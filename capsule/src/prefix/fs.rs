@@ -95,6 +95,25 @@ impl Identity {
         }
     }
 
+    /// Its fields as little-endian words (device, inode, size, then each time's seconds
+    /// and nanoseconds), as cache files record it.
+    pub fn to_le_bytes(&self) -> [u8; 56] {
+        let words = [
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime.0 as u64,
+            self.mtime.1 as u64,
+            self.ctime.0 as u64,
+            self.ctime.1 as u64,
+        ];
+        let mut bytes = [0; 56];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+
     /// Whether the file changed so recently (within 2 s of `now`, or after it) that a
     /// further change could leave the same identity: file systems stamp times from a
     /// clock that ticks every few milliseconds, so two writes in one tick look alike. Git
@@ -319,10 +338,15 @@ mod tests {
     /// `resolve` (the kernel's lookup here) after checking that the walk agrees.
     fn both(root: &Path, inside: &Path) -> Result<Option<PathBuf>> {
         let kernel = resolve(root, inside);
-        assert!(
-            KERNEL_LOOKUP.load(Ordering::Relaxed),
-            "openat2(RESOLVE_IN_ROOT) and /proc/self/fd must work on this machine"
-        );
+        if !KERNEL_LOOKUP.load(Ordering::Relaxed) {
+            // qemu-user before 9.1 has no openat2 (ENOSYS): under it (the cargo runner
+            // names it, see .cargo/config.toml) the walk is the lookup, checked alone.
+            let emulator = std::env::var("CAPSULE_TESTS_EMULATOR").unwrap_or_else(|_| {
+                panic!("openat2(RESOLVE_IN_ROOT) and /proc/self/fd must work on this machine")
+            });
+            eprintln!("no openat2 under {emulator}: the walk alone is checked");
+            return kernel;
+        }
         let walked = walk(root, inside);
         match (&kernel, &walked) {
             (Ok(k), Ok(w)) => assert_eq!(k, w, "kernel and walk differ for {inside:?}"),

@@ -1,20 +1,18 @@
 //! glibc's own libraries, which a capsule takes from the running system, and the check
 //! that every symbol version the closure needs is defined by whoever provides it.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 
-use super::elffile::ElfFile;
-use crate::dlfcn::Handle;
-use crate::elf::{LinkMap, Object};
+use crate::elffile::ElfFile;
 use crate::error::{Error, Result, VersionProvider};
+use crate::machine::Machine;
 
-/// Sonames built from glibc's source. They share GLIBC_PRIVATE interfaces with the
-/// dynamic linker of the same build, so a copy from another tree would not work with the
-/// running ld.so: they are always taken from the running system.
+/// Sonames built from glibc's source, besides the dynamic linker's own
+/// ([`Machine::ld_so`]). They share GLIBC_PRIVATE interfaces with the dynamic linker of
+/// the same build, so a copy from another tree would not work with the running ld.so:
+/// they are always taken from the running system.
 pub const GLIBC_SONAMES: &[&str] = &[
-    "ld-linux-x86-64.so.2",
     "libc.so.6",
     "libm.so.6",
     "libmvec.so.1",
@@ -36,9 +34,14 @@ pub const GLIBC_SONAMES: &[&str] = &[
     "libnss_hesiod.so.2",
 ];
 
-/// Whether `soname` is one of glibc's own libraries.
+/// Whether `soname` is one of glibc's own libraries on this process's machine.
 pub fn is_glibc(soname: &str) -> bool {
-    GLIBC_SONAMES.contains(&soname)
+    is_glibc_on(Machine::NATIVE, soname)
+}
+
+/// Whether `soname` is one of glibc's own libraries on `machine`.
+pub fn is_glibc_on(machine: Machine, soname: &str) -> bool {
+    soname == machine.ld_so() || GLIBC_SONAMES.contains(&soname)
 }
 
 /// The version of the running glibc, e.g. `2.36`.
@@ -49,101 +52,24 @@ pub fn running_version() -> String {
     version.to_string_lossy().into_owned()
 }
 
-/// The file of the libc.so.6 mapped in this process, so that the capsule's libc is the
-/// very build the running ld.so belongs to (several may be installed).
-pub fn running_libc_path() -> Option<PathBuf> {
-    with_loaded("libc.so.6", |_, path| Some(path))
-}
-
-/// A glibc library the program has loaded: the path ld.so opened it under, and what the
-/// search needs of it, read from its memory (no file I/O): its soname, DT_NEEDED and
-/// DT_VERDEF. Its DT_VERNEED and search paths are left out: glibc's libraries come from
-/// the running system as one build, whose versions ld.so matched when it loaded them, and
-/// what they need is taken from the running system too. None when the program has not
-/// loaded it, or its dynamic section cannot be read (the caller then searches the files).
-pub fn loaded(soname: &str) -> Option<(PathBuf, ElfFile)> {
-    with_loaded(soname, |map, path| {
-        // SAFETY: `with_loaded` keeps the object loaded while this runs.
-        let facts = unsafe { Object::from_link_map(map) }.and_then(|object| {
-            let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
-            Ok(ElfFile {
-                soname: object.soname()?.map(str::to_string),
-                needed: owned(object.needed()?),
-                verdef: owned(object.defined_versions()?),
-                ..ElfFile::default()
-            })
-        });
-        match facts {
-            Ok(file) if file.soname.as_deref() == Some(soname) => Some((path, file)),
-            Ok(file) => {
-                crate::debug!(
-                    Libs,
-                    "{}: its soname is {:?}, not {soname}",
-                    path.display(),
-                    file.soname
-                );
-                None
-            }
-            Err(e) => {
-                crate::debug!(Libs, "{}: not read from memory: {e}", path.display());
-                None
-            }
-        }
-    })
-}
-
-/// Run `read` on the link map and path of `soname`, loaded in this (the program's)
-/// namespace, holding a reference so that it cannot be unloaded meanwhile.
-fn with_loaded<T>(
-    soname: &str,
-    read: impl FnOnce(*const LinkMap, PathBuf) -> Option<T>,
-) -> Option<T> {
-    // libc and ld.so need no reference held (see `never_unloaded`); any other is held by
-    // a NOLOAD dlopen, which only looks the name up among the loaded objects of the
-    // caller's namespace: nothing is mapped and no constructor runs.
-    let (handle, held) = match never_unloaded(soname) {
-        Some(map) => (Handle(NonNull::new(map.cast_mut().cast())?), false),
-        None => {
-            let name = CString::new(soname).ok()?;
-            // SAFETY: see above; the name is NUL-terminated.
-            let raw = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
-            (Handle(NonNull::new(raw)?), true)
-        }
-    };
-    let path = handle.path();
-    let result = path
-        .is_absolute()
-        .then(|| read(handle.link_map(), path))
-        .flatten();
-    if held {
-        // SAFETY: drops the reference the NOLOAD dlopen took; the object stays loaded
-        // for whoever loaded it.
-        unsafe { libc::dlclose(handle.as_ptr()) };
-    }
-    result
-}
-
-/// The link map of the program's libc.
-pub(crate) fn program_libc_link_map() -> Option<*const LinkMap> {
-    never_unloaded("libc.so.6")
-}
-
-/// libc's and ld.so's link maps, found by a function inside each: both are loaded before
-/// the program starts and never unloaded, so no reference needs holding (the NOLOAD
-/// dlopen that takes one costs microseconds, on every first load of a capsule).
-fn never_unloaded(soname: &str) -> Option<*const LinkMap> {
-    let inside = match soname {
-        "libc.so.6" => gnu_get_libc_version as *const std::ffi::c_void,
-        "ld-linux-x86-64.so.2" => __tls_get_addr as *const std::ffi::c_void,
-        _ => return None,
-    };
-    crate::linkmap::containing(inside)
+/// What the search takes from the running process about its own glibc, handed in by the
+/// runtime (the prefix module reads no memory and loads nothing). With it, glibc's
+/// libraries of this process's machine are the program's loaded copies, read from
+/// memory, and closures are remembered under the running libc's name; without it (a
+/// [`Prefix::open`](super::Prefix::open), capsule-gen's), glibc's libraries are searched
+/// for in the files of `/`, as for another machine, and nothing is remembered.
+#[derive(Clone, Copy, Debug)]
+pub struct Running {
+    /// The file of the program's libc.so.6 (several may be installed).
+    pub libc_path: fn() -> Option<PathBuf>,
+    /// A glibc library the program has loaded: the path ld.so opened it under, and what
+    /// the search needs of it. None when the program has not loaded it, or it cannot be
+    /// read (the search then takes it from the files).
+    pub loaded: fn(&str) -> Option<(PathBuf, ElfFile)>,
 }
 
 extern "C" {
     fn gnu_get_libc_version() -> *const libc::c_char;
-    /// Defined by ld.so (only its address is taken).
-    fn __tls_get_addr();
 }
 
 /// What the version check needs of one closure object.
@@ -157,7 +83,9 @@ pub struct Versioned<'a> {
 /// Check, before anything is mapped, every version each object needs against the
 /// DT_VERDEF of the object providing it, as ld.so's `_dl_check_map_versions` will.
 /// A provider outside `objects` (already loaded, or not needed) is not checked here.
-pub fn check_versions(objects: &[Versioned<'_>]) -> Result<()> {
+/// `machine` is the closure's: the glibc an error names is the running one only for this
+/// process's machine.
+pub fn check_versions(objects: &[Versioned<'_>], machine: Machine) -> Result<()> {
     for user in objects {
         for (provider_name, versions) in &user.file.verneed {
             let Some(provider) = objects.iter().find(|o| o.soname == provider_name) else {
@@ -179,7 +107,7 @@ pub fn check_versions(objects: &[Versioned<'_>]) -> Result<()> {
                         } else {
                             "host library"
                         },
-                        running_glibc: running_version(),
+                        running_glibc: glibc_version(objects, machine),
                     }),
                 });
             }
@@ -188,16 +116,39 @@ pub fn check_versions(objects: &[Versioned<'_>]) -> Result<()> {
     Ok(())
 }
 
+/// The version of the glibc that `objects` run on: the running one for this process's
+/// machine; for another, the newest `GLIBC_2.N` its libc (taken from the system's files)
+/// defines, the same number for every release that added symbols.
+fn glibc_version(objects: &[Versioned<'_>], machine: Machine) -> String {
+    if machine == Machine::NATIVE {
+        return running_version();
+    }
+    let number = |v: &str| -> Option<Vec<u32>> {
+        v.strip_prefix("GLIBC_")?
+            .split('.')
+            .map(|n| n.parse().ok())
+            .collect()
+    };
+    objects
+        .iter()
+        .filter(|o| o.soname == "libc.so.6")
+        .flat_map(|o| o.file.verdef.iter())
+        .filter_map(|v| Some((number(v)?, v)))
+        .max()
+        .map_or_else(
+            || format!("of this system's {} libc", machine.name()),
+            |(_, v)| v["GLIBC_".len()..].to_string(),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prefix::elffile::NeededVersion;
+    use crate::elffile::NeededVersion;
 
     #[test]
     fn running_glibc_is_known() {
         assert!(running_version().starts_with("2."));
-        let libc = running_libc_path().expect("libc.so.6 mapped in a test process");
-        assert!(libc.to_string_lossy().contains("libc.so.6"), "{libc:?}");
     }
 
     #[test]
@@ -213,14 +164,17 @@ mod tests {
                     NeededVersion {
                         name: "GLIBC_2.2.5".into(),
                         weak: false,
+                        index: 2,
                     },
                     NeededVersion {
                         name: "GLIBC_2.98".into(),
                         weak: true,
+                        index: 3,
                     },
                     NeededVersion {
                         name: "GLIBC_2.99".into(),
                         weak: false,
+                        index: 4,
                     },
                 ],
             )],
@@ -240,7 +194,9 @@ mod tests {
                 file: &user,
             },
         ];
-        let err = check_versions(&objects).unwrap_err().to_string();
+        let err = check_versions(&objects, Machine::NATIVE)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("GLIBC_2.99") && !err.contains("GLIBC_2.98"),
             "{err}"
@@ -250,5 +206,16 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("glibc"), "{err}");
+        assert!(
+            err.contains(&format!("glibc {} or older", running_version())),
+            "{err}"
+        );
+        // A closure of another machine runs on that machine's glibc, not the running one.
+        let other = Machine::ALL
+            .into_iter()
+            .find(|&m| m != Machine::NATIVE)
+            .unwrap();
+        let err = check_versions(&objects, other).unwrap_err().to_string();
+        assert!(err.contains("glibc 2.2.5 or older"), "{err}");
     }
 }

@@ -17,10 +17,8 @@
 //! one's answers, and the closure's symbol versions were checked when it was found, against
 //! the same files.
 
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::fs::{self, Identity};
 use super::search::Inputs;
@@ -43,10 +41,11 @@ pub(super) struct Slot<'a> {
 }
 
 /// Where `library` of `prefix` would be remembered; None without a usable cache directory
-/// or a known running libc.
+/// or a known running libc (a prefix without the running glibc handed in, or of another
+/// machine than this process's: capsule-gen's plans).
 pub(super) fn slot<'a>(prefix: &'a Prefix, library: &'a str) -> Option<Slot<'a>> {
+    let libc = (prefix.running()?.libc_path)()?;
     let dir = disk_cache::cache_dir().ok()?;
-    let libc = glibc::running_libc_path()?;
     let mut key = Vec::new();
     for part in [
         RESOLVER_ID.as_bytes(),
@@ -71,7 +70,7 @@ impl Slot<'_> {
     /// The closure remembered here, if none of the files it was decided by changed since.
     pub fn recall(&self) -> Option<Closure> {
         let (prefix, library) = (self.prefix, self.library);
-        let bytes = read_owned(&self.path)?;
+        let bytes = disk_cache::read_owned(&self.path)?;
         let (inputs, closure) = decode(&bytes, &self.key)?;
         for (inside, identity) in &inputs {
             let now = fs::identity(prefix.root(), inside).ok().flatten();
@@ -113,24 +112,6 @@ impl Slot<'_> {
     }
 }
 
-/// The bytes of the memo at `path`, if it is a file of this user that no one else can
-/// write (opened without following a symlink).
-fn read_owned(path: &Path) -> Option<Vec<u8>> {
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    if let Err(why) = disk_cache::owned(&meta) {
-        crate::debug!(Libs, "{}: not read: {why}", path.display());
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
-}
-
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
@@ -146,13 +127,7 @@ fn encode(key: &[u8], inputs: &Inputs, closure: &Closure) -> Vec<u8> {
     put_u64(&mut out, inputs.len() as u64);
     for (inside, id) in inputs {
         put(&mut out, inside.as_os_str().as_bytes());
-        for value in [id.dev, id.ino, id.size] {
-            put_u64(&mut out, value);
-        }
-        for (seconds, nanoseconds) in [id.mtime, id.ctime] {
-            put_u64(&mut out, seconds as u64);
-            put_u64(&mut out, nanoseconds as u64);
-        }
+        out.extend_from_slice(&id.to_le_bytes());
     }
     put_u64(&mut out, closure.objects.len() as u64);
     for object in &closure.objects {

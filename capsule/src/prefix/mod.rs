@@ -6,17 +6,24 @@
 //! DT_RPATH of O and of the objects that loaded it (only while O has no DT_RUNPATH),
 //! DT_RUNPATH of O, the prefix's `etc/ld.so.cache` (else the directories of its
 //! `etc/ld.so.conf`), then the default directories. glibc's own libraries are taken from
-//! the running system, never from the prefix.
+//! the running system, never from the prefix: the program's loaded copies where the
+//! runtime hands them in ([`glibc::Running`]), else the files of `/`. This module reads
+//! files only: no memory of loaded objects, no dl calls.
+//!
+//! A prefix is searched for one [`Machine`] (the runtime's own, [`Machine::NATIVE`];
+//! capsule-gen takes the machine of the library it is given): the default directories,
+//! `$LIB`, `$PLATFORM`, the ld.so.cache entries used and the dynamic linker's soname are
+//! that machine's, and a file of another class or machine is passed over, as that
+//! machine's ld.so passes it over.
 //!
 //! Every path of the search is a path of the host tree: `$ORIGIN` is the directory an
 //! object was found in *inside the prefix*, and symlinks are followed inside it ([`fs`]).
-//! `$LIB` is `lib/x86_64-linux-gnu` and `$PLATFORM` `x86_64`, as Debian's ld.so expands
-//! them. Relative RPATH/RUNPATH entries (relative to the program's working directory for
-//! ld.so) and `glibc-hwcaps` subdirectories are not searched.
+//! `$LIB` (`lib/x86_64-linux-gnu`) and `$PLATFORM` (`x86_64`) are expanded as Debian's
+//! ld.so expands them. Relative RPATH/RUNPATH entries (relative to the program's working
+//! directory for ld.so) and `glibc-hwcaps` subdirectories are not searched.
 
 pub mod cache;
 pub mod conf;
-pub mod elffile;
 pub mod fs;
 pub mod glibc;
 mod memo;
@@ -27,13 +34,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::machine::Machine;
 
-pub use search::{expand_dst, DEFAULT_DIRS, DST_LIB, DST_PLATFORM};
+pub use search::expand_dst;
 
 /// A host tree, opened once: its root, and its cache or conf directories.
 #[derive(Debug)]
 pub struct Prefix {
     root: PathBuf,
+    /// The machine whose libraries are searched for.
+    machine: Machine,
+    /// The running process's glibc, where the runtime handed it in.
+    running: Option<glibc::Running>,
     /// Read when a search first needs it (a closure the memo answers needs none). Shared
     /// between the running system's prefix and a prefix that is `/` too.
     config: OnceLock<Arc<LinkerConfig>>,
@@ -144,16 +156,33 @@ impl Prefix {
     /// (the search reads it anyway for glibc's libraries), so an `ldconfig` run after
     /// that is not seen by later namespaces of the process.
     pub fn open(root: &Path) -> Result<Prefix> {
-        let prefix = Prefix::open_canonical(canonical_root(root)?);
+        Prefix::open_for(root, Machine::NATIVE)
+    }
+
+    /// [`Prefix::open`], to resolve libraries of `machine` (capsule-gen, on a library of
+    /// another architecture).
+    ///
+    /// glibc's libraries are the running system's: here its files in `/`, searched for
+    /// `machine` as ld.so would, and closures are not remembered. (The runtime's prefixes
+    /// take them from the process's loaded copies instead: [`glibc::Running`].)
+    pub fn open_for(root: &Path, machine: Machine) -> Result<Prefix> {
+        let prefix = Prefix::unread(canonical_root(root)?, machine, None);
         prefix.config()?;
         Ok(prefix)
     }
 
-    /// A root that [`canonical_root`] gave, its configuration read when first needed (a
-    /// bad one is reported then, by the load that needs it).
-    pub(crate) fn open_canonical(root: PathBuf) -> Prefix {
+    /// A root that [`canonical_root`] gave, for the runtime's machine and `running`, its
+    /// configuration read when first needed (a bad one is reported then, by the load that
+    /// needs it).
+    pub(crate) fn open_canonical(root: PathBuf, running: glibc::Running) -> Prefix {
+        Prefix::unread(root, Machine::NATIVE, Some(running))
+    }
+
+    fn unread(root: PathBuf, machine: Machine, running: Option<glibc::Running>) -> Prefix {
         Prefix {
             root,
+            machine,
+            running,
             config: OnceLock::new(),
         }
     }
@@ -167,7 +196,7 @@ impl Prefix {
         if let Some(config) = self.config.get() {
             return Ok(config);
         }
-        let system = search::system_prefix();
+        let system = search::system_prefix(Machine::NATIVE);
         let config = if self.root == Path::new("/") && !std::ptr::eq(self, system) {
             // The running system's, read once per process.
             Arc::clone(system.shared_config()?)
@@ -180,6 +209,19 @@ impl Prefix {
     /// The prefix's root directory (absolute, symlinks of the path to it resolved).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The machine whose libraries this prefix resolves.
+    pub fn machine(&self) -> Machine {
+        self.machine
+    }
+
+    /// The running process's glibc, if handed in and of this prefix's machine (another
+    /// machine's glibc is not this process's).
+    fn running(&self) -> Option<&glibc::Running> {
+        self.running
+            .as_ref()
+            .filter(|_| self.machine == Machine::NATIVE)
     }
 
     /// Resolve `library` (a soname, or a path inside the prefix) and its DT_NEEDED closure.

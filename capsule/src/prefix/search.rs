@@ -5,28 +5,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::elffile::{self, ElfFile};
 use super::fs::{self, host_path, Identity};
 use super::glibc::{self, Versioned};
 use super::{Closure, LinkerConfig, Object, Origin, Prefix};
+use crate::elffile::{self, ElfFile};
 use crate::error::{Error, Result};
-
-/// ld.so's default directories on Debian's multiarch x86_64 (its `SYSTEM_DIRS`), then
-/// the lib64 and plain lib directories other distributions use.
-pub const DEFAULT_DIRS: &[&str] = &[
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-];
-
-/// What Debian's ld.so substitutes for `$LIB` (checked with `LD_DEBUG=libs` on a program
-/// whose RUNPATH is `$LIB/$PLATFORM`: it searched `lib/x86_64-linux-gnu/x86_64`).
-pub const DST_LIB: &str = "lib/x86_64-linux-gnu";
-/// What ld.so substitutes for `$PLATFORM` on x86_64.
-pub const DST_PLATFORM: &str = "x86_64";
+use crate::machine::Machine;
 
 /// One object met by the search.
 struct Node {
@@ -122,7 +106,7 @@ pub fn closure(
 
 impl Search<'_> {
     fn add_requester(&mut self, path: &Path) -> Result<usize> {
-        let file = elffile::read(path).map_err(|reason| Error::BadElf {
+        let file = elffile::read(path, self.prefix.machine).map_err(|reason| Error::BadElf {
             path: path.to_path_buf(),
             reason,
         })?;
@@ -186,7 +170,9 @@ impl Search<'_> {
                 if (self.is_loaded)(&name) {
                     continue;
                 }
-                if self.nodes[at].origin == Origin::System && !glibc::is_glibc(&name) {
+                if self.nodes[at].origin == Origin::System
+                    && !glibc::is_glibc_on(self.prefix.machine, &name)
+                {
                     crate::debug!(
                         Libs,
                         "{name} (needed by {}) not followed: glibc's libraries take nothing from the prefix",
@@ -247,7 +233,7 @@ impl Search<'_> {
                 file: &self.nodes[i].file,
             })
             .collect();
-        glibc::check_versions(&objects)
+        glibc::check_versions(&objects, self.prefix.machine)
     }
 
     fn object(&self, at: usize) -> Object {
@@ -267,8 +253,9 @@ impl Search<'_> {
     /// Find `name` as ld.so would for an object whose loader is `loader`.
     fn find(&mut self, name: &str, loader: Option<usize>, by: Option<&str>) -> Result<Found> {
         let mut searched = Vec::new();
-        let found = if glibc::is_glibc(file_name(Path::new(name)).as_str()) {
-            find_system(name, &mut searched)?
+        let found = if glibc::is_glibc_on(self.prefix.machine, file_name(Path::new(name)).as_str())
+        {
+            find_system(self.prefix, name, &mut searched)?
         } else if name.contains('/') {
             try_file(
                 self.prefix,
@@ -279,48 +266,79 @@ impl Search<'_> {
         } else {
             self.find_soname(name, loader, &mut searched)?
         };
-        let tried = searched.len();
-        let found = found.ok_or_else(|| Error::NotFound {
-            library: name.to_string(),
-            prefix: self.prefix.root.clone(),
-            needed_by: by.map(str::to_string),
-            searched,
-        })?;
-        self.note_input(&found, tried);
+        let Some(found) = found else {
+            return Err(Error::NotFound {
+                library: name.to_string(),
+                prefix: self.prefix.root.clone(),
+                needed_by: by.map(str::to_string),
+                searched,
+            });
+        };
+        self.note_input(&found, &searched);
         Ok(found)
     }
 
-    /// Keep the files `found` was decided by, for the memo: a cache entry taken at the
-    /// first try depends on `ld.so.cache` and the file, a path the caller named on that
-    /// file; a glibc library on the running glibc (part of the memo's key). Any other answer also depended on
-    /// what some place did *not* hold (an RPATH or default directory, a candidate passed
-    /// over), which no file identity stands for: then nothing is remembered.
-    fn note_input(&mut self, found: &Found, tried: usize) {
-        let Some(inputs) = &mut self.inputs else {
+    /// Keep the files `found` was decided by, for the memo: the file itself (a path the
+    /// caller named, a directory entry, an `ld.so.cache` entry), `ld.so.cache` where it
+    /// was consulted, and each place tried before it (`searched`, host paths, the last
+    /// one `found`'s): a file passed over by its identity, a file that was not there by
+    /// its directory's (adding a file changes the directory), or the nearest directory
+    /// above that exists. A glibc library depends on the running glibc, which is part of
+    /// the memo's key. Where the linker configuration is `ld.so.conf` rather than a cache,
+    /// nothing is remembered (the configuration's files are not tracked).
+    fn note_input(&mut self, found: &Found, searched: &[PathBuf]) {
+        if self.inputs.is_none() {
             return;
-        };
-        let cache = match self.prefix.config() {
-            Ok(LinkerConfig::Cache { identity, .. }) => Some(*identity),
-            _ => None,
-        };
-        match (found.origin, found.identity, &found.found_as, cache) {
-            // glibc's own libraries come from the running system with its libc, which the
-            // memo's key names (path and version): read from memory, or from their file
-            // when the program has not loaded them.
-            (Origin::System, _, _, _) if tried <= 1 => {}
-            // A path the caller named: decided by that file alone.
-            (Origin::Explicit, Some(identity), Some(inside), _) if tried == 1 => {
-                inputs.push((inside.clone(), identity));
-            }
-            (Origin::Cache, Some(identity), Some(inside), Some(cache)) if tried == 1 => {
-                let cache_path = Path::new("/etc/ld.so.cache");
-                if !inputs.iter().any(|(p, _)| p == cache_path) {
-                    inputs.push((cache_path.to_path_buf(), cache));
+        }
+        let decided_by = self.decided_by(found, searched);
+        match (&mut self.inputs, decided_by) {
+            (Some(inputs), Some(new)) => {
+                for input in new {
+                    if !inputs.contains(&input) {
+                        inputs.push(input);
+                    }
                 }
-                inputs.push((inside.clone(), identity));
             }
             _ => self.inputs = None,
         }
+    }
+
+    /// What [`Search::note_input`] keeps for `found`; `None` when something no file
+    /// identity stands for had a say.
+    fn decided_by(&self, found: &Found, searched: &[PathBuf]) -> Option<Inputs> {
+        let root = &self.prefix.root;
+        let (cache, conf) = match self.prefix.config() {
+            Ok(LinkerConfig::Cache { path, identity, .. }) => {
+                (Some((path.clone(), *identity)), false)
+            }
+            Ok(LinkerConfig::Conf(_)) => (None, true),
+            _ => (None, false),
+        };
+        let before = &searched[..searched.len().saturating_sub(1)];
+        let mut inputs = Vec::new();
+        match (found.origin, found.identity, &found.found_as) {
+            (Origin::System, _, _) if before.is_empty() => {}
+            // The directories ld.so.conf named were tried.
+            (Origin::Conf | Origin::Default, _, _) if conf => return None,
+            (Origin::System, _, _) => return None,
+            (_, Some(identity), Some(inside)) => inputs.push((inside.clone(), identity)),
+            _ => return None,
+        }
+        let cache_consulted = found.origin == Origin::Cache
+            || cache
+                .as_ref()
+                .is_some_and(|(path, _)| searched.contains(path));
+        if cache_consulted {
+            let (_, identity) = cache.as_ref()?;
+            inputs.push((PathBuf::from("/etc/ld.so.cache"), *identity));
+        }
+        for host in before {
+            if cache.as_ref().is_some_and(|(path, _)| path == host) {
+                continue;
+            }
+            inputs.push(passed_over(root, host.strip_prefix(root).ok()?)?);
+        }
+        Some(inputs)
     }
 
     fn find_soname(
@@ -368,7 +386,7 @@ impl Search<'_> {
         searched: &mut Vec<PathBuf>,
     ) -> Result<Option<Found>> {
         for entry in entries {
-            let Some(dir) = expand_dst(entry, node.found_as.as_deref()) else {
+            let Some(dir) = expand_dst(entry, node.found_as.as_deref(), self.prefix.machine) else {
                 crate::debug!(
                     Libs,
                     "{}: search path entry {entry:?} skipped (relative, or $ORIGIN outside the prefix)",
@@ -384,6 +402,19 @@ impl Search<'_> {
     }
 }
 
+/// What stands for a place the search tried and passed over (`rest`, relative to the
+/// prefix root): the file's identity when it is there (it was not usable), else that of
+/// the nearest directory above it that exists (the file's appearing changes it).
+fn passed_over(root: &Path, rest: &Path) -> Option<(PathBuf, Identity)> {
+    let mut inside = Path::new("/").join(rest);
+    loop {
+        if let Some(identity) = fs::identity(root, &inside).ok()? {
+            return Some((inside, identity));
+        }
+        inside = inside.parent()?.to_path_buf();
+    }
+}
+
 /// The prefix's cache (else its conf directories), then the default directories.
 fn find_standard(
     prefix: &Prefix,
@@ -392,7 +423,7 @@ fn find_standard(
 ) -> Result<Option<Found>> {
     match prefix.config()? {
         LinkerConfig::Cache { path, cache, .. } => {
-            for file in cache.lookup(name) {
+            for file in cache.lookup(name, prefix.machine) {
                 if let Some(found) = try_file(prefix, file, Origin::Cache, searched)? {
                     return Ok(Some(found));
                 }
@@ -408,7 +439,7 @@ fn find_standard(
         }
         LinkerConfig::Nothing => {}
     }
-    for dir in DEFAULT_DIRS {
+    for dir in prefix.machine.default_dirs() {
         if let Some(found) = try_file(
             prefix,
             &Path::new(dir).join(name),
@@ -421,10 +452,16 @@ fn find_standard(
     Ok(None)
 }
 
-/// A glibc library from the running system: the program's loaded copy (read from
-/// memory), else `/` searched as ld.so would (cache, then default directories).
-fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>> {
-    if let Some((path, file)) = glibc::loaded(&file_name(Path::new(name))) {
+/// A glibc library of `prefix`'s machine from the running system: the program's loaded
+/// copy (read from memory) where the runtime handed those in, else `/` searched as ld.so
+/// would (cache, then default directories). For another machine than this process's, no
+/// copy is loaded: a program of that machine would run on the system's glibc for it,
+/// which `/` holds.
+fn find_system(prefix: &Prefix, name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>> {
+    let loaded = prefix
+        .running()
+        .and_then(|running| (running.loaded)(&file_name(Path::new(name))));
+    if let Some((path, file)) = loaded {
         return Ok(Some(Found {
             path,
             found_as: None,
@@ -433,7 +470,7 @@ fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>>
             identity: None,
         }));
     }
-    let system = system_prefix();
+    let system = system_prefix(prefix.machine);
     let found = if name.contains('/') {
         try_file(system, Path::new(name), Origin::System, searched)?
     } else {
@@ -446,15 +483,18 @@ fn find_system(name: &str, searched: &mut Vec<PathBuf>) -> Result<Option<Found>>
     }))
 }
 
-/// The running system's root, once per process (its configuration read when first
-/// needed). `/` is a directory, and the process reads it all the time.
-pub(super) fn system_prefix() -> &'static Prefix {
-    static SYSTEM: OnceLock<Prefix> = OnceLock::new();
-    SYSTEM.get_or_init(|| Prefix::open_canonical(PathBuf::from("/")))
+/// The running system's root searched for `machine`, once per process and machine (its
+/// configuration read when first needed, and shared by all machines). `/` is a
+/// directory, and the process reads it all the time.
+pub(super) fn system_prefix(machine: Machine) -> &'static Prefix {
+    static SYSTEM: [OnceLock<Prefix>; Machine::ALL.len()] =
+        [const { OnceLock::new() }; Machine::ALL.len()];
+    let at = Machine::ALL.iter().position(|&m| m == machine).unwrap_or(0);
+    SYSTEM[at].get_or_init(|| Prefix::unread(PathBuf::from("/"), machine, None))
 }
 
-/// `inside` if it is a usable x86_64 shared object; a file ld.so would pass over is
-/// skipped (with a debug line) so that the search goes on, as ld.so's does.
+/// `inside` if it is a usable shared object of the prefix's machine; a file ld.so would
+/// pass over is skipped (with a debug line) so that the search goes on, as ld.so's does.
 fn try_file(
     prefix: &Prefix,
     inside: &Path,
@@ -468,7 +508,7 @@ fn try_file(
     };
     let path = host_path(&prefix.root, &real);
     let identity = file.metadata().ok().map(|m| Identity::of(&m));
-    match elffile::read_file(file) {
+    match elffile::read_file(file, prefix.machine) {
         Ok(file) => Ok(Some(Found {
             path,
             found_as: Some(inside),
@@ -483,11 +523,12 @@ fn try_file(
     }
 }
 
-/// Expand `$ORIGIN`, `$LIB`, `$PLATFORM` (bare or braced) in a search path entry.
-/// `$ORIGIN` is the directory of `found_as`, a path of the prefix. None when the result
-/// is not absolute (ld.so would take it from the program's working directory, which
-/// means nothing in the host tree) or `$ORIGIN` is unknown.
-pub fn expand_dst(entry: &str, found_as: Option<&Path>) -> Option<PathBuf> {
+/// Expand `$ORIGIN`, `$LIB`, `$PLATFORM` (bare or braced) in a search path entry, the
+/// last two as `machine`'s ld.so expands them. `$ORIGIN` is the directory of `found_as`,
+/// a path of the prefix. None when the result is not absolute (ld.so would take it from
+/// the program's working directory, which means nothing in the host tree) or `$ORIGIN`
+/// is unknown.
+pub fn expand_dst(entry: &str, found_as: Option<&Path>, machine: Machine) -> Option<PathBuf> {
     let origin = found_as
         .and_then(Path::parent)
         .map(|dir| dir.to_string_lossy().into_owned());
@@ -499,8 +540,8 @@ pub fn expand_dst(entry: &str, found_as: Option<&Path>) -> Option<PathBuf> {
         let (token, len) = dst_token(after);
         match token {
             Some("ORIGIN") => out.push_str(origin.as_deref()?),
-            Some("LIB") => out.push_str(DST_LIB),
-            Some("PLATFORM") => out.push_str(DST_PLATFORM),
+            Some("LIB") => out.push_str(machine.dst_lib()),
+            Some("PLATFORM") => out.push_str(machine.platform()),
             _ => out.push('$'),
         }
         rest = &after[len..];
@@ -539,16 +580,31 @@ mod tests {
     #[test]
     fn dst_expansion() {
         let obj = Some(Path::new("/opt/app/lib/libx.so.1"));
+        let expand = |entry, obj| expand_dst(entry, obj, Machine::X86_64);
         assert_eq!(
-            expand_dst("$ORIGIN/../deps", obj),
+            expand("$ORIGIN/../deps", obj),
             Some(PathBuf::from("/opt/app/lib/../deps"))
         );
         assert_eq!(
-            expand_dst("${ORIGIN}/$LIB/${PLATFORM}", obj),
+            expand("${ORIGIN}/$LIB/${PLATFORM}", obj),
             Some(PathBuf::from("/opt/app/lib/lib/x86_64-linux-gnu/x86_64"))
         );
-        assert_eq!(expand_dst("/a/$LIBX", obj), Some(PathBuf::from("/a/$LIBX")));
-        assert_eq!(expand_dst("relative/dir", obj), None);
-        assert_eq!(expand_dst("$ORIGIN", None), None);
+        assert_eq!(expand("/a/$LIBX", obj), Some(PathBuf::from("/a/$LIBX")));
+        assert_eq!(expand("relative/dir", obj), None);
+        assert_eq!(expand("$ORIGIN", None), None);
+    }
+
+    #[test]
+    fn dst_expansion_is_the_machines() {
+        let obj = Some(Path::new("/opt/app/lib/libx.so.1"));
+        let expand = |machine| expand_dst("/x/$LIB/${PLATFORM}", obj, machine);
+        assert_eq!(
+            expand(Machine::X86),
+            Some(PathBuf::from("/x/lib/i386-linux-gnu/i686"))
+        );
+        assert_eq!(
+            expand(Machine::Aarch64),
+            Some(PathBuf::from("/x/lib/aarch64-linux-gnu/aarch64"))
+        );
     }
 }

@@ -5,103 +5,112 @@
 //! function the trampoline forwards to, so those calls cost what a direct call through the
 //! GOT costs. A slot that holds anything else (bound to another library, or already
 //! rewritten) is left alone; a lazily bound slot still points at its PLT and is rewritten
-//! too. Objects loaded into the program later bind to the trampolines as usual: correct,
-//! one jump slower.
+//! too. Objects loaded into the program later, and objects that do not list the library in
+//! their DT_NEEDED, bind to the trampolines as usual: correct, one jump slower.
 //!
 //! Versions: a slot that imports `foo@V1` gets `foo@V1`'s target. A slot that imports `foo`
 //! without a version (a program linked against an unversioned build) keeps the trampoline.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use super::{Library, Symbol};
+use super::table::{Table, Target};
+use super::Symbol;
 use crate::elf::Object;
-use crate::patch::{self, Expect};
-
-/// Where one of the shim's functions leads.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Target {
-    /// The shim's exported address for this (name, version): its trampoline.
-    pub trampoline: usize,
-    /// The host library's function, or `None` when the host's library lacks it.
-    pub real: Option<usize>,
-}
+use crate::patch::{self, Expect, SymbolRewrite};
+use crate::sharing::Scope;
 
 /// Whether the program's global scope binds `sym` to the shim's `trampoline` (or not at
-/// all, for a shim opened `RTLD_LOCAL`). When something earlier in the scope defines the
-/// same name, lazily bound slots may belong to it: leave them alone. Asked only for names
-/// the program imports (a `dlsym` each: a shim has thousands of names).
-fn redirectable(sym: &Symbol, trampoline: usize) -> bool {
-    trampoline != 0 && super::program_visible(sym).is_none_or(|b| b as usize == trampoline)
+/// all, for a shim opened `RTLD_LOCAL`): no object before the shim defines the name in a
+/// way a reference to `sym` could bind to. When one does, lazily bound slots may belong to
+/// it: leave them alone. Asked of the objects' hash tables, which reject most names with
+/// their Bloom filter (a `dlsym` each cost ~4 µs).
+fn redirectable(sym: &Symbol, trampoline: usize, earlier: &Scope<'_>) -> bool {
+    if trampoline == 0 {
+        return false;
+    }
+    if earlier.len() == 0 {
+        // Not in the program's namespace (the executable comes before any shim there):
+        // ask the scope the shim's callers see.
+        return super::program_visible(sym).is_none_or(|b| b as usize == trampoline);
+    }
+    let Some((name, version)) = sym.texts() else {
+        return false;
+    };
+    (0..earlier.len()).all(|i| {
+        earlier.object(i).is_some_and(|object| {
+            // An unversioned definition (or the default) also binds a versioned reference
+            // where the object has no version table: count it, to err on the safe side.
+            matches!(object.lookup(name, version), Ok(None))
+                && (version.is_none() || matches!(object.lookup(name, None), Ok(None)))
+        })
+    })
 }
 
-/// Rewrite the slots of `objects` that call `lib`'s functions (`targets[i]` for function
-/// `i`) to the real functions.
-pub(super) fn redirect_callers(lib: &Library, targets: &[Target], objects: &[Object<'_>]) {
-    let functions = lib.functions();
-    let mut by_name: HashMap<&[u8], Vec<usize>> = HashMap::new();
-    for (i, sym) in functions.iter().enumerate() {
-        by_name.entry(sym.name.to_bytes()).or_default().push(i);
-    }
+/// Rewrite the slots of `objects` that call the shim's functions to the real functions:
+/// one batch per object, for the names it imports.
+pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlier: &Scope<'_>) {
+    let functions = table.lib.functions();
+    let soname = table.lib.soname();
     for object in objects {
-        let mut rewritten = 0;
-        for name in imported_names(object, &by_name) {
-            let Ok(text) = std::str::from_utf8(name) else {
+        // Only objects linked against the library call it through their own slots; one
+        // that reaches its names through another's DT_NEEDED keeps the trampolines
+        // (correct, one jump slower), and the others' import tables are not read.
+        if !object.needed().is_ok_and(|needed| needed.contains(&soname)) {
+            continue;
+        }
+        let mut rewrites = Vec::new();
+        // A name imported in two versions is listed twice: its functions are taken once.
+        let mut seen = HashSet::new();
+        for name in object.imported_names() {
+            let indices = table.indices(name);
+            if indices.is_empty() || !seen.insert(name) {
                 continue;
-            };
-            for &i in &by_name[name] {
-                rewritten += redirect_one(object, &functions[i], text, targets[i]);
+            }
+            for i in indices {
+                if let Some(rewrite) = rewrite_for(&functions[i], table.target(i), earlier) {
+                    rewrites.push(rewrite);
+                }
             }
         }
-        if rewritten > 0 {
-            crate::debug!(
-                Reloc,
-                "shim {}: {}: {rewritten} slot(s) now call the host's functions directly",
-                lib.soname(),
-                object.name()
-            );
+        if rewrites.is_empty() {
+            continue;
         }
-    }
-}
-
-/// The names `object` imports that are also names of shim functions.
-fn imported_names<'n>(
-    object: &Object<'_>,
-    by_name: &HashMap<&'n [u8], Vec<usize>>,
-) -> HashSet<&'n [u8]> {
-    object
-        .imported_names()
-        .filter_map(|name| by_name.get_key_value(name).map(|(&key, _)| key))
-        .collect()
-}
-
-/// Rewrite `object`'s slots for one (name, version); returns how many now hold the target.
-fn redirect_one(object: &Object<'_>, sym: &Symbol, name: &str, target: Target) -> usize {
-    let Some(real) = target.real else {
-        return 0;
-    };
-    if !redirectable(sym, target.trampoline) {
-        return 0;
-    }
-    let version = sym.version.and_then(|v| v.to_str().ok());
-    // SAFETY: `object` is live (the shim never unloads what it patches) and `real` is the
-    // function the trampoline forwards to, so every caller of the slot reaches the same
-    // code with the same arguments; the capsule is never unloaded, so it outlives them.
-    match unsafe {
-        patch::rewrite_symbol(
-            object,
-            name,
-            version,
-            real,
-            Expect::Target(target.trampoline),
-        )
-    } {
-        Ok(report) => report.rewritten,
-        Err(err) => {
-            crate::debug!(
+        // SAFETY: `object` is live (the shim never unloads what it patches) and each
+        // replacement is the function the trampoline forwards to, so every caller of the
+        // slot reaches the same code with the same arguments; the capsule is never
+        // unloaded, so it outlives them.
+        match unsafe { patch::rewrite_symbols(object, &rewrites) } {
+            Ok(report) if report.rewritten > 0 => crate::debug!(
+                Reloc,
+                "shim {}: {}: {} slot(s) now call the host's functions directly",
+                table.lib.soname(),
+                object.name(),
+                report.rewritten
+            ),
+            Ok(_) => {}
+            Err(err) => crate::debug!(
                 Reloc,
                 "{err}; its callers keep going through the trampoline"
-            );
-            0
+            ),
         }
     }
+}
+
+/// The rewrite of the slots that import `sym`, if they may go straight to its function.
+fn rewrite_for(
+    sym: &'static Symbol,
+    target: Target,
+    earlier: &Scope<'_>,
+) -> Option<SymbolRewrite<'static>> {
+    let real = target.real?;
+    if !redirectable(sym, target.trampoline, earlier) {
+        return None;
+    }
+    let (symbol, version) = sym.texts()?;
+    Some(SymbolRewrite {
+        symbol,
+        version,
+        replacement: real,
+        expect: Expect::Target(target.trampoline),
+    })
 }

@@ -17,27 +17,26 @@
 //! glibc's handles are link-map pointers: the shim's handle is its link map's address.
 //! Objects loaded later keep glibc's `dlsym` (no correction for them).
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use super::callers::Target;
-use super::Library;
+use super::table::Table;
 use crate::capsule::Capsule;
-use crate::elf::{LinkMap, Object};
-use crate::patch::{self, Expect};
+use crate::elf::{LinkMap, Object, Slot};
+use crate::patch::{self, Expect, SymbolRewrite};
 
 /// What the corrections need, for the one shim this copy of the runtime is part of.
 pub(super) struct State {
-    pub capsule: &'static Capsule,
-    pub lib: &'static Library,
-    pub own_handle: *const LinkMap,
-    /// Trampoline address -> the real function, or `None` when the host lacks it.
-    pub trampolines: HashMap<usize, Option<usize>>,
+    capsule: &'static Capsule,
+    own_handle: *const LinkMap,
+    /// Tells a trampoline from another answer, and where it leads.
+    table: Table<'static>,
 }
 
-// SAFETY: `own_handle` is only compared, never dereferenced; the rest is Sync.
+// SAFETY: `own_handle` is only compared, never dereferenced; the table only reads the
+// shim's own symbol table and slots, which stay mapped (the shim is pinned) and which
+// nothing writes after the constructor.
 unsafe impl Sync for State {}
 // SAFETY: as above.
 unsafe impl Send for State {}
@@ -45,15 +44,13 @@ unsafe impl Send for State {}
 impl State {
     pub fn new(
         capsule: &'static Capsule,
-        lib: &'static Library,
         own_handle: *const LinkMap,
-        targets: &[Target],
+        table: Table<'static>,
     ) -> State {
         State {
             capsule,
-            lib,
             own_handle,
-            trampolines: targets.iter().map(|t| (t.trampoline, t.real)).collect(),
+            table,
         }
     }
 }
@@ -69,36 +66,7 @@ type DlvsymFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) 
 
 // RTLD_NEXT is `(void *) -1`. For it the entries jump to the previous function with the
 // caller's return address still on the stack; anything else goes to the Rust wrappers.
-core::arch::global_asm!(
-    ".pushsection .text.capsule_dl_entries,\"ax\",@progbits",
-    ".p2align 4",
-    ".globl __capsule_dlsym_entry",
-    ".hidden __capsule_dlsym_entry",
-    ".type __capsule_dlsym_entry, @function",
-    "__capsule_dlsym_entry:",
-    "cmp rdi, -1",
-    "je .Lcapsule_dlsym_next",
-    "jmp {dlsym_fixed}",
-    ".Lcapsule_dlsym_next:",
-    "jmp qword ptr [rip + {next_dlsym}]",
-    ".size __capsule_dlsym_entry, . - __capsule_dlsym_entry",
-    ".p2align 4",
-    ".globl __capsule_dlvsym_entry",
-    ".hidden __capsule_dlvsym_entry",
-    ".type __capsule_dlvsym_entry, @function",
-    "__capsule_dlvsym_entry:",
-    "cmp rdi, -1",
-    "je .Lcapsule_dlvsym_next",
-    "jmp {dlvsym_fixed}",
-    ".Lcapsule_dlvsym_next:",
-    "jmp qword ptr [rip + {next_dlvsym}]",
-    ".size __capsule_dlvsym_entry, . - __capsule_dlvsym_entry",
-    ".popsection",
-    dlsym_fixed = sym dlsym_fixed,
-    dlvsym_fixed = sym dlvsym_fixed,
-    next_dlsym = sym NEXT_DLSYM,
-    next_dlvsym = sym NEXT_DLVSYM,
-);
+crate::arch::native::dl_entries!(dlsym_fixed, dlvsym_fixed, NEXT_DLSYM, NEXT_DLVSYM);
 
 extern "C" {
     fn __capsule_dlsym_entry();
@@ -107,56 +75,67 @@ extern "C" {
 
 /// Record `state` and point the `dlsym`/`dlvsym` slots of `objects` at the entry points.
 pub(super) fn install(state: State, objects: &[Object<'_>]) {
-    let soname = state.lib.soname();
+    let soname = state.table.lib.soname();
     if STATE.set(state).is_err() {
         return;
     }
-    wrap(
-        objects,
-        soname,
-        c"dlsym",
-        __capsule_dlsym_entry as *const () as usize,
-        &NEXT_DLSYM,
-    );
-    wrap(
-        objects,
-        soname,
-        c"dlvsym",
-        __capsule_dlvsym_entry as *const () as usize,
-        &NEXT_DLVSYM,
-    );
-}
-
-fn wrap(objects: &[Object<'_>], soname: &str, name: &CStr, entry: usize, next: &AtomicUsize) {
-    let Some(previous) = previous_binding(objects, name) else {
+    let names = [c"dlsym", c"dlvsym"];
+    let wanted = names.map(|name| (name.to_str().unwrap_or_default(), None));
+    let entries = [
+        (__capsule_dlsym_entry as *const () as usize, &NEXT_DLSYM),
+        (__capsule_dlvsym_entry as *const () as usize, &NEXT_DLVSYM),
+    ];
+    // One pass over each object's relocations finds both names' slots.
+    let slots: Vec<Vec<(usize, Slot)>> = objects
+        .iter()
+        .map(|o| o.slots_matching(&wanted).unwrap_or_default())
+        .collect();
+    let mut rewrites: Vec<SymbolRewrite<'_>> = Vec::new();
+    for (i, (entry, next)) in entries.into_iter().enumerate() {
+        let Some(previous) = previous_binding(objects, &slots, i, names[i]) else {
+            continue;
+        };
+        next.store(previous, Ordering::Release);
+        rewrites.push(SymbolRewrite {
+            symbol: wanted[i].0,
+            version: None,
+            replacement: entry,
+            expect: Expect::Target(previous),
+        });
+    }
+    if rewrites.is_empty() {
         return;
-    };
-    next.store(previous, Ordering::Release);
-    let name = name.to_str().unwrap_or_default();
+    }
     let mut rewritten = 0;
-    for object in objects {
-        // SAFETY: the entry takes the same arguments as dlsym/dlvsym and ends in the
+    for (object, slots) in objects.iter().zip(&slots) {
+        if slots.is_empty() {
+            continue;
+        }
+        // SAFETY: each entry takes the same arguments as dlsym/dlvsym and ends in the
         // previous function, which `next` holds before any slot points at the entry; the
         // shim (and so the entry) is never unloaded once it patched the program.
-        match unsafe { patch::rewrite_symbol(object, name, None, entry, Expect::Target(previous)) }
-        {
+        match unsafe { patch::rewrite_symbols(object, &rewrites) } {
             Ok(report) => rewritten += report.rewritten,
-            Err(err) => crate::debug!(Reloc, "{err}; its {name} answers are not corrected"),
+            Err(err) => crate::debug!(Reloc, "{err}; its dlsym answers are not corrected"),
         }
     }
     crate::debug!(
         Reloc,
-        "shim {soname}: {rewritten} {name} slot(s) now correct answers for {soname}"
+        "shim {soname}: {rewritten} dlsym/dlvsym slot(s) now correct answers for {soname}"
     );
 }
 
-/// What the program's bound `name` slots hold: glibc's function, or the entry point of a
-/// shim that wrapped it first. Slots still pointing into their own object's PLT are lazily
-/// bound and say nothing.
-fn previous_binding(objects: &[Object<'_>], name: &CStr) -> Option<usize> {
-    let text = name.to_str().ok()?;
-    for object in objects {
-        for slot in object.slots(text, None).unwrap_or_default() {
+/// What the program's bound slots for `name` (`slots[object]` entries tagged `which`)
+/// hold: glibc's function, or the entry point of a shim that wrapped it first. Slots still
+/// pointing into their own object's PLT are lazily bound and say nothing.
+fn previous_binding(
+    objects: &[Object<'_>],
+    slots: &[Vec<(usize, Slot)>],
+    which: usize,
+    name: &CStr,
+) -> Option<usize> {
+    for (object, slots) in objects.iter().zip(slots) {
+        for (_, slot) in slots.iter().filter(|(w, _)| *w == which) {
             let Ok(value) = patch::read_slot(object, slot.address) else {
                 continue;
             };
@@ -207,14 +186,15 @@ fn correct(
     }
     // SAFETY: dlsym's contract: `name` (and `version`) are NUL-terminated strings.
     let (name, version) = unsafe { (CStr::from_ptr(name), version.map(|v| CStr::from_ptr(v))) };
-    match state.trampolines.get(&(found as usize)) {
-        Some(Some(real)) => return *real as *mut c_void,
-        Some(None) => {
+    if !found.is_null() {
+        if let Some(target) = state.table.trampoline_at(name.to_bytes(), found as usize) {
+            if let Some(real) = target.real {
+                return real as *mut c_void;
+            }
             // Asking the capsule fails as the real library fails, which sets dlerror.
             let _ = in_capsule(state.capsule, name, version);
             return std::ptr::null_mut();
         }
-        None => {}
     }
     let ours = handle.is_null() || handle as *const LinkMap == state.own_handle;
     if found.is_null() && ours {
@@ -225,7 +205,7 @@ fn correct(
             crate::debug!(
                 Dlopen,
                 "shim {}: dlsym {name:?} answered from the capsule",
-                state.lib.soname()
+                state.table.lib.soname()
             );
             return addr;
         }

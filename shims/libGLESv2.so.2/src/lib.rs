@@ -5,6 +5,9 @@
 
 #![allow(non_snake_case)]
 
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("this proxy for libGLESv2.so.2 was generated from a library for x86_64: build it with `--target x86_64-unknown-linux-gnu`");
+
 use capsule::shim::{Library, Symbol};
 
 const FUNCTIONS: usize = 358;

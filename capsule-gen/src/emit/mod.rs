@@ -11,12 +11,60 @@
 //! shim is about three lines per symbol (its `SYMBOLS` entry, its table line, its version
 //! script line) and a library that gains one symbol changes those three lines and one of
 //! the manifest.
+//!
+//! The instructions of a trampoline and of a missing-symbol stub are the architecture's
+//! (one file each, listed in [`ARCHES`]); the crate is for the manifest's machine and
+//! refuses to build for another.
+
+mod aarch64;
+mod x86;
+mod x86_64;
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use capsule::machine::Machine;
+
 use crate::error::{Error, Result};
 use crate::manifest::{Export, Kind, Manifest, FILE_NAME};
+
+/// What the generated assembly says differently on one architecture. Its lines may use
+/// the `global_asm!` operands `{slots}` (the slot table), `{missing}` (the function a
+/// stub calls) and the assembler symbols `.Lcapsule_slot` (the trampoline's slot index)
+/// and `.Lcapsule_stub` (the stub's function index).
+pub(crate) struct Arch {
+    pub machine: Machine,
+    /// The `target_arch` the crate must be compiled for.
+    pub target_arch: &'static str,
+    /// Options of the `global_asm!` (`options(att_syntax)`), or empty.
+    pub options: &'static str,
+    /// The alignment directive before each trampoline.
+    pub trampoline_align: &'static str,
+    /// A trampoline's instructions: jump through slot `.Lcapsule_slot`, every register
+    /// and the stack as the caller left them (but the convention's scratch registers).
+    pub trampoline: &'static [&'static str],
+    /// A missing-symbol stub's instructions: call `{missing}` with `.Lcapsule_stub`, in at
+    /// most `capsule::shim::MISSING_STUB_STRIDE` bytes.
+    pub missing_stub: &'static [&'static str],
+}
+
+/// Every architecture capsule-gen writes shims for.
+pub(crate) const ARCHES: [&Arch; 3] = [&x86_64::ARCH, &x86::ARCH, &aarch64::ARCH];
+
+/// The architecture description for `machine`, or an error naming what is supported.
+pub(crate) fn arch(machine: Machine) -> Result<&'static Arch> {
+    ARCHES
+        .into_iter()
+        .find(|a| a.machine == machine)
+        .ok_or_else(|| Error::UnsupportedMachine {
+            machine: machine.name(),
+            supported: ARCHES
+                .iter()
+                .map(|a| a.machine.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
 
 /// One generated file, relative to the crate directory.
 #[derive(Debug, PartialEq, Eq)]
@@ -78,6 +126,7 @@ pub fn crate_name(soname: &str) -> String {
 /// Generate the crate's files.
 pub fn generate(m: &Manifest) -> Result<Crate> {
     let lib = lib_name(&m.soname)?;
+    let arch = arch(m.machine)?;
     let mut left_out = Vec::new();
     let mut functions = Vec::new();
     let mut objects = Vec::new();
@@ -100,7 +149,7 @@ pub fn generate(m: &Manifest) -> Result<Crate> {
         },
         File {
             path: "src/lib.rs",
-            contents: lib_rs(m, &functions, &objects),
+            contents: lib_rs(m, arch, &functions, &objects),
         },
         File {
             path: FILE_NAME,
@@ -280,7 +329,7 @@ fn unversioned_map(functions: &[&Export], objects: &[&Export]) -> Option<String>
     Some(out)
 }
 
-fn lib_rs(m: &Manifest, functions: &[&Export], objects: &[&Export]) -> String {
+fn lib_rs(m: &Manifest, arch: &Arch, functions: &[&Export], objects: &[&Export]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -293,6 +342,14 @@ fn lib_rs(m: &Manifest, functions: &[&Export], objects: &[&Export]) -> String {
         // The crate is named after the soname (libGL.so.1 -> GL) so that `-lGL` links it.
         out.push_str("#![allow(non_snake_case)]\n\n");
     }
+    let _ = writeln!(
+        out,
+        "#[cfg(not(target_arch = \"{}\"))]\ncompile_error!(\"this proxy for {} was generated from a library for {}: build it with `--target {}`\");\n",
+        arch.target_arch,
+        m.soname,
+        arch.machine.name(),
+        arch.machine.rust_target()
+    );
     out.push_str("use capsule::shim::{Library, Symbol};\n\n");
     let _ = writeln!(out, "const FUNCTIONS: usize = {};\n", functions.len());
     let _ = writeln!(
@@ -327,14 +384,18 @@ fn lib_rs(m: &Manifest, functions: &[&Export], objects: &[&Export]) -> String {
     );
     out.push_str(RUST_GLUE);
     out.push_str("\ncore::arch::global_asm!(\n");
-    asm_trampolines(&mut out, functions);
-    asm_missing_stubs(&mut out);
+    asm_trampolines(&mut out, arch, functions);
+    asm_missing_stubs(&mut out, arch);
     asm_objects(&mut out, objects);
     asm_version_markers(&mut out, m);
     out.push_str(
         "    slots = sym SLOTS,\n    missing = sym missing,\n    functions = const FUNCTIONS,\n    \
-         stride = const capsule::shim::MISSING_STUB_STRIDE,\n);\n",
+         stride = const capsule::shim::MISSING_STUB_STRIDE,\n",
     );
+    if !arch.options.is_empty() {
+        let _ = writeln!(out, "    {},", arch.options);
+    }
+    out.push_str(");\n");
     out
 }
 
@@ -435,7 +496,7 @@ fn asm_version_macros(out: &mut String, kind: &str, extra: &[&str], exports: &[&
     }
 }
 
-fn asm_trampolines(out: &mut String, functions: &[&Export]) {
+fn asm_trampolines(out: &mut String, arch: &Arch, functions: &[&Export]) {
     out.push_str(
         "    // Trampolines, one table line per function in slot order: each jumps through its\n    \
          // slot, leaving registers, stack and variadic state untouched.\n",
@@ -444,24 +505,27 @@ fn asm_trampolines(out: &mut String, functions: &[&Export]) {
         out,
         &[
             r".macro capsule_fn name, bind=.globl",
-            ".p2align 3",
+            arch.trampoline_align,
             r"\bind \name",
             r".type \name, @function",
             r"\name:",
-            "jmp qword ptr [rip + {slots} + 8 * .Lcapsule_slot]",
+        ],
+    );
+    asm_lines(out, arch.trampoline);
+    asm_lines(
+        out,
+        &[
             r".size \name, . - \name",
             ".set .Lcapsule_slot, .Lcapsule_slot + 1",
             ".endm",
         ],
     );
     asm_version_macros(out, "fn", &[], functions);
-    asm_lines(
+    asm_line(
         out,
-        &[
-            ".pushsection .text.capsule_trampolines,\"ax\",@progbits",
-            ".set .Lcapsule_slot, 0",
-        ],
+        ".pushsection .text.capsule_trampolines,\"ax\",@progbits",
     );
+    asm_line(out, ".set .Lcapsule_slot, 0");
     for s in functions {
         asm_line(out, &table_line("fn", s));
     }
@@ -476,7 +540,7 @@ fn asm_trampolines(out: &mut String, functions: &[&Export]) {
     );
 }
 
-fn asm_missing_stubs(out: &mut String) {
+fn asm_missing_stubs(out: &mut String, arch: &Arch) {
     out.push_str(
         "    // Missing-symbol stubs, capsule::shim::MISSING_STUB_STRIDE bytes apart (the runtime\n    \
          // finds stub i there): stub i calls missing(i). `.org` fails the build if one is longer.\n",
@@ -491,8 +555,12 @@ fn asm_missing_stubs(out: &mut String) {
             "__capsule_missing_stubs:",
             ".set .Lcapsule_stub, 0",
             ".rept {functions}",
-            "mov edi, .Lcapsule_stub",
-            "jmp {missing}",
+        ],
+    );
+    asm_lines(out, arch.missing_stub);
+    asm_lines(
+        out,
+        &[
             ".set .Lcapsule_stub, .Lcapsule_stub + 1",
             ".org __capsule_missing_stubs + {stride} * .Lcapsule_stub, 0xcc",
             ".endr",
@@ -564,6 +632,13 @@ mod tests {
     }
 
     #[test]
+    fn every_machine_capsule_knows_has_an_emitter() {
+        for machine in Machine::ALL {
+            assert_eq!(arch(machine).unwrap().machine, machine);
+        }
+    }
+
+    #[test]
     fn crate_names_from_sonames() {
         assert_eq!(crate_name("libGL.so.1"), "shim-libgl-so-1");
     }
@@ -584,6 +659,7 @@ mod tests {
         let m = Manifest {
             format: crate::manifest::Format,
             soname: "libfoo.so.1".into(),
+            machine: Machine::X86_64,
             source: "/usr/lib/libfoo.so.1".into(),
             runtime: "../../capsule".into(),
             workspace_member: true,
@@ -624,6 +700,51 @@ mod tests {
         ] {
             assert!(lib.contains(line), "no {line:?} in\n{lib}");
         }
+    }
+
+    #[test]
+    fn the_crate_is_for_the_manifests_machine() {
+        let mut m = Manifest {
+            format: crate::manifest::Format,
+            soname: "libfoo.so.1".into(),
+            machine: Machine::X86,
+            source: "/usr/lib/i386-linux-gnu/libfoo.so.1".into(),
+            runtime: "../../capsule".into(),
+            workspace_member: true,
+            versions: vec![],
+            symbols: vec![export("bar", None, false, Kind::Function, false)],
+        };
+        let lib_rs = |m: &Manifest| {
+            generate(m)
+                .unwrap()
+                .files
+                .into_iter()
+                .find(|f| f.path == "src/lib.rs")
+                .unwrap()
+                .contents
+        };
+        let i386 = lib_rs(&m);
+        for line in [
+            "#[cfg(not(target_arch = \"x86\"))]\ncompile_error!(\"this proxy for libfoo.so.1 was generated from a library for i386: build it with `--target i686-unknown-linux-gnu`\");",
+            "    \"popl %ecx\",\n",
+            "    options(att_syntax),\n",
+        ] {
+            assert!(i386.contains(line), "no {line:?} in\n{i386}");
+        }
+        m.machine = Machine::X86_64;
+        let x86_64 = lib_rs(&m);
+        assert!(x86_64.contains("#[cfg(not(target_arch = \"x86_64\"))]"));
+        assert!(!x86_64.contains("att_syntax") && !x86_64.contains("%ecx"));
+        m.machine = Machine::Aarch64;
+        let aarch64 = lib_rs(&m);
+        for line in [
+            "#[cfg(not(target_arch = \"aarch64\"))]",
+            "    \"ldr x16, [x16, :lo12:{slots} + 8 * .Lcapsule_slot]\",\n",
+            "    \"b {missing}\",\n",
+        ] {
+            assert!(aarch64.contains(line), "no {line:?} in\n{aarch64}");
+        }
+        assert!(!aarch64.contains("att_syntax") && !aarch64.contains("%ecx"));
     }
 
     #[test]
