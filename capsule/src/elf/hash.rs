@@ -58,6 +58,20 @@ impl GnuTable<'_> {
         word & mask == mask
     }
 
+    /// Whether a symbol of GNU hash `even` or `even | 1` may be defined: both share their
+    /// Bloom word and, with a shift of 1 or more, their second bit; their first bits are
+    /// neighbours. One test instead of two for most hashes, which the filter rejects.
+    fn may_contain_either(&self, even: u32) -> bool {
+        let count = self.words.len() / WORD;
+        if count == 0 || self.shift == 0 {
+            return true;
+        }
+        let bits = (WORD * 8) as u32;
+        let word = word_at(self.words, (even / bits) as usize % count * WORD).unwrap_or_default();
+        (word & (0b11 << (even % bits))) != 0
+            && (word & (1u64 << ((even >> self.shift) % bits))) != 0
+    }
+
     /// The indices of the symbols whose GNU hash is `hash` (the caller compares names);
     /// `None` if a bucket points outside the table.
     pub fn candidates(&self, hash: u32) -> Option<Vec<u32>> {
@@ -95,7 +109,7 @@ impl GnuTable<'_> {
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
         let nbuckets = self.buckets.len() / 4;
-        if nbuckets == 0 {
+        if nbuckets == 0 || !self.may_contain_either(hash & !1) {
             return false;
         }
         [hash & !1, hash | 1].into_iter().any(|h| {
@@ -369,6 +383,27 @@ mod tests {
             assert!(table.has_hash(h & !1) && table.has_hash(h | 1), "{h:#x}");
         }
         assert!(!table.has_hash(gnu_hash(b"third")));
+        // A filter with only each symbol's two bits set still lets both through, whatever
+        // their lowest bit; with one of them cleared, neither.
+        let bits = (WORD * 8) as u32;
+        let bloom = |hashes: &[u32]| {
+            hashes
+                .iter()
+                .fold(0u64, |w, h| w | 1 << (h % bits) | 1 << ((h >> 6) % bits))
+        };
+        for (filter, found) in [(bloom(&[h1, h2]), true), (bloom(&[h2]), false)] {
+            let mut w = vec![1, 1, 1, 6];
+            w.extend((0..WORD / 4).map(|i| (filter >> (32 * i)) as u32));
+            w.extend([1, h1 & !1, h2 | 1]);
+            let bytes = words(&w);
+            let mut memory = Memory::image(&bytes);
+            memory.add_file_segment(0, 0, bytes.len() as u64);
+            let table = HashTable::Gnu(0)
+                .gnu_table(&memory, 3)
+                .expect("a GNU table");
+            assert_eq!(table.has_hash(h1 & !1), found, "{filter:#x}");
+            assert_eq!(table.has_hash(h1 | 1), found, "{filter:#x}");
+        }
     }
 
     #[test]

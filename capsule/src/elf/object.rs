@@ -461,6 +461,17 @@ impl<'a> Object<'a> {
         })
     }
 
+    /// The string table from symbol `index`'s name on (its name, its NUL, what follows).
+    fn symbol_name_tail(&self, index: u32) -> Result<&'a [u8]> {
+        let raw = self.raw_symbol(index)?;
+        self.symbols.tail(raw.name).ok_or_else(|| {
+            self.malformed(&format!(
+                "symbol name (string offset {} outside DT_STRTAB)",
+                raw.name
+            ))
+        })
+    }
+
     /// The version of symbol `index`: for a definition the version it defines, for an
     /// import the version it requires.
     pub fn symbol_version(&self, index: u32) -> Result<SymbolVersion<'a>> {
@@ -570,6 +581,26 @@ impl<'a> Object<'a> {
         })
     }
 
+    /// Whether this object imports a symbol named one of `names`: one pass over its
+    /// symbol table, most entries told apart by their first bytes, which is cheaper than
+    /// reading its relocations.
+    pub(crate) fn imports_any(&self, names: &[&[u8]]) -> bool {
+        (1..self.symbols.count).any(|index| {
+            let Ok(raw) = self.raw_symbol(index) else {
+                return false;
+            };
+            if raw.is_defined() || raw.binding() == Binding::Local {
+                return false;
+            }
+            let Some(tail) = self.symbols.tail(raw.name) else {
+                return false;
+            };
+            names
+                .iter()
+                .any(|name| tail.starts_with(name) && tail.get(name.len()) == Some(&0))
+        })
+    }
+
     /// Every JUMP_SLOT, GLOB_DAT and R_X86_64_64 slot (from DT_JMPREL and DT_RELA) whose
     /// symbol is `name`.
     ///
@@ -602,12 +633,20 @@ impl<'a> Object<'a> {
             if slot.symbol == 0 {
                 continue;
             }
-            let name = self.symbol_name_bytes(slot.symbol)?;
             candidates.clear();
             match &by_name {
-                Some(map) => candidates.extend(map.get(name).into_iter().flatten().copied()),
+                Some(map) => {
+                    let name = self.symbol_name_bytes(slot.symbol)?;
+                    candidates.extend(map.get(name).into_iter().flatten().copied())
+                }
                 None => {
-                    candidates.extend((0..wanted.len()).filter(|&i| wanted[i].0.as_bytes() == name))
+                    // Most slots differ from every wanted name in their first bytes: no
+                    // need to find where their names end.
+                    let name = self.symbol_name_tail(slot.symbol)?;
+                    candidates.extend((0..wanted.len()).filter(|&i| {
+                        let want = wanted[i].0.as_bytes();
+                        name.starts_with(want) && name.get(want.len()) == Some(&0)
+                    }))
                 }
             }
             if candidates.is_empty() {
@@ -805,11 +844,10 @@ fn check_elf_header(header: &[u8]) -> Result<(u64, usize), &'static str> {
 }
 
 fn segments_from_phdrs(phdrs: &[ProgramHeader], bias: usize) -> Option<Vec<Segment>> {
-    let table: Vec<u8> = phdrs
+    phdrs
         .iter()
-        .flat_map(|p| RawPhdr::from_libc(p).to_bytes())
-        .collect();
-    parse_program_headers(&table, phdrs.len(), bias)
+        .map(|p| Segment::from_raw(RawPhdr::from_libc(p), bias))
+        .collect()
 }
 
 /// The program headers of the object loaded at `bias` with its dynamic section at

@@ -84,19 +84,23 @@ pub(crate) fn parse_program_headers(
     let table = table.get(..count.checked_mul(PHDR_SIZE)?)?;
     table
         .chunks_exact(PHDR_SIZE)
-        .map(|p| {
-            let p = RawPhdr::parse(p)?;
-            let vaddr = usize::try_from(p.vaddr).ok()?;
-            Some(Segment {
-                kind: p.kind,
-                flags: SegmentFlags::from_p_flags(p.flags),
-                file_offset: p.offset,
-                address: vaddr.checked_add(bias)?,
-                file_size: p.filesz,
-                mem_size: usize::try_from(p.memsz).ok()?,
-            })
-        })
+        .map(|p| Segment::from_raw(RawPhdr::parse(p)?, bias))
         .collect()
+}
+
+impl Segment {
+    /// The segment a program header describes, `bias` added; `None` if an address
+    /// overflows.
+    pub(crate) fn from_raw(p: RawPhdr, bias: usize) -> Option<Segment> {
+        Some(Segment {
+            kind: p.kind,
+            flags: SegmentFlags::from_p_flags(p.flags),
+            file_offset: p.offset,
+            address: usize::try_from(p.vaddr).ok()?.checked_add(bias)?,
+            file_size: p.filesz,
+            mem_size: usize::try_from(p.memsz).ok()?,
+        })
+    }
 }
 
 /// The pages glibc makes read-only after relocation: like `_dl_protect_relro`, the start is

@@ -151,4 +151,9 @@ impl<'a> SymbolTable<'a> {
     pub fn string(&self, offset: u32) -> Option<&'a [u8]> {
         super::memory::c_str_at(self.strings, offset as usize)
     }
+
+    /// The string table from `offset` on.
+    pub fn tail(&self, offset: u32) -> Option<&'a [u8]> {
+        self.strings.get(offset as usize..)
+    }
 }
