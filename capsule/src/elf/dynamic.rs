@@ -5,9 +5,9 @@ use super::layout::{word_at, DYN_SIZE, WORD};
 use super::memory::Memory;
 use crate::dynamic_tags::{
     DF_TEXTREL, DT_FLAGS, DT_GNU_HASH, DT_HASH, DT_JMPREL, DT_NEEDED, DT_NULL, DT_PLTREL,
-    DT_PLTRELSZ, DT_REL, DT_RELA, DT_RELAENT, DT_RELASZ, DT_RELENT, DT_RELR, DT_RELRENT, DT_RELRSZ,
-    DT_RELSZ, DT_SONAME, DT_STRSZ, DT_STRTAB, DT_SYMENT, DT_SYMTAB, DT_TEXTREL, DT_VERDEF,
-    DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM, DT_VERSYM,
+    DT_PLTRELSZ, DT_REL, DT_RELA, DT_RELACOUNT, DT_RELAENT, DT_RELASZ, DT_RELCOUNT, DT_RELENT,
+    DT_RELR, DT_RELRENT, DT_RELRSZ, DT_RELSZ, DT_SONAME, DT_STRSZ, DT_STRTAB, DT_SYMENT, DT_SYMTAB,
+    DT_TEXTREL, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM, DT_VERSYM,
 };
 
 /// What the views use from the dynamic section. Pointer entries are addresses in the
@@ -37,6 +37,9 @@ pub(crate) struct DynamicInfo {
     pub rela: Option<usize>,
     pub relasz: Option<u64>,
     pub relaent: Option<u64>,
+    /// DT_RELACOUNT (DT_RELCOUNT on a REL architecture): how many relative relocations
+    /// open the table (ld.so applies that many without reading their types).
+    pub relcount: Option<u64>,
     pub relr: Option<usize>,
     pub relrsz: Option<u64>,
     pub relrent: Option<u64>,
@@ -49,6 +52,13 @@ pub(crate) const RELOC_TAGS: (u64, u64, u64) = if crate::arch::native::RELA {
     (DT_RELA, DT_RELASZ, DT_RELAENT)
 } else {
     (DT_REL, DT_RELSZ, DT_RELENT)
+};
+
+/// The tag counting the relative relocations that open the architecture's table.
+const RELATIVE_COUNT: u64 = if crate::arch::native::RELA {
+    DT_RELACOUNT
+} else {
+    DT_RELCOUNT
 };
 
 /// How the relocation table's tags are named in messages.
@@ -116,6 +126,7 @@ pub(crate) fn read_dynamic(
             t if t == reloc => info.rela = pointer(value),
             t if t == reloc_size => info.relasz = Some(value),
             t if t == reloc_entry => info.relaent = Some(value),
+            RELATIVE_COUNT => info.relcount = Some(value),
             DT_RELR => info.relr = pointer(value),
             DT_RELRSZ => info.relrsz = Some(value),
             DT_RELRENT => info.relrent = Some(value),

@@ -595,9 +595,7 @@ impl<'a> Object<'a> {
             let Some(tail) = self.symbols.tail(raw.name) else {
                 return false;
             };
-            names
-                .iter()
-                .any(|name| tail.starts_with(name) && tail.get(name.len()) == Some(&0))
+            names.iter().any(|name| names_at(tail, name))
         })
     }
 
@@ -643,10 +641,9 @@ impl<'a> Object<'a> {
                     // Most slots differ from every wanted name in their first bytes: no
                     // need to find where their names end.
                     let name = self.symbol_name_tail(slot.symbol)?;
-                    candidates.extend((0..wanted.len()).filter(|&i| {
-                        let want = wanted[i].0.as_bytes();
-                        name.starts_with(want) && name.get(want.len()) == Some(&0)
-                    }))
+                    candidates.extend(
+                        (0..wanted.len()).filter(|&i| names_at(name, wanted[i].0.as_bytes())),
+                    )
                 }
             }
             if candidates.is_empty() {
@@ -687,24 +684,41 @@ impl<'a> Object<'a> {
     /// Every symbol slot of DT_JMPREL and DT_RELA (DT_REL on REL architectures).
     pub(crate) fn all_slots(&self) -> Result<Vec<Slot>> {
         let d = &self.dynamic;
+        // The relative relocations that open DT_RELA (as many as DT_RELACOUNT says, which
+        // ld.so trusts too) name no symbol: not read. Thousands in a shim.
         let tables = [
             (
                 d.jmprel,
                 d.pltrelsz,
                 Some(RELOC_SIZE as u64),
+                0,
                 "DT_JMPREL/DT_PLTRELSZ",
             ),
-            (d.rela, d.relasz, d.relaent, RELOC_TAG_NAMES),
+            (
+                d.rela,
+                d.relasz,
+                d.relaent,
+                d.relcount.unwrap_or(0),
+                RELOC_TAG_NAMES,
+            ),
         ];
         let mut slots = Vec::new();
-        for (address, size, entry, what) in tables {
+        for (address, size, entry, relative, what) in tables {
             let Some(address) = address else { continue };
             let table = match (size.map(usize::try_from), entry.map(usize::try_from)) {
-                (Some(Ok(size)), Some(Ok(entry_size))) => RelocTable {
-                    address,
-                    size,
-                    entry_size,
-                },
+                (Some(Ok(size)), Some(Ok(entry_size))) => {
+                    let skip = usize::try_from(relative)
+                        .ok()
+                        .and_then(|n| n.checked_mul(entry_size))
+                        .map_or(size, |bytes| bytes.min(size));
+                    RelocTable {
+                        address: address
+                            .checked_add(skip)
+                            .ok_or_else(|| self.malformed(&format!("{what} (address overflow)")))?,
+                        size: size - skip,
+                        entry_size,
+                    }
+                }
                 _ => return Err(self.malformed(&format!("{what} (size missing)"))),
             };
             let found = table
@@ -841,6 +855,13 @@ fn check_elf_header(header: &[u8]) -> Result<(u64, usize), &'static str> {
         return Err("ELF header (e_phentsize is not the size of this class's ElfN_Phdr)");
     }
     Ok((phoff, usize::from(phnum)))
+}
+
+/// Whether the string table from some offset on (`tail`) holds `name` there: its bytes,
+/// then the NUL. The first byte is compared alone first (most names differ there), which
+/// spares a `memcmp` call.
+fn names_at(tail: &[u8], name: &[u8]) -> bool {
+    tail.first() == name.first() && tail.starts_with(name) && tail.get(name.len()) == Some(&0)
 }
 
 fn segments_from_phdrs(phdrs: &[ProgramHeader], bias: usize) -> Option<Vec<Segment>> {
