@@ -204,9 +204,17 @@ pub(crate) fn read_owned(path: &Path) -> Option<Vec<u8>> {
         crate::debug!(Libs, "{}: not read: {why}", path.display());
         return None;
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
+    // The size fstat gave, then one more read to see the end (File::read_to_end would ask
+    // fstat and lseek again for the same size).
+    let mut bytes = vec![0; usize::try_from(meta.len()).ok()?];
+    file.read_exact(&mut bytes).ok()?;
+    let mut more = [0; 512];
+    loop {
+        match file.read(&mut more).ok()? {
+            0 => return Some(bytes),
+            n => bytes.extend_from_slice(&more[..n]),
+        }
+    }
 }
 
 /// Write `image` beside `path`, then rename it over `path`: a reader sees the old file or

@@ -25,7 +25,7 @@ use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
@@ -190,22 +190,12 @@ pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
 
 /// The objects before a program copy in the program's namespace (its global scope in load
 /// order: the executable, preloads, libraries), whose definitions win over the copy's;
-/// the vDSO left out (it is not in the scope). Each object's symbol hashes are kept per
-/// process (a forwarder for each of a dozen libraries scans the same objects), its view
-/// is made only when needed.
+/// the vDSO left out (it is not in the scope). Each object's view is made only when
+/// needed.
 pub(crate) struct Scope<'a> {
     maps: Vec<*const LinkMap>,
-    /// Each object's GNU hashes without their lowest bit (as tables keep them), sorted;
-    /// made when first asked for.
-    hashes: OnceCell<Vec<Arc<[u32]>>>,
     views: Vec<OnceCell<Option<Object<'a>>>>,
 }
-
-/// An object's identity in the cache of [`Scope`]: its link map's address and fields (a
-/// link map freed and reused for another object would differ in them).
-type MapKey = (usize, usize, usize, usize);
-
-static SCOPE_HASHES: Mutex<Vec<(MapKey, Arc<[u32]>)>> = Mutex::new(Vec::new());
 
 impl<'a> Scope<'a> {
     /// The scope before `target`, a program copy's link map.
@@ -232,55 +222,12 @@ impl<'a> Scope<'a> {
             }
         }
         let views = maps.iter().map(|_| OnceCell::new()).collect();
-        Scope {
-            maps,
-            hashes: OnceCell::new(),
-            views,
-        }
+        Scope { maps, views }
     }
 
     /// How many objects the scope holds.
     pub fn len(&self) -> usize {
         self.maps.len()
-    }
-
-    /// Whether object `i` may define a symbol of `hash` (lowest bit ignored).
-    pub fn may_define(&self, i: usize, hash: u32) -> bool {
-        self.hashes()[i].binary_search(&(hash & !1)).is_ok()
-    }
-
-    /// Every object's sorted hashes, from the per-process cache (made there if new).
-    fn hashes(&self) -> &[Arc<[u32]>] {
-        self.hashes.get_or_init(|| {
-            let mut cache = SCOPE_HASHES.lock();
-            let mut hashes = Vec::with_capacity(self.maps.len());
-            for (i, &map) in self.maps.iter().enumerate() {
-                // SAFETY: a live link map, under ld.so's lock (see `before`).
-                let key = unsafe {
-                    (
-                        map as usize,
-                        (*map).l_addr,
-                        (*map).l_name as usize,
-                        (*map).l_ld as usize,
-                    )
-                };
-                let known = cache
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, h)| Arc::clone(h));
-                let sorted = known.unwrap_or_else(|| {
-                    let mut sorted: Vec<u32> = self.object(i).map_or(Vec::new(), |v| {
-                        v.hashed_symbols().into_iter().map(|(_, h)| h).collect()
-                    });
-                    sorted.sort_unstable();
-                    let sorted: Arc<[u32]> = sorted.into();
-                    cache.push((key, Arc::clone(&sorted)));
-                    sorted
-                });
-                hashes.push(sorted);
-            }
-            hashes
-        })
     }
 
     /// Object `i`'s view (None if it cannot be read).
@@ -296,6 +243,10 @@ impl<'a> Scope<'a> {
 
 /// Whether `a` and `b` name the same file.
 pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    // The usual case (the program's tree is the host's): no need to ask the file system.
+    if a == b {
+        return true;
+    }
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,

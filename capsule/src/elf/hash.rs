@@ -232,13 +232,11 @@ impl HashTable {
         else {
             return Vec::new();
         };
+        // Indices symoffset..count: n = count - symoffset chains, so none overflows.
         chains
             .chunks_exact(4)
-            .enumerate()
-            .map_while(|(i, c)| {
-                let index = h.symoffset.checked_add(u32::try_from(i).ok()?)?;
-                Some((index, u32_at(c, 0)? & !1))
-            })
+            .zip(h.symoffset..count)
+            .map(|(c, index)| (index, u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & !1))
             .collect()
     }
 

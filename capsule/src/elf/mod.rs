@@ -16,7 +16,7 @@ mod segment;
 mod symbol;
 mod version;
 
-pub(crate) use hash::sysv_hash;
+pub(crate) use hash::{gnu_hash, sysv_hash};
 pub(crate) use memory::c_str_at;
 pub(crate) use object::page_size;
 pub use object::{shared_object_segments, LinkMap, Object, ProgramHeader};

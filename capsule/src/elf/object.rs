@@ -524,6 +524,11 @@ impl<'a> Object<'a> {
             .map_or(Vec::new(), |h| h.hashed(&self.memory, self.symbols.count))
     }
 
+    /// Whether the object has a DT_GNU_HASH table (which keeps each symbol's hash).
+    pub(crate) fn has_gnu_hash(&self) -> bool {
+        self.gnu.is_some()
+    }
+
     /// Whether a symbol whose GNU hash is `hash` but for its lowest bit may be defined here
     /// (false: certainly not; true: a symbol of that hash is, or there is no GNU table).
     pub(crate) fn may_define(&self, hash: u32) -> bool {

@@ -485,20 +485,24 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
 /// defines, as ld.so's lookup there would find them: (index, address, is a function
 /// resolved from an IFUNC).
 ///
-/// Two ways to the same answer: with many objects before the copy (one loaded late, after
-/// everything the program loaded), each of the copy's names looked up in the objects'
-/// hashes, kept per process; with few (libc, near the head of the scope), each object's
-/// names looked up in the copy's own table.
+/// For each earlier object, the smaller of the two symbol lists is walked and its hashes
+/// probed in the other's hash table, which rejects most of them by its Bloom filter alone
+/// (no name read): libc's forwarder walks the executable's few names, the copy's against a
+/// shim's thousands; a late `libxcb-*` forwarder walks its own few against each object.
 fn interposed(program: &Object<'_>, scope: &Scope<'_>) -> Result<Vec<(u32, usize, bool)>> {
-    /// Fewer objects before the copy than this: its own table is asked.
-    const FEW: usize = 8;
+    let own = hashed_or_named(program);
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
-    if scope.len() >= FEW {
-        for (target, hash) in program.hashed_symbols() {
-            for i in (0..scope.len()).filter(|&i| scope.may_define(i, hash)) {
-                let Some(object) = scope.object(i) else {
+    let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
+    for i in 0..scope.len() {
+        let Some(object) = scope.object(i) else {
+            continue;
+        };
+        if !object.has_gnu_hash() || own.len() <= object.symbol_count() as usize {
+            // The copy's names looked up in the object (DT_HASH alone: its own lookup).
+            for &(target, hash) in &own {
+                if known(&found, target) || !object.may_define(hash) {
                     continue;
-                };
+                }
                 let name = program.symbol_name_bytes(target)?;
                 let mut winner = None;
                 for index in object.symbols_named(name)? {
@@ -506,42 +510,48 @@ fn interposed(program: &Object<'_>, scope: &Scope<'_>) -> Result<Vec<(u32, usize
                         winner = winner.or(interposes(program, target, &definition)?);
                     }
                 }
-                if let Some(value) = winner {
-                    found.push(value);
-                    break;
-                }
+                found.extend(winner);
             }
-        }
-        return Ok(found);
-    }
-    for i in 0..scope.len() {
-        let Some(object) = scope.object(i) else {
-            continue;
-        };
-        for (index, hash) in object.hashed_symbols() {
-            // The copy's hash table answers from the hashes alone (no names read): a name
-            // the copy defines is rare, and so are false hits, which the name lookup drops.
-            if !program.may_define(hash) {
-                continue;
-            }
-            let targets = program.symbols_named(object.symbol_name_bytes(index)?)?;
-            if targets.is_empty() {
-                continue;
-            }
-            let Some(definition) = object.symbol_at(index)? else {
-                continue;
-            };
-            for target in targets {
-                if found.iter().any(|(t, _, _)| *t == target) {
+        } else {
+            // The object's names looked up in the copy.
+            for (index, hash) in object.hashed_symbols() {
+                if !program.may_define(hash) {
                     continue;
                 }
-                if let Some(value) = interposes(program, target, &definition)? {
-                    found.push(value);
+                let targets = program.symbols_named(object.symbol_name_bytes(index)?)?;
+                if targets.is_empty() {
+                    continue;
+                }
+                let Some(definition) = object.symbol_at(index)? else {
+                    continue;
+                };
+                for target in targets {
+                    if known(&found, target) {
+                        continue;
+                    }
+                    if let Some(value) = interposes(program, target, &definition)? {
+                        found.push(value);
+                    }
                 }
             }
         }
     }
     Ok(found)
+}
+
+/// `object`'s hashed symbols (index, GNU hash without its lowest bit); for a table of
+/// DT_HASH alone, which keeps no GNU hashes, its symbols with hashes made from their names.
+fn hashed_or_named(object: &Object<'_>) -> Vec<(u32, u32)> {
+    let hashed = object.hashed_symbols();
+    if !hashed.is_empty() {
+        return hashed;
+    }
+    (1..object.symbol_count())
+        .filter_map(|index| {
+            let name = object.symbol_name_bytes(index).ok()?;
+            Some((index, crate::elf::gnu_hash(name) & !1))
+        })
+        .collect()
 }
 
 /// Whether `definition` (of an earlier object) wins over the copy's symbol `target` of the
