@@ -47,8 +47,9 @@ pub enum Kind {
     Object,
 }
 
-/// One exported symbol of the real library, as the generated code lists it.
-#[derive(Debug)]
+/// One exported symbol of the real library, with its strings: what the runtime works on
+/// (made from the generated table's [`Entry`] when needed).
+#[derive(Clone, Copy, Debug)]
 pub struct Symbol {
     pub name: &'static CStr,
     /// The symbol version, or `None` for an unversioned symbol.
@@ -60,29 +61,24 @@ pub struct Symbol {
     pub size: usize,
 }
 
-/// The real library a shim stands for.
-///
-/// `symbols` lists functions first: function `i` owns slot `i` of the shim's slot table and
-/// missing-symbol stub `i`.
-#[derive(Debug)]
-pub struct Library {
-    soname: &'static str,
-    symbols: &'static [Symbol],
-    functions: usize,
-    /// Where the capsule took the library from, for the missing-symbol message.
-    host_path: OnceLock<PathBuf>,
-    /// The shim's first missing-symbol stub, to tell a stub from a real target.
-    missing_stubs: OnceLock<usize>,
+/// One exported symbol as the generated code lists it: its name and version as offsets
+/// into the shim's string table, so that the table holds no pointer. (A table of `&CStr`
+/// needs a relocation per string: thousands in a GL shim, and a copy-on-write page fault
+/// for every page of them, at every start of the program.)
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    name: u32,
+    /// 0 for an unversioned symbol (the table starts with an empty string).
+    version: u32,
+    default: bool,
+    kind: Kind,
+    size: u32,
 }
 
-impl Symbol {
-    /// A function exported as `name` (`name@version` or `name@@version`).
-    pub const fn function(
-        name: &'static CStr,
-        version: Option<&'static CStr>,
-        default: bool,
-    ) -> Symbol {
-        Symbol {
+impl Entry {
+    /// A function exported as the string at `name` (with the version at `version`, or 0).
+    pub const fn function(name: u32, version: u32, default: bool) -> Entry {
+        Entry {
             name,
             version,
             default,
@@ -92,13 +88,8 @@ impl Symbol {
     }
 
     /// A variable of `size` bytes.
-    pub const fn object(
-        name: &'static CStr,
-        version: Option<&'static CStr>,
-        default: bool,
-        size: usize,
-    ) -> Symbol {
-        Symbol {
+    pub const fn object(name: u32, version: u32, default: bool, size: u32) -> Entry {
+        Entry {
             name,
             version,
             default,
@@ -106,7 +97,27 @@ impl Symbol {
             size,
         }
     }
+}
 
+/// The real library a shim stands for.
+///
+/// `entries` lists functions first: function `i` owns slot `i` of the shim's slot table
+/// and missing-symbol stub `i`.
+#[derive(Debug)]
+pub struct Library {
+    soname: &'static str,
+    /// The names and versions the entries point into, each NUL-terminated; offset 0 is the
+    /// empty string.
+    strings: &'static [u8],
+    entries: &'static [Entry],
+    functions: usize,
+    /// Where the capsule took the library from, for the missing-symbol message.
+    host_path: OnceLock<PathBuf>,
+    /// The shim's first missing-symbol stub, to tell a stub from a real target.
+    missing_stubs: OnceLock<usize>,
+}
+
+impl Symbol {
     /// The name and version as text, as lookups take them; `None` if either is not UTF-8
     /// (capsule-gen writes only UTF-8 names: such a symbol is never looked up).
     fn texts(&self) -> Option<(&'static str, Option<&'static str>)> {
@@ -130,21 +141,27 @@ impl Symbol {
 }
 
 impl Library {
-    /// Describe a shim's library. `symbols[..functions]` are the functions, in slot order,
-    /// sorted by name (as capsule-gen writes them): a shim that lists them otherwise does
-    /// not build.
+    /// Describe a shim's library. `entries[..functions]` are the functions, in slot order,
+    /// sorted by name (as capsule-gen writes them), and every offset starts a string of
+    /// `strings` (offset 0 the empty one): a shim that breaks either does not build.
     pub const fn new(
         soname: &'static str,
-        symbols: &'static [Symbol],
+        strings: &'static [u8],
+        entries: &'static [Entry],
         functions: usize,
     ) -> Library {
         assert!(
-            sorted_by_name(symbols, functions),
+            strings_sound(strings, entries),
+            "a shim's symbol table points outside its strings: regenerate it with capsule-gen"
+        );
+        assert!(
+            sorted_by_name(strings, entries, functions),
             "a shim's functions must be sorted by name: regenerate it with capsule-gen"
         );
         Library {
             soname,
-            symbols,
+            strings,
+            entries,
             functions,
             host_path: OnceLock::new(),
             missing_stubs: OnceLock::new(),
@@ -155,24 +172,88 @@ impl Library {
         self.soname
     }
 
-    pub fn symbols(&self) -> &'static [Symbol] {
-        self.symbols
+    /// Symbol `index` (functions first), with its strings.
+    pub fn symbol(&self, index: usize) -> Option<Symbol> {
+        let entry = self.entries.get(index)?;
+        Some(Symbol {
+            name: self.string(entry.name),
+            version: (entry.version != 0).then(|| self.string(entry.version)),
+            default: entry.default,
+            kind: entry.kind,
+            size: entry.size as usize,
+        })
     }
 
-    fn functions(&self) -> &'static [Symbol] {
-        &self.symbols[..self.functions.min(self.symbols.len())]
+    /// Every symbol, functions first.
+    pub fn symbols(&self) -> impl Iterator<Item = Symbol> + '_ {
+        (0..self.entries.len()).filter_map(|i| self.symbol(i))
     }
 
-    fn objects(&self) -> &'static [Symbol] {
-        &self.symbols[self.functions.min(self.symbols.len())..]
+    fn function_count(&self) -> usize {
+        self.functions.min(self.entries.len())
+    }
+
+    /// Function `index`, which owns slot `index`.
+    fn function(&self, index: usize) -> Option<Symbol> {
+        (index < self.function_count())
+            .then(|| self.symbol(index))
+            .flatten()
+    }
+
+    /// The name of function `index` as bytes (empty past the end), for binary searches.
+    fn function_name(&self, index: usize) -> &'static [u8] {
+        match self.entries.get(index) {
+            Some(entry) if index < self.function_count() => self.string(entry.name).to_bytes(),
+            _ => b"",
+        }
+    }
+
+    fn objects(&self) -> impl Iterator<Item = Symbol> + '_ {
+        (self.function_count()..self.entries.len()).filter_map(|i| self.symbol(i))
+    }
+
+    /// The string at `offset` (checked when the shim was built: see [`Library::new`]).
+    fn string(&self, offset: u32) -> &'static CStr {
+        self.strings
+            .get(offset as usize..)
+            .and_then(|tail| CStr::from_bytes_until_nul(tail).ok())
+            .unwrap_or(c"")
     }
 }
 
-/// Whether `symbols[..functions]` are in byte order of their names.
-const fn sorted_by_name(symbols: &[Symbol], functions: usize) -> bool {
+/// Whether every entry's offsets start a NUL-terminated string of `strings`, which begins
+/// with the empty one.
+const fn strings_sound(strings: &[u8], entries: &[Entry]) -> bool {
+    if strings.is_empty() || strings[0] != 0 || strings[strings.len() - 1] != 0 {
+        return false;
+    }
+    let mut i = 0;
+    while i < entries.len() {
+        if entries[i].name as usize >= strings.len() || entries[i].version as usize >= strings.len()
+        {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The bytes of the string at `offset` (to its NUL; `strings_sound` holds).
+const fn string_at(strings: &[u8], offset: u32) -> &[u8] {
+    let start = offset as usize;
+    let mut end = start;
+    while end < strings.len() && strings[end] != 0 {
+        end += 1;
+    }
+    strings.split_at(end).0.split_at(start).1
+}
+
+/// Whether the names of `entries[..functions]` are in byte order.
+const fn sorted_by_name(strings: &[u8], entries: &[Entry], functions: usize) -> bool {
     let mut i = 1;
-    while i < functions && i < symbols.len() {
-        let (a, b) = (symbols[i - 1].name.to_bytes(), symbols[i].name.to_bytes());
+    while i < functions && i < entries.len() {
+        let a = string_at(strings, entries[i - 1].name);
+        let b = string_at(strings, entries[i].name);
         let mut k = 0;
         while k < a.len() && k < b.len() && a[k] == b[k] {
             k += 1;
@@ -226,7 +307,7 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
     crate::phase!(
         "shim {}: {} trampolines filled",
         lib.soname,
-        lib.functions().len()
+        lib.function_count()
     );
     warn_if_different(lib, capsule, &missing);
     wire_program(lib, capsule, own_map, slots);
@@ -254,15 +335,19 @@ fn fill_slots(
         let shim = unsafe { (*map).path() };
         slot_cache::Entry::new(lib.soname, &shim, capsule.path())
     });
-    let functions = lib.functions();
+    let functions = lib.function_count();
     let remembered = cache
         .as_ref()
         .zip(real.as_ref())
-        .and_then(|(cache, real)| cache.recall(functions.len(), real));
+        .and_then(|(cache, real)| cache.recall(functions, real));
     let bias = real.as_ref().map_or(0, |real| real.bias());
     let mut offsets = Vec::new();
     let mut missing = Vec::new();
-    for (i, sym) in functions.iter().enumerate() {
+    for i in 0..functions {
+        let Some(sym) = lib.function(i) else {
+            break;
+        };
+        let sym = &sym;
         let own = match &remembered {
             // Checked by `recall`: inside the library's code.
             Some(offsets) => offsets[i].map(|offset| (bias + offset) as *mut c_void),
@@ -412,9 +497,8 @@ pub(super) fn program_visible(sym: &Symbol) -> Option<*mut c_void> {
 /// library does not define. Prints which one and aborts.
 pub fn missing_called(lib: &Library, index: usize) -> ! {
     let symbol = lib
-        .functions()
-        .get(index)
-        .map_or_else(|| format!("function #{index}"), Symbol::display_name);
+        .function(index)
+        .map_or_else(|| format!("function #{index}"), |sym| sym.display_name());
     let path = lib
         .host_path
         .get()
@@ -432,42 +516,61 @@ pub fn missing_called(lib: &Library, index: usize) -> ! {
 mod tests {
     use super::*;
 
-    static SYMBOLS: [Symbol; 3] = [
-        Symbol::function(c"foo", Some(c"FOO_1"), false),
-        Symbol::function(c"foo", Some(c"FOO_2"), true),
-        Symbol::object(c"counter", None, true, 4),
+    /// "\0foo\0FOO_1\0FOO_2\0counter\0"
+    const STRINGS: &[u8] = b"\0foo\0FOO_1\0FOO_2\0counter\0";
+    static ENTRIES: [Entry; 3] = [
+        Entry::function(1, 5, false),
+        Entry::function(1, 11, true),
+        Entry::object(17, 0, true, 4),
     ];
 
     #[test]
     fn library_splits_functions_and_objects() {
-        let lib = Library::new("libfoo.so.1", &SYMBOLS, 2);
-        assert_eq!(lib.functions().len(), 2);
-        assert_eq!(lib.objects().len(), 1);
-        assert_eq!(lib.objects()[0].kind, Kind::Object);
+        let lib = Library::new("libfoo.so.1", STRINGS, &ENTRIES, 2);
+        assert_eq!(lib.function_count(), 2);
+        let objects: Vec<Symbol> = lib.objects().collect();
+        assert_eq!(objects.len(), 1);
+        assert_eq!((objects[0].kind, objects[0].size), (Kind::Object, 4));
+        assert_eq!(objects[0].name, c"counter");
+        assert!(lib.function(2).is_none(), "an object is not a function");
+        assert_eq!(lib.function_name(1), b"foo");
+        assert_eq!(lib.function_name(2), b"");
     }
 
     #[test]
     fn functions_must_be_sorted_by_name() {
-        assert!(sorted_by_name(&SYMBOLS, 2));
-        static UNSORTED: [Symbol; 2] = [
-            Symbol::function(c"glVertex", None, false),
-            Symbol::function(c"glBegin", None, false),
-        ];
-        assert!(!sorted_by_name(&UNSORTED, 2));
+        assert!(sorted_by_name(STRINGS, &ENTRIES, 2));
+        const NAMES: &[u8] = b"\0glVertex\0glBegin\0gl\0a\0";
+        static UNSORTED: [Entry; 2] = [Entry::function(1, 0, false), Entry::function(10, 0, false)];
+        assert!(!sorted_by_name(NAMES, &UNSORTED, 2));
         // A name before a longer name it begins; objects after the functions don't count.
-        static PREFIXED: [Symbol; 3] = [
-            Symbol::function(c"gl", None, false),
-            Symbol::function(c"glBegin", None, false),
-            Symbol::object(c"a", None, true, 4),
+        static PREFIXED: [Entry; 3] = [
+            Entry::function(18, 0, false),
+            Entry::function(10, 0, false),
+            Entry::object(21, 0, true, 4),
         ];
-        assert!(sorted_by_name(&PREFIXED, 2));
-        assert!(!sorted_by_name(&PREFIXED, 3));
+        assert!(sorted_by_name(NAMES, &PREFIXED, 2));
+        assert!(!sorted_by_name(NAMES, &PREFIXED, 3));
+    }
+
+    #[test]
+    fn offsets_must_start_strings_of_the_table() {
+        assert!(strings_sound(STRINGS, &ENTRIES));
+        assert!(!strings_sound(STRINGS, &[Entry::function(99, 0, false)]));
+        assert!(
+            !strings_sound(b"\0foo", &[Entry::function(1, 0, false)]),
+            "no final NUL"
+        );
+        assert!(
+            !strings_sound(b"foo\0", &[Entry::function(0, 0, false)]),
+            "no empty string"
+        );
     }
 
     #[test]
     fn display_names_follow_nm() {
-        assert_eq!(SYMBOLS[0].display_name(), "foo@FOO_1");
-        assert_eq!(SYMBOLS[1].display_name(), "foo@@FOO_2");
-        assert_eq!(SYMBOLS[2].display_name(), "counter");
+        let lib = Library::new("libfoo.so.1", STRINGS, &ENTRIES, 2);
+        let names: Vec<String> = lib.symbols().map(|s| s.display_name()).collect();
+        assert_eq!(names, ["foo@FOO_1", "foo@@FOO_2", "counter"]);
     }
 }

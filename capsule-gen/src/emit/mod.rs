@@ -350,36 +350,43 @@ fn lib_rs(m: &Manifest, arch: &Arch, functions: &[&Export], objects: &[&Export])
         arch.machine.name(),
         arch.machine.rust_target()
     );
-    out.push_str("use capsule::shim::{Library, Symbol};\n\n");
+    out.push_str("use capsule::shim::{Entry, Library};\n\n");
     let _ = writeln!(out, "const FUNCTIONS: usize = {};\n", functions.len());
+    let table = StringTable::new(functions.iter().chain(objects).copied());
+    out.push_str(
+        "/// Every name, then every version, each NUL-terminated: `SYMBOLS` holds offsets into\n\
+         /// it, not pointers (each of which the dynamic linker would relocate at every start).\n\
+         #[rustfmt::skip]\nconst STRINGS: &[u8] = concat!(\n    \"\\0\",\n",
+    );
+    for text in &table.texts {
+        let _ = writeln!(out, "    \"{text}\\0\",");
+    }
+    out.push_str(").as_bytes();\n\n");
     let _ = writeln!(
         out,
-        "/// Functions first, in slot order, then variables. One line each, whatever rustfmt\n/// thinks, so that `cargo fmt` leaves the generated file byte-identical.\n#[rustfmt::skip]\nstatic SYMBOLS: [Symbol; {}] = [",
+        "/// Functions first, in slot order, then variables: the offsets of the name and the\n/// version (0: none) in `STRINGS`. One line each, whatever rustfmt thinks, so that\n/// `cargo fmt` leaves the generated file byte-identical.\n#[rustfmt::skip]\nstatic SYMBOLS: [Entry; {}] = [",
         functions.len() + objects.len()
     );
-    for s in functions {
+    for (k, s) in functions.iter().enumerate() {
+        let (name, version) = table.offsets(k, s);
         let _ = writeln!(
             out,
-            "    Symbol::function(c\"{}\", {}, {}),",
-            s.name,
-            version_literal(s),
+            "    Entry::function({name}, {version}, {}),",
             s.default
         );
     }
-    for s in objects {
+    for (k, s) in objects.iter().enumerate() {
+        let (name, version) = table.offsets(functions.len() + k, s);
         let _ = writeln!(
             out,
-            "    Symbol::object(c\"{}\", {}, {}, {}),",
-            s.name,
-            version_literal(s),
-            s.default,
-            s.size
+            "    Entry::object({name}, {version}, {}, {}),",
+            s.default, s.size
         );
     }
     out.push_str("];\n\n");
     let _ = writeln!(
         out,
-        "static LIBRARY: Library = Library::new(\"{}\", &SYMBOLS, FUNCTIONS);\n",
+        "static LIBRARY: Library = Library::new(\"{}\", STRINGS, &SYMBOLS, FUNCTIONS);\n",
         m.soname
     );
     out.push_str(RUST_GLUE);
@@ -399,10 +406,47 @@ fn lib_rs(m: &Manifest, arch: &Arch, functions: &[&Export], objects: &[&Export])
     out
 }
 
-fn version_literal(s: &Export) -> String {
-    match &s.version {
-        Some(v) => format!("Some(c\"{v}\")"),
-        None => "None".into(),
+/// The generated `STRINGS`: each symbol's name in table order, then each version once,
+/// after the empty string at offset 0.
+struct StringTable {
+    texts: Vec<String>,
+    /// Where each name (by its place in the table) and each version start.
+    names: Vec<usize>,
+    versions: std::collections::BTreeMap<String, usize>,
+}
+
+impl StringTable {
+    fn new<'a>(symbols: impl Iterator<Item = &'a Export> + Clone) -> StringTable {
+        let mut table = StringTable {
+            texts: Vec::new(),
+            names: Vec::new(),
+            versions: std::collections::BTreeMap::new(),
+        };
+        let mut next = 1; // after the empty string
+        for s in symbols.clone() {
+            table.names.push(next);
+            next += s.name.len() + 1;
+            table.texts.push(s.name.clone());
+        }
+        for version in symbols.filter_map(|s| s.version.as_ref()) {
+            if !table.versions.contains_key(version) {
+                table.versions.insert(version.clone(), next);
+                next += version.len() + 1;
+                table.texts.push(version.clone());
+            }
+        }
+        table
+    }
+
+    /// The offsets of the name of symbol `k` (in the order the table was made from) and
+    /// of its version (0: unversioned).
+    fn offsets(&self, k: usize, s: &Export) -> (usize, usize) {
+        let version = s
+            .version
+            .as_ref()
+            .and_then(|v| self.versions.get(v).copied())
+            .unwrap_or(0);
+        (self.names.get(k).copied().unwrap_or(0), version)
     }
 }
 

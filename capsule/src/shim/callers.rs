@@ -49,7 +49,6 @@ fn redirectable(sym: &Symbol, trampoline: usize, earlier: &Scope<'_>) -> bool {
 /// Rewrite the slots of `objects` that call the shim's functions to the real functions:
 /// one batch per object, for the names it imports.
 pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlier: &Scope<'_>) {
-    let functions = table.lib.functions();
     let soname = table.lib.soname();
     for object in objects {
         // Only objects linked against the library call it through their own slots; one
@@ -67,7 +66,10 @@ pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlie
                 continue;
             }
             for i in indices {
-                if let Some(rewrite) = rewrite_for(&functions[i], table.target(i), earlier) {
+                let Some(sym) = table.lib.function(i) else {
+                    continue;
+                };
+                if let Some(rewrite) = rewrite_for(&sym, table.target(i), earlier) {
                     rewrites.push(rewrite);
                 }
             }
@@ -98,7 +100,7 @@ pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlie
 
 /// The rewrite of the slots that import `sym`, if they may go straight to its function.
 fn rewrite_for(
-    sym: &'static Symbol,
+    sym: &Symbol,
     target: Target,
     earlier: &Scope<'_>,
 ) -> Option<SymbolRewrite<'static>> {

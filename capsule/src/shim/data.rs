@@ -20,7 +20,7 @@ use crate::patch::{self, Expect};
 /// Copy each variable of `lib` into the program and point the capsule's references to it
 /// there.
 pub(super) fn share_variables(lib: &Library, capsule: &Capsule) {
-    let objects = lib.objects();
+    let objects: Vec<_> = lib.objects().collect();
     if objects.is_empty() {
         return;
     }
@@ -32,7 +32,7 @@ pub(super) fn share_variables(lib: &Library, capsule: &Capsule) {
             capsule.path().display()
         );
     }
-    for sym in objects {
+    for sym in &objects {
         let Some(real) = lookup(capsule, sym) else {
             eprintln!(
                 "capsule: {}: variable {} is not defined by the host's {} ({}); the program sees zeros in its place",
@@ -150,7 +150,13 @@ mod tests {
         // copy-relocated `const` variable does.
         static POINTER: &u64 = &7;
         static EIGHT: u64 = 8;
-        let sym = Symbol::object(c"pointer", None, true, 8);
+        let sym = Symbol {
+            name: c"pointer",
+            version: None,
+            default: true,
+            kind: super::super::Kind::Object,
+            size: 8,
+        };
         let at = (&raw const POINTER).cast_mut().cast::<c_void>();
         let from: *const u64 = &EIGHT;
         assert_eq!(protection(at as usize), "r--p", "POINTER is not in RELRO");

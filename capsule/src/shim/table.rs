@@ -38,16 +38,19 @@ impl<'a> Table<'a> {
 
     /// The indices of the functions named `name` (one per version).
     pub fn indices(&self, name: &[u8]) -> Range<usize> {
-        let functions = self.lib.functions();
-        let start = functions.partition_point(|f| f.name.to_bytes() < name);
-        let len = functions[start..].partition_point(|f| f.name.to_bytes() == name);
-        start..start + len
+        let count = self.lib.function_count();
+        let start = partition_point(count, |i| self.lib.function_name(i) < name);
+        let mut end = start;
+        while end < count && self.lib.function_name(end) == name {
+            end += 1;
+        }
+        start..end
     }
 
     /// Function `index`'s trampoline and real target; a trampoline that cannot be found in
     /// the shim's own table is 0 (and has no target: nothing can have bound to it).
     pub fn target(&self, index: usize) -> Target {
-        let trampoline = match self.lib.functions()[index].texts() {
+        let trampoline = match self.lib.function(index).and_then(|f| f.texts()) {
             Some((name, version)) => match self.own.lookup(name, version) {
                 Ok(Some(found)) => found.address,
                 _ => 0,
@@ -74,5 +77,36 @@ impl<'a> Table<'a> {
             .load(Ordering::Acquire);
         let stub = self.lib.missing_stubs.get().copied()? + index * MISSING_STUB_STRIDE;
         (slot != stub && slot != 0).then_some(slot)
+    }
+}
+
+/// The first index of `0..count` for which `before` is false (`before` holds for a prefix
+/// of the range, as for slices' `partition_point`).
+fn partition_point(count: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, count);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if before(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn partition_point_finds_the_end_of_the_prefix() {
+        let names = ["a", "b", "b", "c"];
+        for (name, start) in [("", 0), ("a", 0), ("b", 1), ("bb", 3), ("c", 3), ("d", 4)] {
+            assert_eq!(
+                super::partition_point(names.len(), |i| names[i] < name),
+                start,
+                "{name}"
+            );
+        }
+        assert_eq!(super::partition_point(0, |_| true), 0);
     }
 }

@@ -8,34 +8,59 @@
 #[cfg(not(target_arch = "x86"))]
 compile_error!("this proxy for libGLdispatch.so.0 was generated from a library for i386: build it with `--target i686-unknown-linux-gnu`");
 
-use capsule::shim::{Library, Symbol};
+use capsule::shim::{Entry, Library};
 
 const FUNCTIONS: usize = 16;
 
-/// Functions first, in slot order, then variables. One line each, whatever rustfmt
-/// thinks, so that `cargo fmt` leaves the generated file byte-identical.
+/// Every name, then every version, each NUL-terminated: `SYMBOLS` holds offsets into
+/// it, not pointers (each of which the dynamic linker would relocate at every start).
 #[rustfmt::skip]
-static SYMBOLS: [Symbol; 17] = [
-    Symbol::function(c"__glDispatchCheckMultithreaded", None, false),
-    Symbol::function(c"__glDispatchCreateTable", None, false),
-    Symbol::function(c"__glDispatchDestroyTable", None, false),
-    Symbol::function(c"__glDispatchFini", None, false),
-    Symbol::function(c"__glDispatchForceUnpatch", None, false),
-    Symbol::function(c"__glDispatchGetABIVersion", None, false),
-    Symbol::function(c"__glDispatchGetCurrentThreadState", None, false),
-    Symbol::function(c"__glDispatchGetProcAddress", None, false),
-    Symbol::function(c"__glDispatchInit", None, false),
-    Symbol::function(c"__glDispatchLoseCurrent", None, false),
-    Symbol::function(c"__glDispatchMakeCurrent", None, false),
-    Symbol::function(c"__glDispatchNewVendorID", None, false),
-    Symbol::function(c"__glDispatchRegisterStubCallbacks", None, false),
-    Symbol::function(c"__glDispatchReset", None, false),
-    Symbol::function(c"__glDispatchUnregisterStubCallbacks", None, false),
-    Symbol::function(c"_glapi_get_current", None, false),
-    Symbol::object(c"_glapi_Current", None, false, 4),
+const STRINGS: &[u8] = concat!(
+    "\0",
+    "__glDispatchCheckMultithreaded\0",
+    "__glDispatchCreateTable\0",
+    "__glDispatchDestroyTable\0",
+    "__glDispatchFini\0",
+    "__glDispatchForceUnpatch\0",
+    "__glDispatchGetABIVersion\0",
+    "__glDispatchGetCurrentThreadState\0",
+    "__glDispatchGetProcAddress\0",
+    "__glDispatchInit\0",
+    "__glDispatchLoseCurrent\0",
+    "__glDispatchMakeCurrent\0",
+    "__glDispatchNewVendorID\0",
+    "__glDispatchRegisterStubCallbacks\0",
+    "__glDispatchReset\0",
+    "__glDispatchUnregisterStubCallbacks\0",
+    "_glapi_get_current\0",
+    "_glapi_Current\0",
+).as_bytes();
+
+/// Functions first, in slot order, then variables: the offsets of the name and the
+/// version (0: none) in `STRINGS`. One line each, whatever rustfmt thinks, so that
+/// `cargo fmt` leaves the generated file byte-identical.
+#[rustfmt::skip]
+static SYMBOLS: [Entry; 17] = [
+    Entry::function(1, 0, false),
+    Entry::function(32, 0, false),
+    Entry::function(56, 0, false),
+    Entry::function(81, 0, false),
+    Entry::function(98, 0, false),
+    Entry::function(123, 0, false),
+    Entry::function(149, 0, false),
+    Entry::function(183, 0, false),
+    Entry::function(210, 0, false),
+    Entry::function(227, 0, false),
+    Entry::function(251, 0, false),
+    Entry::function(275, 0, false),
+    Entry::function(299, 0, false),
+    Entry::function(333, 0, false),
+    Entry::function(351, 0, false),
+    Entry::function(387, 0, false),
+    Entry::object(406, 0, false, 4),
 ];
 
-static LIBRARY: Library = Library::new("libGLdispatch.so.0", &SYMBOLS, FUNCTIONS);
+static LIBRARY: Library = Library::new("libGLdispatch.so.0", STRINGS, &SYMBOLS, FUNCTIONS);
 
 /// Where each trampoline jumps; filled by `capsule::shim::init` when the shim loads.
 static mut SLOTS: [usize; FUNCTIONS] = [0; FUNCTIONS];
