@@ -8,9 +8,9 @@
 //! unversioned symbols) handed to the linker by `build.rs` with the soname.
 //!
 //! The assembly defines one macro per kind of export and invokes it once per symbol, so a
-//! shim is about three lines per symbol (its `SYMBOLS` entry, its table line, its version
-//! script line) and a library that gains one symbol changes those three lines and one of
-//! the manifest.
+//! shim is about four lines per symbol (its name in `STRINGS`, its `SYMBOLS` entry, its
+//! table line, its version script line) and a library that gains one symbol changes those
+//! lines, the offsets of the `SYMBOLS` entries after it, and one line of the manifest.
 //!
 //! The instructions of a trampoline and of a missing-symbol stub are the architecture's
 //! (one file each, listed in [`ARCHES`]); the crate is for the manifest's machine and
