@@ -344,23 +344,30 @@ fn fill_slots(
     let mut offsets = Vec::new();
     let mut missing = Vec::new();
     for i in 0..functions {
-        let Some(sym) = lib.function(i) else {
-            break;
-        };
-        let sym = &sym;
+        // The symbol's strings are read only where a lookup needs them: a remembered
+        // offset does not.
         let own = match &remembered {
             // Checked by `recall`: inside the library's code.
-            Some(offsets) => offsets[i].map(|offset| (bias + offset) as *mut c_void),
+            Some(offsets) => (offsets[i] != slot_cache::LOOK_UP)
+                .then(|| usize::try_from(offsets[i]).ok())
+                .flatten()
+                .map(|offset| (bias + offset) as *mut c_void),
             None => {
-                let own = real.as_ref().and_then(|real| defined_by(real, sym));
+                let own = real
+                    .as_ref()
+                    .zip(lib.function(i))
+                    .and_then(|(real, sym)| defined_by(real, &sym));
                 offsets.push(own.and_then(|a| (a as usize).checked_sub(bias)));
                 own
             }
         };
-        let target = match own.or_else(|| lookup(capsule, sym)) {
+        let target = match own.or_else(|| lookup(capsule, &lib.function(i)?)) {
             Some(addr) => addr as usize,
             None => {
-                missing.push(sym.display_name());
+                missing.push(
+                    lib.function(i)
+                        .map_or_else(String::new, |s| s.display_name()),
+                );
                 missing_stubs as usize + i * MISSING_STUB_STRIDE
             }
         };

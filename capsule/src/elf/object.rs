@@ -586,24 +586,6 @@ impl<'a> Object<'a> {
         })
     }
 
-    /// Whether this object imports a symbol named one of `names`: one pass over its
-    /// symbol table, most entries told apart by their first bytes, which is cheaper than
-    /// reading its relocations.
-    pub(crate) fn imports_any(&self, names: &[&[u8]]) -> bool {
-        (1..self.symbols.count).any(|index| {
-            let Ok(raw) = self.raw_symbol(index) else {
-                return false;
-            };
-            if raw.is_defined() || raw.binding() == Binding::Local {
-                return false;
-            }
-            let Some(tail) = self.symbols.tail(raw.name) else {
-                return false;
-            };
-            names.iter().any(|name| names_at(tail, name))
-        })
-    }
-
     /// Every JUMP_SLOT, GLOB_DAT and R_X86_64_64 slot (from DT_JMPREL and DT_RELA) whose
     /// symbol is `name`.
     ///

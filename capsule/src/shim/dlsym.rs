@@ -85,15 +85,10 @@ pub(super) fn install(state: State, objects: &[Object<'_>]) {
         (__capsule_dlsym_entry as *const () as usize, &NEXT_DLSYM),
         (__capsule_dlvsym_entry as *const () as usize, &NEXT_DLVSYM),
     ];
-    // One pass over the relocations of each object that imports either name finds both
-    // names' slots.
-    let imported = names.map(CStr::to_bytes);
+    // One pass over each object's relocations finds both names' slots.
     let slots: Vec<Vec<(usize, Slot)>> = objects
         .iter()
-        .map(|o| match o.imports_any(&imported) {
-            true => o.slots_matching(&wanted).unwrap_or_default(),
-            false => Vec::new(),
-        })
+        .map(|o| o.slots_matching(&wanted).unwrap_or_default())
         .collect();
     let mut rewrites: Vec<SymbolRewrite<'_>> = Vec::new();
     for (i, (entry, next)) in entries.into_iter().enumerate() {

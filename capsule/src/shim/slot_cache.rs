@@ -20,7 +20,7 @@ const HEADER: usize = 24;
 /// An entry for a function that is not the library's own plain function (an IFUNC, one
 /// the interposer answers, one a dependency defines, one the host lacks): looked up at
 /// every load.
-const LOOK_UP: u64 = u64::MAX;
+pub(crate) const LOOK_UP: u64 = u64::MAX;
 
 /// Where the table of one (shim, host library) pair is kept, and the key it is filed by.
 pub(super) struct Entry {
@@ -50,20 +50,19 @@ impl Entry {
         Some(Entry { dir, path, key })
     }
 
-    /// The remembered offsets of `functions` functions (`None`: look it up), if the file
-    /// is there, sound, and fits `real` (the loaded library).
-    pub fn recall(&self, functions: usize, real: &Object<'_>) -> Option<Vec<Option<usize>>> {
+    /// The remembered offsets of `functions` functions ([`LOOK_UP`]: look it up), if the
+    /// file is there, sound, and fits `real` (the loaded library): every other offset is
+    /// in its code.
+    pub fn recall(&self, functions: usize, real: &Object<'_>) -> Option<Vec<u64>> {
         let bytes = disk_cache::read_owned(&self.path)?;
         let checked = parse(&bytes, self.key, functions).and_then(|offsets| {
-            offsets
-                .into_iter()
-                .map(|offset| match offset {
-                    LOOK_UP => Ok(None),
-                    _ => code_offset(real, offset)
-                        .map(Some)
-                        .ok_or_else(|| format!("offset {offset:#x} is not in the library's code")),
-                })
-                .collect::<Result<Vec<_>, String>>()
+            match offsets
+                .iter()
+                .find(|&&offset| offset != LOOK_UP && code_offset(real, offset).is_none())
+            {
+                Some(offset) => Err(format!("offset {offset:#x} is not in the library's code")),
+                None => Ok(offsets),
+            }
         });
         match checked {
             Ok(offsets) => Some(offsets),
