@@ -122,6 +122,23 @@ pub unsafe fn rewrite_symbols(
     object: &Object<'_>,
     rewrites: &[SymbolRewrite<'_>],
 ) -> Result<PatchReport> {
+    let wanted: Vec<_> = rewrites.iter().map(|r| (r.symbol, r.version)).collect();
+    let found = object.slots_matching(&wanted)?;
+    // SAFETY: forwarded from this function's contract.
+    unsafe { rewrite_found(object, &found, rewrites) }
+}
+
+/// [`rewrite_symbols`] for slots the caller found already: `(i, slot)` gets
+/// `rewrites[i]`, as [`Object::slots_matching`] pairs them.
+///
+/// # Safety
+/// As for [`rewrite_symbol`], for every rewrite; each slot is one of `object`'s, found
+/// for the symbol of its rewrite.
+pub unsafe fn rewrite_found(
+    object: &Object<'_>,
+    found: &[(usize, crate::elf::Slot)],
+    rewrites: &[SymbolRewrite<'_>],
+) -> Result<PatchReport> {
     let label = match rewrites {
         [one] => match one.version {
             Some(v) => format!("{}@{v}", one.symbol),
@@ -129,11 +146,10 @@ pub unsafe fn rewrite_symbols(
         },
         _ => format!("{} symbols", rewrites.len()),
     };
-    let wanted: Vec<_> = rewrites.iter().map(|r| (r.symbol, r.version)).collect();
-    let writes = object
-        .slots_matching(&wanted)?
+    let writes = found
         .iter()
-        .map(|(i, slot)| slot_write(object, slot, rewrites[*i].replacement, rewrites[*i].expect))
+        .filter_map(|(i, slot)| Some((slot, rewrites.get(*i)?)))
+        .map(|(slot, r)| slot_write(object, slot, r.replacement, r.expect))
         .collect::<Vec<_>>();
     // SAFETY: forwarded from this function's contract.
     let report = unsafe { write_batch(object, &label, &writes) }?;

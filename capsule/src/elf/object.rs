@@ -612,27 +612,47 @@ impl<'a> Object<'a> {
             }
             map
         });
-        let mut matching = Vec::new();
-        let mut candidates = Vec::new();
-        for slot in self.all_slots()? {
-            if slot.symbol == 0 {
-                continue;
-            }
-            candidates.clear();
+        // The name of symbol `index` among the wanted ones, checked while the relocations
+        // are read (so that only those slots are collected): most names differ from every
+        // wanted one in their first bytes, with no need to find where they end.
+        let named = |index: u32, candidates: &mut Vec<usize>| -> Result<()> {
             match &by_name {
                 Some(map) => {
-                    let name = self.symbol_name_bytes(slot.symbol)?;
+                    let name = self.symbol_name_bytes(index)?;
                     candidates.extend(map.get(name).into_iter().flatten().copied())
                 }
                 None => {
-                    // Most slots differ from every wanted name in their first bytes: no
-                    // need to find where their names end.
-                    let name = self.symbol_name_tail(slot.symbol)?;
+                    let name = self.symbol_name_tail(index)?;
                     candidates.extend(
                         (0..wanted.len()).filter(|&i| names_at(name, wanted[i].0.as_bytes())),
                     )
                 }
             }
+            Ok(())
+        };
+        let mut failure = None;
+        let mut scratch = Vec::new();
+        let kept = self.all_slots_where(|index| {
+            scratch.clear();
+            if index == 0 || failure.is_some() {
+                return false;
+            }
+            match named(index, &mut scratch) {
+                Ok(()) => !scratch.is_empty(),
+                Err(err) => {
+                    failure = Some(err);
+                    false
+                }
+            }
+        })?;
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        let mut matching = Vec::new();
+        let mut candidates = Vec::new();
+        for slot in kept {
+            candidates.clear();
+            named(slot.symbol, &mut candidates)?;
             if candidates.is_empty() {
                 continue;
             }
@@ -668,8 +688,9 @@ impl<'a> Object<'a> {
             .ok_or_else(|| self.malformed("DT_RELR (table outside the object)"))
     }
 
-    /// Every symbol slot of DT_JMPREL and DT_RELA (DT_REL on REL architectures).
-    pub(crate) fn all_slots(&self) -> Result<Vec<Slot>> {
+    /// Every symbol slot of DT_JMPREL and DT_RELA (DT_REL on REL architectures) whose
+    /// symbol index `keep` accepts.
+    fn all_slots_where(&self, mut keep: impl FnMut(u32) -> bool) -> Result<Vec<Slot>> {
         let d = &self.dynamic;
         // The relative relocations that open DT_RELA (as many as DT_RELACOUNT says, which
         // ld.so trusts too) name no symbol: not read. Thousands in a shim.
@@ -709,7 +730,7 @@ impl<'a> Object<'a> {
                 _ => return Err(self.malformed(&format!("{what} (size missing)"))),
             };
             let found = table
-                .slots(&self.memory, self.bias)
+                .slots(&self.memory, self.bias, &mut keep)
                 .ok_or_else(|| self.malformed(&format!("{what} (table outside the object)")))?;
             slots.extend(found);
         }

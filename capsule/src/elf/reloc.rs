@@ -74,9 +74,14 @@ pub(crate) struct RelocTable {
 }
 
 impl RelocTable {
-    /// Every symbol slot of the table (other relocation types are left out). `None` if the
-    /// table lies outside the object.
-    pub fn slots(&self, memory: &Memory<'_>, bias: usize) -> Option<Vec<Slot>> {
+    /// Every symbol slot of the table whose symbol index `keep` accepts (other relocation
+    /// types are left out). `None` if the table lies outside the object.
+    pub fn slots(
+        &self,
+        memory: &Memory<'_>,
+        bias: usize,
+        mut keep: impl FnMut(u32) -> bool,
+    ) -> Option<Vec<Slot>> {
         if self.entry_size < RELOC_SIZE {
             return None;
         }
@@ -87,6 +92,9 @@ impl RelocTable {
             let Some(kind) = SlotKind::from_type(r_type) else {
                 continue;
             };
+            if !keep(symbol) {
+                continue;
+            }
             slots.push(Slot {
                 address: usize::try_from(offset).ok()?.wrapping_add(bias),
                 kind,
@@ -159,7 +167,7 @@ mod tests {
             size: RELOC_SIZE,
             entry_size: RELOC_SIZE,
         };
-        assert!(table.slots(&memory, 0).is_none());
+        assert!(table.slots(&memory, 0, |_| true).is_none());
     }
 
     #[test]

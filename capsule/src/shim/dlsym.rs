@@ -91,11 +91,14 @@ pub(super) fn install(state: State, objects: &[Object<'_>]) {
         .map(|o| o.slots_matching(&wanted).unwrap_or_default())
         .collect();
     let mut rewrites: Vec<SymbolRewrite<'_>> = Vec::new();
+    // Which rewrite each name got (a name nothing was bound to gets none).
+    let mut rewrite_of = [None; 2];
     for (i, (entry, next)) in entries.into_iter().enumerate() {
         let Some(previous) = previous_binding(objects, &slots, i, names[i]) else {
             continue;
         };
         next.store(previous, Ordering::Release);
+        rewrite_of[i] = Some(rewrites.len());
         rewrites.push(SymbolRewrite {
             symbol: wanted[i].0,
             version: None,
@@ -108,13 +111,18 @@ pub(super) fn install(state: State, objects: &[Object<'_>]) {
     }
     let mut rewritten = 0;
     for (object, slots) in objects.iter().zip(&slots) {
-        if slots.is_empty() {
+        let found: Vec<(usize, Slot)> = slots
+            .iter()
+            .filter_map(|&(name, slot)| Some((rewrite_of.get(name).copied().flatten()?, slot)))
+            .collect();
+        if found.is_empty() {
             continue;
         }
         // SAFETY: each entry takes the same arguments as dlsym/dlvsym and ends in the
         // previous function, which `next` holds before any slot points at the entry; the
-        // shim (and so the entry) is never unloaded once it patched the program.
-        match unsafe { patch::rewrite_symbols(object, &rewrites) } {
+        // shim (and so the entry) is never unloaded once it patched the program. The
+        // slots are the object's own, found above for the rewrite's name.
+        match unsafe { patch::rewrite_found(object, &found, &rewrites) } {
             Ok(report) => rewritten += report.rewritten,
             Err(err) => crate::debug!(Reloc, "{err}; its dlsym answers are not corrected"),
         }
