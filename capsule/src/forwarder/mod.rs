@@ -490,16 +490,18 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
 /// (no name read): libc's forwarder walks the executable's few names, the copy's against a
 /// shim's thousands; a late `libxcb-*` forwarder walks its own few against each object.
 fn interposed(program: &Object<'_>, scope: &Scope<'_>) -> Result<Vec<(u32, usize, bool)>> {
-    let own = hashed_or_named(program);
+    // The copy's list, made only if some earlier object has more symbols than the copy.
+    let own = std::cell::OnceCell::new();
+    let own_len = program.symbol_count() as usize;
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
     let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
     for i in 0..scope.len() {
         let Some(object) = scope.object(i) else {
             continue;
         };
-        if !object.has_gnu_hash() || own.len() <= object.symbol_count() as usize {
+        if !object.has_gnu_hash() || own_len <= object.symbol_count() as usize {
             // The copy's names looked up in the object (DT_HASH alone: its own lookup).
-            for &(target, hash) in &own {
+            for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
                 if known(&found, target) || !object.may_define(hash) {
                     continue;
                 }
