@@ -463,13 +463,16 @@ impl<'a> Object<'a> {
 
     /// The string table from symbol `index`'s name on (its name, its NUL, what follows).
     fn symbol_name_tail(&self, index: u32) -> Result<&'a [u8]> {
-        let raw = self.raw_symbol(index)?;
-        self.symbols.tail(raw.name).ok_or_else(|| {
-            self.malformed(&format!(
-                "symbol name (string offset {} outside DT_STRTAB)",
-                raw.name
-            ))
-        })
+        // Read whole only to say what is wrong.
+        self.symbols
+            .name_tail(index)
+            .ok_or_else(|| match self.raw_symbol(index) {
+                Err(err) => err,
+                Ok(raw) => self.malformed(&format!(
+                    "symbol name (string offset {} outside DT_STRTAB)",
+                    raw.name
+                )),
+            })
     }
 
     /// The version of symbol `index`: for a definition the version it defines, for an
@@ -623,9 +626,11 @@ impl<'a> Object<'a> {
                 }
                 None => {
                     let name = self.symbol_name_tail(index)?;
-                    candidates.extend(
-                        (0..wanted.len()).filter(|&i| names_at(name, wanted[i].0.as_bytes())),
-                    )
+                    for (i, (want, _)) in wanted.iter().enumerate() {
+                        if names_at(name, want.as_bytes()) {
+                            candidates.push(i);
+                        }
+                    }
                 }
             }
             Ok(())

@@ -152,8 +152,14 @@ impl<'a> SymbolTable<'a> {
         super::memory::c_str_at(self.strings, offset as usize)
     }
 
-    /// The string table from `offset` on.
-    pub fn tail(&self, offset: u32) -> Option<&'a [u8]> {
+    /// The string table from symbol `index`'s name on (its name, its NUL, what follows):
+    /// only `st_name`, the first field in both classes, is read.
+    pub fn name_tail(&self, index: u32) -> Option<&'a [u8]> {
+        if index >= self.count {
+            return None;
+        }
+        let at = (index as usize).checked_mul(SYM_SIZE)?;
+        let offset = crate::bytes::u32_at(self.entries, at)?;
         self.strings.get(offset as usize..)
     }
 }
