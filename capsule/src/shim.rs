@@ -344,31 +344,31 @@ fn fill_slots(
     let mut offsets = Vec::new();
     let mut missing = Vec::new();
     for i in 0..functions {
-        // The symbol's strings are read only where a lookup needs them: a remembered
-        // offset does not.
-        let own = match &remembered {
-            // Checked by `recall`: inside the library's code.
-            Some(offsets) => (offsets[i] != slot_cache::LOOK_UP)
+        // Checked by `recall`: inside the library's code.
+        let recalled = remembered.as_ref().and_then(|offsets| {
+            (offsets[i] != slot_cache::LOOK_UP)
                 .then(|| usize::try_from(offsets[i]).ok())
                 .flatten()
-                .map(|offset| (bias + offset) as *mut c_void),
+        });
+        let target = match recalled {
+            Some(offset) => bias + offset,
+            // The symbol's strings are read only here: a remembered offset needs none.
             None => {
-                let own = real
-                    .as_ref()
-                    .zip(lib.function(i))
-                    .and_then(|(real, sym)| defined_by(real, &sym));
-                offsets.push(own.and_then(|a| (a as usize).checked_sub(bias)));
-                own
-            }
-        };
-        let target = match own.or_else(|| lookup(capsule, &lib.function(i)?)) {
-            Some(addr) => addr as usize,
-            None => {
-                missing.push(
-                    lib.function(i)
-                        .map_or_else(String::new, |s| s.display_name()),
-                );
-                missing_stubs as usize + i * MISSING_STUB_STRIDE
+                let sym = lib.function(i);
+                let own = match (&remembered, &real, &sym) {
+                    (None, Some(real), Some(sym)) => defined_by(real, sym),
+                    _ => None,
+                };
+                if remembered.is_none() {
+                    offsets.push(own.and_then(|a| (a as usize).checked_sub(bias)));
+                }
+                match own.or_else(|| lookup(capsule, sym.as_ref()?)) {
+                    Some(addr) => addr as usize,
+                    None => {
+                        missing.push(sym.map_or_else(String::new, |s| s.display_name()));
+                        missing_stubs as usize + i * MISSING_STUB_STRIDE
+                    }
+                }
             }
         };
         // SAFETY: the caller guarantees `slots` has one aligned usize per function; an

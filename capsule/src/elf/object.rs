@@ -615,10 +615,15 @@ impl<'a> Object<'a> {
             }
             map
         });
-        // The name of symbol `index` among the wanted ones, checked while the relocations
-        // are read (so that only those slots are collected): most names differ from every
-        // wanted one in their first bytes, with no need to find where they end.
-        let named = |index: u32, candidates: &mut Vec<usize>| -> Result<()> {
+        // The first wanted pair symbol `index` is, checked while the relocations are read
+        // (so that only those slots are collected). A few names are compared by their
+        // first bytes, with no need to find where the symbol's name ends.
+        let mut candidates = Vec::new();
+        self.slots_picked(|index| {
+            if index == 0 {
+                return Ok(None);
+            }
+            candidates.clear();
             match &by_name {
                 Some(map) => {
                     let name = self.symbol_name_bytes(index)?;
@@ -633,49 +638,20 @@ impl<'a> Object<'a> {
                     }
                 }
             }
-            Ok(())
-        };
-        let mut failure = None;
-        let mut scratch = Vec::new();
-        let kept = self.all_slots_where(|index| {
-            scratch.clear();
-            if index == 0 || failure.is_some() {
-                return false;
-            }
-            match named(index, &mut scratch) {
-                Ok(()) => !scratch.is_empty(),
-                Err(err) => {
-                    failure = Some(err);
-                    false
-                }
-            }
-        })?;
-        if let Some(err) = failure {
-            return Err(err);
-        }
-        let mut matching = Vec::new();
-        let mut candidates = Vec::new();
-        for slot in kept {
-            candidates.clear();
-            named(slot.symbol, &mut candidates)?;
             if candidates.is_empty() {
-                continue;
+                return Ok(None);
             }
-            let has = match self.symbol_version(slot.symbol)? {
+            let has = match self.symbol_version(index)? {
                 SymbolVersion::Defined { name, .. } | SymbolVersion::Required { name, .. } => {
                     Some(name)
                 }
                 SymbolVersion::Unversioned => None,
             };
-            let first = candidates
+            Ok(candidates
                 .iter()
                 .copied()
-                .find(|&i| wanted[i].1.is_none_or(|v| Some(v) == has));
-            if let Some(i) = first {
-                matching.push((i, slot));
-            }
-        }
-        Ok(matching)
+                .find(|&i| wanted[i].1.is_none_or(|v| Some(v) == has)))
+        })
     }
 
     /// The addresses the RELR table relocates. They only ever receive the load bias, never
@@ -693,9 +669,12 @@ impl<'a> Object<'a> {
             .ok_or_else(|| self.malformed("DT_RELR (table outside the object)"))
     }
 
-    /// Every symbol slot of DT_JMPREL and DT_RELA (DT_REL on REL architectures) whose
-    /// symbol index `keep` accepts.
-    fn all_slots_where(&self, mut keep: impl FnMut(u32) -> bool) -> Result<Vec<Slot>> {
+    /// The symbol slots of DT_JMPREL and DT_RELA (DT_REL on REL architectures) that `pick`
+    /// chooses by their symbol index, with what it said of each.
+    fn slots_picked<T>(
+        &self,
+        mut pick: impl FnMut(u32) -> Result<Option<T>>,
+    ) -> Result<Vec<(T, Slot)>> {
         let d = &self.dynamic;
         // The relative relocations that open DT_RELA (as many as DT_RELACOUNT says, which
         // ld.so trusts too) name no symbol: not read. Thousands in a shim.
@@ -734,10 +713,9 @@ impl<'a> Object<'a> {
                 }
                 _ => return Err(self.malformed(&format!("{what} (size missing)"))),
             };
-            let found = table
-                .slots(&self.memory, self.bias, &mut keep)
-                .ok_or_else(|| self.malformed(&format!("{what} (table outside the object)")))?;
-            slots.extend(found);
+            slots.extend(table.slots(&self.memory, self.bias, &mut pick, || {
+                self.malformed(&format!("{what} (table outside the object)"))
+            })?);
         }
         Ok(slots)
     }

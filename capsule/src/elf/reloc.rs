@@ -74,35 +74,41 @@ pub(crate) struct RelocTable {
 }
 
 impl RelocTable {
-    /// Every symbol slot of the table whose symbol index `keep` accepts (other relocation
-    /// types are left out). `None` if the table lies outside the object.
-    pub fn slots(
+    /// Every symbol slot of the table that `pick` chooses by its symbol index, with what
+    /// `pick` said of it (other relocation types are left out). `pick`'s error is returned
+    /// as it is; a table that lies outside the object is `outside()`.
+    pub fn slots<T, E>(
         &self,
         memory: &Memory<'_>,
         bias: usize,
-        mut keep: impl FnMut(u32) -> bool,
-    ) -> Option<Vec<Slot>> {
+        mut pick: impl FnMut(u32) -> Result<Option<T>, E>,
+        outside: impl Fn() -> E,
+    ) -> Result<Vec<(T, Slot)>, E> {
         if self.entry_size < RELOC_SIZE {
-            return None;
+            return Err(outside());
         }
-        let table = memory.bytes(self.address, self.size)?;
+        let table = memory.bytes(self.address, self.size).ok_or_else(&outside)?;
         let mut slots = Vec::new();
         for entry in table.chunks_exact(self.entry_size) {
-            let (offset, symbol, r_type, addend) = reloc_fields(entry)?;
+            let (offset, symbol, r_type, addend) = reloc_fields(entry).ok_or_else(&outside)?;
             let Some(kind) = SlotKind::from_type(r_type) else {
                 continue;
             };
-            if !keep(symbol) {
+            let Some(picked) = pick(symbol)? else {
                 continue;
-            }
-            slots.push(Slot {
-                address: usize::try_from(offset).ok()?.wrapping_add(bias),
-                kind,
-                addend: RELA.then_some(addend),
-                symbol,
-            });
+            };
+            let offset = usize::try_from(offset).map_err(|_| outside())?;
+            slots.push((
+                picked,
+                Slot {
+                    address: offset.wrapping_add(bias),
+                    kind,
+                    addend: RELA.then_some(addend),
+                    symbol,
+                },
+            ));
         }
-        Some(slots)
+        Ok(slots)
     }
 }
 
@@ -167,7 +173,9 @@ mod tests {
             size: RELOC_SIZE,
             entry_size: RELOC_SIZE,
         };
-        assert!(table.slots(&memory, 0, |_| true).is_none());
+        assert!(table
+            .slots(&memory, 0, |_| Ok::<_, ()>(Some(())), || ())
+            .is_err());
     }
 
     #[test]
