@@ -19,7 +19,6 @@
 //! tree gives (`dlopen` by soname in the program's namespace, as the program would load
 //! it). If its tree has none, the capsule keeps the host's copy private.
 
-use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
@@ -190,11 +189,10 @@ pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
 
 /// The objects before a program copy in the program's namespace (its global scope in load
 /// order: the executable, preloads, libraries), whose definitions win over the copy's;
-/// the vDSO left out (it is not in the scope). Each object's view is made only when
-/// needed.
+/// the vDSO left out (it is not in the scope).
 pub(crate) struct Scope<'a> {
-    maps: Vec<*const LinkMap>,
-    views: Vec<OnceCell<Option<Object<'a>>>>,
+    /// Each object's view; `None` for one that cannot be read.
+    views: Vec<Option<Object<'a>>>,
 }
 
 impl<'a> Scope<'a> {
@@ -221,23 +219,22 @@ impl<'a> Scope<'a> {
                 maps.clear();
             }
         }
-        let views = maps.iter().map(|_| OnceCell::new()).collect();
-        Scope { maps, views }
+        // SAFETY: live link maps, under ld.so's lock (see above).
+        let views = unsafe { Object::from_link_maps(&maps) }
+            .into_iter()
+            .map(Result::ok)
+            .collect();
+        Scope { views }
     }
 
     /// How many objects the scope holds.
     pub fn len(&self) -> usize {
-        self.maps.len()
+        self.views.len()
     }
 
     /// Object `i`'s view (None if it cannot be read).
     pub fn object(&self, i: usize) -> Option<&Object<'a>> {
-        self.views[i]
-            .get_or_init(|| {
-                // SAFETY: a live link map, under ld.so's lock (see `before`).
-                unsafe { Object::from_link_map(self.maps[i]) }.ok()
-            })
-            .as_ref()
+        self.views.get(i)?.as_ref()
     }
 }
 

@@ -200,11 +200,26 @@ impl Library {
             .flatten()
     }
 
-    /// The name of function `index` as bytes (empty past the end), for binary searches.
-    fn function_name(&self, index: usize) -> &'static [u8] {
-        match self.entries.get(index) {
-            Some(entry) if index < self.function_count() => self.string(entry.name).to_bytes(),
-            _ => b"",
+    /// How the name of function `index` (empty past the end) compares with `name`, for
+    /// binary searches: read up to the first byte that differs, without finding its end.
+    fn compare_function_name(&self, index: usize, name: &[u8]) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let tail = match self.entries.get(index) {
+            Some(entry) if index < self.function_count() => {
+                self.strings.get(entry.name as usize..).unwrap_or_default()
+            }
+            _ => &[],
+        };
+        for (k, &want) in name.iter().enumerate() {
+            match tail.get(k) {
+                None | Some(0) => return Ordering::Less,
+                Some(&have) if have != want => return have.cmp(&want),
+                Some(_) => {}
+            }
+        }
+        match tail.get(name.len()) {
+            None | Some(0) => Ordering::Equal,
+            Some(_) => Ordering::Greater,
         }
     }
 
@@ -540,8 +555,13 @@ mod tests {
         assert_eq!((objects[0].kind, objects[0].size), (Kind::Object, 4));
         assert_eq!(objects[0].name, c"counter");
         assert!(lib.function(2).is_none(), "an object is not a function");
-        assert_eq!(lib.function_name(1), b"foo");
-        assert_eq!(lib.function_name(2), b"");
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let order = |name: &[u8]| [0, 1, 2].map(|i| lib.compare_function_name(i, name));
+        assert_eq!(order(b"foo"), [Equal, Equal, Less]);
+        assert_eq!(order(b"fo"), [Greater, Greater, Less]);
+        assert_eq!(order(b"fooo"), [Less, Less, Less]);
+        assert_eq!(order(b"g"), [Less, Less, Less]);
+        assert_eq!(order(b""), [Greater, Greater, Equal]);
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub(crate) struct GnuTable<'a> {
 }
 
 impl GnuTable<'_> {
+    /// The index of the first hashed symbol (those before it are not in the table).
+    pub fn symoffset(&self) -> u32 {
+        self.symoffset
+    }
+
     /// Whether a symbol of GNU hash `hash` may be defined (false: certainly not).
     pub fn may_contain(&self, hash: u32) -> bool {
         let count = self.words.len() / WORD;
@@ -52,7 +57,7 @@ impl GnuTable<'_> {
             return true;
         }
         let bits = (WORD * 8) as u32;
-        let at = (hash / bits) as usize % count * WORD;
+        let at = bloom_word(hash / bits, count) * WORD;
         let word = word_at(self.words, at).unwrap_or_default();
         let mask = 1u64 << (hash % bits) | 1u64 << ((hash >> self.shift) % bits);
         word & mask == mask
@@ -61,15 +66,27 @@ impl GnuTable<'_> {
     /// Whether a symbol of GNU hash `even` or `even | 1` may be defined: both share their
     /// Bloom word and, with a shift of 1 or more, their second bit; their first bits are
     /// neighbours. One test instead of two for most hashes, which the filter rejects.
+    #[inline]
     fn may_contain_either(&self, even: u32) -> bool {
         let count = self.words.len() / WORD;
         if count == 0 || self.shift == 0 {
             return true;
         }
         let bits = (WORD * 8) as u32;
-        let word = word_at(self.words, (even / bits) as usize % count * WORD).unwrap_or_default();
+        let word = word_at(self.words, bloom_word(even / bits, count) * WORD).unwrap_or_default();
         (word & (0b11 << (even % bits))) != 0
             && (word & (1u64 << ((even >> self.shift) % bits))) != 0
+    }
+
+    /// Each hashed symbol's index with its GNU hash, the lowest bit cleared (the table
+    /// keeps only the other 31).
+    pub fn hashes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        // Indices symoffset..: `chains` holds at most count - symoffset entries (see
+        // `HashTable::gnu_table`), so none overflows.
+        self.chains
+            .chunks_exact(4)
+            .zip(self.symoffset..)
+            .map(|(c, index)| (index, u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & !1))
     }
 
     /// The indices of the symbols whose GNU hash is `hash` (the caller compares names);
@@ -101,28 +118,31 @@ impl GnuTable<'_> {
     }
 
     /// Whether a symbol whose GNU hash is `hash` but for its lowest bit (as other tables
-    /// keep it) is in the table. Reads no names.
+    /// keep it) is in the table. Reads no names. The Bloom filter, which rejects most
+    /// hashes, is tested inline (callers ask thousands of times in a row).
+    #[inline]
     pub fn has_hash(&self, hash: u32) -> bool {
-        let word = |bytes: &[u8], i: usize| {
-            bytes
-                .get(i * 4..i * 4 + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
+        self.may_contain_either(hash & !1) && self.chains_hold(hash)
+    }
+
+    /// The part of [`GnuTable::has_hash`] past the Bloom filter: the buckets and chains.
+    #[inline(never)]
+    fn chains_hold(&self, hash: u32) -> bool {
         let nbuckets = self.buckets.len() / 4;
-        if nbuckets == 0 || !self.may_contain_either(hash & !1) {
+        if nbuckets == 0 {
             return false;
         }
         [hash & !1, hash | 1].into_iter().any(|h| {
             if !self.may_contain(h) {
                 return false;
             }
-            let Some(start) = word(self.buckets, h as usize % nbuckets) else {
+            let Some(start) = u32_at(self.buckets, h as usize % nbuckets * 4) else {
                 return false;
             };
             let Some(mut i) = start.checked_sub(self.symoffset).map(|i| i as usize) else {
                 return false;
             };
-            while let Some(v) = word(self.chains, i) {
+            while let Some(v) = i.checked_mul(4).and_then(|at| u32_at(self.chains, at)) {
                 if v | 1 == h | 1 {
                     return true;
                 }
@@ -134,6 +154,13 @@ impl GnuTable<'_> {
             false
         })
     }
+}
+
+/// The Bloom word for `index` (the hash divided by the word's bits) in a filter of `count`
+/// words, chosen as ld.so chooses it: with a mask, the ELF format making `count` a power
+/// of two (for any other count, still one of the filter's words).
+fn bloom_word(index: u32, count: usize) -> usize {
+    index as usize & (count - 1)
 }
 
 /// The fixed part of a DT_GNU_HASH table.
@@ -212,32 +239,6 @@ impl HashTable {
             )?,
             symoffset: h.symoffset,
         })
-    }
-
-    /// Each hashed symbol's index with its GNU hash, the lowest bit cleared (the table
-    /// keeps only the other 31). Empty for DT_HASH, which keeps no hashes.
-    pub fn hashed(&self, memory: &Memory<'_>, count: u32) -> Vec<(u32, u32)> {
-        let HashTable::Gnu(address) = *self else {
-            return Vec::new();
-        };
-        let Some(h) = gnu_header(memory, address) else {
-            return Vec::new();
-        };
-        let Some(n) = count.checked_sub(h.symoffset) else {
-            return Vec::new();
-        };
-        let Some(chains) = (n as usize)
-            .checked_mul(4)
-            .and_then(|len| memory.bytes(h.chains, len))
-        else {
-            return Vec::new();
-        };
-        // Indices symoffset..count: n = count - symoffset chains, so none overflows.
-        chains
-            .chunks_exact(4)
-            .zip(h.symoffset..count)
-            .map(|(c, index)| (index, u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & !1))
-            .collect()
     }
 
     /// Where the table starts.

@@ -155,6 +155,82 @@ impl<'a> Object<'a> {
             // SAFETY: forwarded from this function's contract.
             None => unsafe { find_program_headers(&name, bias, dynamic) }?,
         };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Object::from_segments(name, bias, dynamic, segments) }
+    }
+
+    /// Views of the objects `maps` describe, as [`Object::from_link_map`] makes each, with
+    /// one `dl_iterate_phdr` walk for the program headers of all those in the caller's
+    /// namespace (one walk per object costs as many walks as there are objects).
+    ///
+    /// # Safety
+    /// As for [`Object::from_link_map`], for every link map.
+    pub unsafe fn from_link_maps(maps: &[*const LinkMap]) -> Vec<Result<Object<'a>>> {
+        // Each map's load bias and dynamic section, then its segments once the walk has
+        // listed an object of that bias and dynamic section (the walk ends when all have).
+        let mut wanted: Vec<(usize, usize, Option<Vec<Segment>>)> = maps
+            .iter()
+            .map(|&map| {
+                // SAFETY: the caller guarantees live link maps (null ones are refused below).
+                let (bias, dynamic) =
+                    unsafe { map.as_ref() }.map_or((0, 0), |lm| (lm.l_addr, lm.l_ld as usize));
+                (bias, dynamic, None)
+            })
+            .collect();
+        let mut missing = wanted.len();
+        crate::iterate_phdr::first(|info| {
+            let bias = info.dlpi_addr as usize;
+            if info.dlpi_phdr.is_null() || !wanted.iter().any(|w| w.0 == bias && w.2.is_none()) {
+                return None;
+            }
+            // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum
+            // program headers.
+            let phdrs =
+                unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+            let segments = segments_from_phdrs(phdrs, bias)?;
+            let dynamic = segments.iter().find(|s| s.kind == PT_DYNAMIC)?.address;
+            let at = wanted
+                .iter()
+                .position(|w| w.0 == bias && w.1 == dynamic && w.2.is_none())?;
+            wanted[at].2 = Some(segments);
+            missing -= 1;
+            (missing == 0).then_some(())
+        });
+        maps.iter()
+            .zip(wanted)
+            .map(|(&map, (bias, dynamic, segments))| {
+                if map.is_null() {
+                    return Err(malformed("link map", "null link_map pointer"));
+                }
+                let Some(segments) = segments else {
+                    // SAFETY: forwarded from this function's contract.
+                    return unsafe { Object::from_link_map(map) };
+                };
+                // SAFETY: a live link map (contract); its name is NUL-terminated.
+                let name = unsafe { (*map).name() }.to_string_lossy();
+                let name = if name.is_empty() {
+                    "main program".to_string()
+                } else {
+                    name.into_owned()
+                };
+                // SAFETY: the object's own program headers, from dl_iterate_phdr; it stays
+                // loaded for 'a (contract).
+                unsafe { Object::from_segments(name, bias, dynamic, segments) }
+            })
+            .collect()
+    }
+
+    /// A view of the object loaded at `bias` with its dynamic section at `dynamic` and
+    /// these segments.
+    ///
+    /// # Safety
+    /// As for [`Object::from_loaded`]; `segments` are the object's own.
+    unsafe fn from_segments(
+        name: String,
+        bias: usize,
+        dynamic: usize,
+        segments: Vec<Segment>,
+    ) -> Result<Object<'a>> {
         let declared = segments
             .iter()
             .find(|s| s.kind == PT_DYNAMIC)
@@ -521,15 +597,9 @@ impl<'a> Object<'a> {
         })
     }
 
-    /// The GNU hash (lowest bit cleared) of each symbol the hash table holds, by index.
-    pub(crate) fn hashed_symbols(&self) -> Vec<(u32, u32)> {
-        self.hash
-            .map_or(Vec::new(), |h| h.hashed(&self.memory, self.symbols.count))
-    }
-
-    /// Whether the object has a DT_GNU_HASH table (which keeps each symbol's hash).
-    pub(crate) fn has_gnu_hash(&self) -> bool {
-        self.gnu.is_some()
+    /// The object's DT_GNU_HASH table, which keeps each hashed symbol's hash.
+    pub(crate) fn gnu_table(&self) -> Option<GnuTable<'a>> {
+        self.gnu
     }
 
     /// Whether a symbol whose GNU hash is `hash` but for its lowest bit may be defined here
@@ -605,8 +675,53 @@ impl<'a> Object<'a> {
     }
 
     /// [`Object::slots`] for several (name, version) pairs in one pass over the relocation
-    /// tables: each slot with the index of the first pair it matches.
+    /// tables: each slot with the index of the first pair it matches. The symbols of those
+    /// names are found first (most objects have none, and their relocations are not read).
     pub fn slots_matching(&self, wanted: &[(&str, Option<&str>)]) -> Result<Vec<(usize, Slot)>> {
+        let symbols = self.symbols_wanted(wanted)?;
+        if symbols.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.slots_picked(|index| {
+            if index >= self.symbols.count {
+                // A relocation naming no symbol of the table: reading it says so.
+                self.raw_symbol(index)?;
+            }
+            Ok(symbols
+                .binary_search_by_key(&index, |&(symbol, _)| symbol)
+                .ok()
+                .map(|at| symbols[at].1))
+        })
+    }
+
+    /// The symbols (defined or not) that match a pair of `wanted`, by index, each with the
+    /// first pair it matches, sorted by index. The hash table finds the hashed ones by
+    /// name; a GNU table hashes none before its `symoffset` (the imports, as linkers lay
+    /// them out), which are compared one by one.
+    fn symbols_wanted(&self, wanted: &[(&str, Option<&str>)]) -> Result<Vec<(u32, usize)>> {
+        // Up to where symbols are compared one by one: all of them without a usable table.
+        let unhashed = match (self.hash, &self.gnu) {
+            (Some(HashTable::Sysv(_)), _) => 1,
+            (Some(HashTable::Gnu(_)), Some(gnu)) => gnu.symoffset().min(self.symbols.count),
+            _ => self.symbols.count,
+        };
+        let mut named: Vec<(u32, usize)> = Vec::new();
+        if unhashed < self.symbols.count {
+            for (i, (name, _)) in wanted.iter().enumerate() {
+                if wanted[..i].iter().any(|(earlier, _)| earlier == name) {
+                    continue;
+                }
+                for index in self.symbols_named(name.as_bytes())? {
+                    named.extend(
+                        wanted
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (n, _))| n == name)
+                            .map(|(i, _)| (index, i)),
+                    );
+                }
+            }
+        }
         // A few names are compared directly; a map pays off for more.
         let by_name: Option<HashMap<&[u8], Vec<usize>>> = (wanted.len() > 8).then(|| {
             let mut map: HashMap<&[u8], Vec<usize>> = HashMap::new();
@@ -615,31 +730,28 @@ impl<'a> Object<'a> {
             }
             map
         });
-        // The first wanted pair symbol `index` is, checked while the relocations are read
-        // (so that only those slots are collected). A few names are compared by their
-        // first bytes, with no need to find where the symbol's name ends.
-        let mut candidates = Vec::new();
-        self.slots_picked(|index| {
-            if index == 0 {
-                return Ok(None);
-            }
-            candidates.clear();
+        for index in 1..unhashed {
             match &by_name {
                 Some(map) => {
                     let name = self.symbol_name_bytes(index)?;
-                    candidates.extend(map.get(name).into_iter().flatten().copied())
+                    named.extend(map.get(name).into_iter().flatten().map(|&i| (index, i)));
                 }
                 None => {
+                    // Compared by their first bytes, with no need to find the name's end.
                     let name = self.symbol_name_tail(index)?;
                     for (i, (want, _)) in wanted.iter().enumerate() {
                         if names_at(name, want.as_bytes()) {
-                            candidates.push(i);
+                            named.push((index, i));
                         }
                     }
                 }
             }
-            if candidates.is_empty() {
-                return Ok(None);
+        }
+        named.sort_unstable();
+        let mut symbols: Vec<(u32, usize)> = Vec::new();
+        for (index, i) in named {
+            if symbols.last().is_some_and(|&(last, _)| last == index) {
+                continue;
             }
             let has = match self.symbol_version(index)? {
                 SymbolVersion::Defined { name, .. } | SymbolVersion::Required { name, .. } => {
@@ -647,11 +759,11 @@ impl<'a> Object<'a> {
                 }
                 SymbolVersion::Unversioned => None,
             };
-            Ok(candidates
-                .iter()
-                .copied()
-                .find(|&i| wanted[i].1.is_none_or(|v| Some(v) == has)))
-        })
+            if wanted[i].1.is_none_or(|v| Some(v) == has) {
+                symbols.push((index, i));
+            }
+        }
+        Ok(symbols)
     }
 
     /// The addresses the RELR table relocates. They only ever receive the load bias, never

@@ -32,6 +32,7 @@
 //! (`sharing::check_skew`).
 
 mod image;
+mod interposed;
 
 use std::ffi::c_void;
 use std::ops::Range;
@@ -322,7 +323,7 @@ unsafe fn activate(
             ),
         });
     }
-    let mut absolute = interposed(program, scope)?;
+    let mut absolute = interposed::interposed(program, scope)?;
     let interposed = absolute.len();
     let mut stubs = Vec::new();
     for index in copied..object.symbol_count() {
@@ -481,110 +482,6 @@ fn add_stubs(tables: &mut Tables, stubs: &[Missing]) -> Result<()> {
     Ok(())
 }
 
-/// The symbols of the program's copy that an earlier object of the program's global scope
-/// defines, as ld.so's lookup there would find them: (index, address, is a function
-/// resolved from an IFUNC).
-///
-/// For each earlier object, the smaller of the two symbol lists is walked and its hashes
-/// probed in the other's hash table, which rejects most of them by its Bloom filter alone
-/// (no name read): libc's forwarder walks the executable's few names, the copy's against a
-/// shim's thousands; a late `libxcb-*` forwarder walks its own few against each object.
-fn interposed(program: &Object<'_>, scope: &Scope<'_>) -> Result<Vec<(u32, usize, bool)>> {
-    // The copy's list, made only if some earlier object has more symbols than the copy.
-    let own = std::cell::OnceCell::new();
-    let own_len = program.symbol_count() as usize;
-    let mut found: Vec<(u32, usize, bool)> = Vec::new();
-    let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
-    for i in 0..scope.len() {
-        let Some(object) = scope.object(i) else {
-            continue;
-        };
-        if !object.has_gnu_hash() || own_len <= object.symbol_count() as usize {
-            // The copy's names looked up in the object (DT_HASH alone: its own lookup).
-            for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
-                if known(&found, target) || !object.may_define(hash) {
-                    continue;
-                }
-                let name = program.symbol_name_bytes(target)?;
-                let mut winner = None;
-                for index in object.symbols_named(name)? {
-                    if let Some(definition) = object.symbol_at(index)? {
-                        winner = winner.or(interposes(program, target, &definition)?);
-                    }
-                }
-                found.extend(winner);
-            }
-        } else {
-            // The object's names looked up in the copy.
-            for (index, hash) in object.hashed_symbols() {
-                if !program.may_define(hash) {
-                    continue;
-                }
-                let targets = program.symbols_named(object.symbol_name_bytes(index)?)?;
-                if targets.is_empty() {
-                    continue;
-                }
-                let Some(definition) = object.symbol_at(index)? else {
-                    continue;
-                };
-                for target in targets {
-                    if known(&found, target) {
-                        continue;
-                    }
-                    if let Some(value) = interposes(program, target, &definition)? {
-                        found.push(value);
-                    }
-                }
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// `object`'s hashed symbols (index, GNU hash without its lowest bit); for a table of
-/// DT_HASH alone, which keeps no GNU hashes, its symbols with hashes made from their names.
-fn hashed_or_named(object: &Object<'_>) -> Vec<(u32, u32)> {
-    let hashed = object.hashed_symbols();
-    if !hashed.is_empty() {
-        return hashed;
-    }
-    (1..object.symbol_count())
-        .filter_map(|index| {
-            let name = object.symbol_name_bytes(index).ok()?;
-            Some((index, crate::elf::gnu_hash(name) & !1))
-        })
-        .collect()
-}
-
-/// Whether `definition` (of an earlier object) wins over the copy's symbol `target` of the
-/// same name, and with which address.
-fn interposes(
-    program: &Object<'_>,
-    target: u32,
-    definition: &crate::elf::Symbol<'_>,
-) -> Result<Option<(u32, usize, bool)>> {
-    if definition.absolute || definition.kind == SymbolKind::Tls {
-        return Ok(None);
-    }
-    let Some(own) = program.symbol_at(target)? else {
-        return Ok(None);
-    };
-    // An unversioned definition takes every version of the name; a versioned one only its
-    // own. Thread-local symbols are left out of the forwarder.
-    if definition.version.is_some() && definition.version != own.version
-        || own.kind == SymbolKind::Tls
-    {
-        return Ok(None);
-    }
-    let ifunc = definition.kind == SymbolKind::Ifunc;
-    let address = if ifunc {
-        resolve_ifunc(definition.address)
-    } else {
-        definition.address
-    };
-    Ok(Some((target, address, ifunc)))
-}
-
 /// A stub was called: say which, and abort (the caller expected a function that the
 /// program's copy of the library does not have).
 extern "C" fn stub_called(message: *const libc::c_char) -> ! {
@@ -595,13 +492,6 @@ extern "C" fn stub_called(message: *const libc::c_char) -> ! {
         libc::write(2, message as *const c_void, len);
         libc::abort()
     }
-}
-
-/// An IFUNC's implementation, asked of its resolver as ld.so asks it.
-fn resolve_ifunc(resolver: usize) -> usize {
-    // SAFETY: `resolver` is the address of an STT_GNU_IFUNC symbol of a loaded, relocated
-    // object (the program's global scope).
-    unsafe { crate::arch::native::resolve_ifunc(resolver) }
 }
 
 /// The stubs' code of every loaded forwarder, as absolute address ranges.

@@ -32,17 +32,18 @@ pub(super) unsafe fn patchable_objects(
     skip: *const LinkMap,
 ) -> Vec<Object<'static>> {
     // SAFETY: forwarded from this function's contract.
-    let maps = unsafe { namespace_of(map, |m| m) };
-    maps.into_iter()
+    let maps: Vec<*const LinkMap> = unsafe { namespace_of(map, |m| m) }
+        .into_iter()
         .filter(|&m| m != skip)
-        .filter_map(|m| {
-            // SAFETY: `m` is a live link map of the namespace (see above).
-            match unsafe { Object::from_link_map(m) } {
-                Ok(object) => Some(object),
-                Err(err) => {
-                    crate::debug!(Reloc, "not patching an object: {err}");
-                    None
-                }
+        .collect();
+    // SAFETY: live link maps of the namespace (see above).
+    unsafe { Object::from_link_maps(&maps) }
+        .into_iter()
+        .filter_map(|view| match view {
+            Ok(object) => Some(object),
+            Err(err) => {
+                crate::debug!(Reloc, "not patching an object: {err}");
+                None
             }
         })
         .filter(|object| !is_system(object))

@@ -55,10 +55,20 @@ impl Entry {
     /// in its code.
     pub fn recall(&self, functions: usize, real: &Object<'_>) -> Option<Vec<u64>> {
         let bytes = disk_cache::read_owned(&self.path)?;
+        // The library's code as offsets from its load bias (one range, two at most).
+        let code: Vec<std::ops::Range<u64>> = real
+            .load_segments()
+            .filter(|s| s.flags.execute)
+            .filter_map(|s| {
+                let range = s.range();
+                let start = range.start.checked_sub(real.bias())?;
+                Some(start as u64..(start + (range.end - range.start)) as u64)
+            })
+            .collect();
         let checked = parse(&bytes, self.key, functions).and_then(|offsets| {
             match offsets
                 .iter()
-                .find(|&&offset| offset != LOOK_UP && code_offset(real, offset).is_none())
+                .find(|&&offset| offset != LOOK_UP && !code.iter().any(|r| r.contains(&offset)))
             {
                 Some(offset) => Err(format!("offset {offset:#x} is not in the library's code")),
                 None => Ok(offsets),
@@ -83,13 +93,6 @@ impl Entry {
             crate::debug!(Libs, "slot table not remembered: {why}");
         }
     }
-}
-
-/// `offset` if, from `real`'s load bias, it is inside one of its executable segments.
-fn code_offset(real: &Object<'_>, offset: u64) -> Option<usize> {
-    let offset = usize::try_from(offset).ok()?;
-    let address = real.bias().checked_add(offset)?;
-    real.flags_at(address)?.execute.then_some(offset)
 }
 
 fn encode(key: u64, offsets: &[u64]) -> Vec<u8> {

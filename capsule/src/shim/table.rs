@@ -36,12 +36,19 @@ impl<'a> Table<'a> {
         Table { lib, own, slots }
     }
 
-    /// The indices of the functions named `name` (one per version).
+    /// The indices of the functions named `name` (one per version). The shim's own hash
+    /// table answers first for a name it does not export (most names a program imports
+    /// are another library's), which its Bloom filter rejects without a string compared.
     pub fn indices(&self, name: &[u8]) -> Range<usize> {
+        if let Some(exported) = self.own.gnu_table() {
+            if !exported.has_hash(crate::elf::gnu_hash(name) & !1) {
+                return 0..0;
+            }
+        }
         let count = self.lib.function_count();
-        let start = partition_point(count, |i| self.lib.function_name(i) < name);
+        let start = partition_point(count, |i| self.lib.compare_function_name(i, name).is_lt());
         let mut end = start;
-        while end < count && self.lib.function_name(end) == name {
+        while end < count && self.lib.compare_function_name(end, name).is_eq() {
             end += 1;
         }
         start..end
