@@ -330,16 +330,28 @@ fn check_slot_address(object: &Object<'_>, address: usize, symbol: &str) -> Resu
     }
 }
 
-/// Page ranges to unprotect for a batch: the pages of non-writable slots, merged where
-/// adjacent (all of them are RELRO pages, restored to read-only).
-fn pages_to_unprotect(addresses: &[usize], page: usize) -> Vec<Range<usize>> {
+/// Page ranges to unprotect for a batch: the pages of `addresses` (read-only pages,
+/// restored to read-only), merged where adjacent, and joined with the pages between them
+/// where those lie inside one of `areas` (each read-only throughout: RELRO, a read-only
+/// segment). Every range costs two `mprotect` calls, each of which splits or merges the
+/// kernel's mapping: a forwarder's 25 absolute symbols on as many pages cost 120 us.
+fn pages_to_unprotect(
+    addresses: &[usize],
+    page: usize,
+    areas: &[Range<usize>],
+) -> Vec<Range<usize>> {
     let mut pages: Vec<usize> = addresses.iter().map(|a| a & !(page - 1)).collect();
     pages.sort_unstable();
     pages.dedup();
     let mut ranges: Vec<Range<usize>> = Vec::new();
     for start in pages {
         match ranges.last_mut() {
-            Some(last) if last.end == start => last.end = start + page,
+            Some(last)
+                if last.end == start
+                    || areas.iter().any(|a| a.start <= last.end && start <= a.end) =>
+            {
+                last.end = start + page
+            }
             _ => ranges.push(start..start + page),
         }
     }
@@ -404,7 +416,8 @@ unsafe fn write_batch(object: &Object<'_>, symbol: &str, writes: &[Write]) -> Re
             read_only.push(write.address);
         }
     }
-    let ranges = pages_to_unprotect(&read_only, crate::elf::page_size());
+    let relro: Vec<Range<usize>> = object.relro().into_iter().collect();
+    let ranges = pages_to_unprotect(&read_only, crate::elf::page_size(), &relro);
     with_unprotected(object, symbol, &ranges, || {
         let mut report = PatchReport::default();
         for write in writes {
@@ -456,7 +469,12 @@ pub(crate) unsafe fn write_read_only(
         .iter()
         .flat_map(|(a, b)| [*a, a + b.len() - 1])
         .collect();
-    let ranges = pages_to_unprotect(&starts, page);
+    let read_only: Vec<Range<usize>> = object
+        .load_segments()
+        .filter(|s| !s.flags.execute && !s.flags.write)
+        .map(|s| s.range())
+        .collect();
+    let ranges = pages_to_unprotect(&starts, page, &read_only);
     with_unprotected(object, what, &ranges, || {
         for (address, bytes) in writes {
             // SAFETY: checked above to lie in the object's mapping, now writable; the
@@ -511,7 +529,7 @@ pub(crate) unsafe fn write_data(
         .step_by(page)
         .filter(|&p| object.in_relro(p))
         .collect();
-    let ranges = pages_to_unprotect(&relro_pages, page);
+    let ranges = pages_to_unprotect(&relro_pages, page, &[]);
     with_unprotected(object, what, &ranges, || {
         // SAFETY: checked above to lie in one writable segment of the live object, its
         // RELRO pages now writable; the caller guarantees nobody reads it meanwhile.
@@ -553,8 +571,21 @@ mod tests {
 
     #[test]
     fn adjacent_pages_merge_and_duplicates_vanish() {
-        let ranges = pages_to_unprotect(&[0x3008, 0x1010, 0x1ff8, 0x2000, 0x5000], 0x1000);
+        let ranges = pages_to_unprotect(&[0x3008, 0x1010, 0x1ff8, 0x2000, 0x5000], 0x1000, &[]);
         assert_eq!(ranges, vec![0x1000..0x4000, 0x5000..0x6000]);
+    }
+
+    #[test]
+    fn pages_inside_one_read_only_area_join_with_those_between() {
+        let addresses = [0x1010, 0x5000, 0x9ff0, 0xc000];
+        // 0x1000..0xa000 is read-only throughout: one range; 0xc000 lies past it.
+        let area = 0x800..0xa100;
+        let ranges = pages_to_unprotect(&addresses, 0x1000, std::slice::from_ref(&area));
+        assert_eq!(ranges, vec![0x1000..0xa000, 0xc000..0xd000]);
+        // The pages between must lie inside the area, not just the written ones.
+        let ranges =
+            pages_to_unprotect(&[0x1010, 0x5000], 0x1000, &[0x800..0x1800, 0x4800..0x6000]);
+        assert_eq!(ranges, vec![0x1000..0x2000, 0x5000..0x6000]);
     }
 
     #[test]

@@ -91,13 +91,7 @@ pub(crate) fn read_dynamic(
     let mut info = DynamicInfo::default();
     // Entry by entry rather than one slice to the segment's end: the GOT usually follows
     // the dynamic section, and its slots are written while views exist.
-    for index in 0.. {
-        let Some(entry) = address
-            .checked_add(index * DYN_SIZE)
-            .and_then(|at| memory.bytes(at, DYN_SIZE))
-        else {
-            break;
-        };
+    for (index, entry) in memory.records(address, DYN_SIZE).enumerate() {
         let (Some(tag), Some(value)) = (word_at(entry, 0), word_at(entry, WORD)) else {
             break;
         };

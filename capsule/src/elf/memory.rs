@@ -104,6 +104,27 @@ impl<'a> Memory<'a> {
             .ranges
             .iter()
             .find(|r| address >= r.start && end <= r.start + r.len)?;
+        self.bytes_in(range, address, len)
+    }
+
+    /// The bytes of `len`-byte records from `address` on, one at a time, as long as they
+    /// lie in the range that holds the first: [`Memory::bytes`] with one range search for
+    /// them all (a live view never holds a slice of more than one record).
+    pub(crate) fn records(
+        &self,
+        address: usize,
+        len: usize,
+    ) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let range = self
+            .ranges
+            .iter()
+            .find(|r| address >= r.start && address < r.start + r.len);
+        let count = range.map_or(0, |r| (r.start + r.len - address) / len.max(1));
+        (0..count).map_while(move |i| self.bytes_in(range?, address + i * len, len))
+    }
+
+    /// `len` bytes at `address`, which the caller found to lie in `range`.
+    fn bytes_in(&self, range: &Range, address: usize, len: usize) -> Option<&'a [u8]> {
         let offset = address - range.start;
         match self.source {
             Source::Image(bytes) => bytes.get(range.file_offset + offset..)?.get(..len),

@@ -648,14 +648,14 @@ impl<'a> Object<'a> {
             .map_err(|what| self.malformed(what))
     }
 
-    /// The name of every symbol this object imports (undefined, not local), as bytes.
-    pub(crate) fn imported_names(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+    /// Every symbol this object imports (undefined, not local): its index and name.
+    pub(crate) fn imports(&self) -> impl Iterator<Item = (u32, &'a [u8])> + '_ {
         (1..self.symbols.count).filter_map(|index| {
             let raw = self.raw_symbol(index).ok()?;
             if raw.is_defined() || raw.binding() == Binding::Local {
                 return None;
             }
-            self.symbols.string(raw.name)
+            Some((index, self.symbols.string(raw.name)?))
         })
     }
 
@@ -678,7 +678,12 @@ impl<'a> Object<'a> {
     /// tables: each slot with the index of the first pair it matches. The symbols of those
     /// names are found first (most objects have none, and their relocations are not read).
     pub fn slots_matching(&self, wanted: &[(&str, Option<&str>)]) -> Result<Vec<(usize, Slot)>> {
-        let symbols = self.symbols_wanted(wanted)?;
+        self.slots_of_symbols(&self.symbols_wanted(wanted)?)
+    }
+
+    /// The symbol slots of the symbols `symbols` lists by index (sorted), each with the
+    /// tag it has there; no relocation is read when the list is empty.
+    pub(crate) fn slots_of_symbols<T: Copy>(&self, symbols: &[(u32, T)]) -> Result<Vec<(T, Slot)>> {
         if symbols.is_empty() {
             return Ok(Vec::new());
         }

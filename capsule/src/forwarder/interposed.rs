@@ -10,17 +10,18 @@ use crate::sharing::Scope;
 /// defines, as ld.so's lookup there would find them: (index, address, is a function
 /// resolved from an IFUNC).
 ///
-/// For each earlier object, the smaller of the two symbol lists is walked and its hashes
-/// probed in the other's hash table, which rejects most of them by its Bloom filter alone
-/// (no name read): libc's forwarder walks the executable's few names, the copy's against a
-/// shim's thousands; a late `libxcb-*` forwarder walks its own few against each object.
+/// Per earlier object, whichever walk costs less: its hashes (a GNU hash table keeps them:
+/// no name is read) tested against a bitmap of the copy's, which rejects nearly all in a
+/// few instructions (a GL shim has thousands of names, none of them libc's); or, for an
+/// object much bigger than the copy (a late `libxcb-*` forwarder's copy has a few dozen
+/// names), the copy's hashes probed in the object's hash table. Only a hash both hold is
+/// compared by name.
 pub(super) fn interposed(
     program: &Object<'_>,
     scope: &Scope<'_>,
 ) -> Result<Vec<(u32, usize, bool)>> {
-    // The copy's list, made only if some earlier object has more symbols than the copy.
-    let own = std::cell::OnceCell::new();
-    let own_len = program.symbol_count() as usize;
+    let own = hashed_or_named(program);
+    let filter = HashBitmap::of(own.iter().map(|&(_, hash)| hash));
     let own_table = program.gnu_table();
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
     let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
@@ -28,54 +29,54 @@ pub(super) fn interposed(
         let Some(object) = scope.object(i) else {
             continue;
         };
-        match (object.gnu_table(), own_table) {
-            // The object's names looked up in the copy.
-            (Some(theirs), Some(ours)) if own_len > object.symbol_count() as usize => {
-                for (index, hash) in theirs.hashes() {
-                    if !ours.has_hash(hash) {
-                        continue;
-                    }
-                    let targets = program.symbols_named(object.symbol_name_bytes(index)?)?;
-                    if targets.is_empty() {
-                        continue;
-                    }
-                    let Some(definition) = object.symbol_at(index)? else {
-                        continue;
-                    };
-                    for target in targets {
-                        if known(&found, target) {
-                            continue;
-                        }
-                        if let Some(value) = interposes(program, target, &definition)? {
-                            found.push(value);
-                        }
+        let theirs = object
+            .gnu_table()
+            .filter(|_| (object.symbol_count() as usize) < own.len().saturating_mul(WALK_RATIO));
+        let Some(theirs) = theirs else {
+            // The copy's names looked up in the object, as its own lookup finds them.
+            for &(target, hash) in &own {
+                if !object.may_define(hash) || known(&found, target) {
+                    continue;
+                }
+                let name = program.symbol_name_bytes(target)?;
+                let mut winner = None;
+                for index in object.symbols_named(name)? {
+                    if let Some(definition) = object.symbol_at(index)? {
+                        winner = winner.or(interposes(program, target, &definition)?);
                     }
                 }
+                found.extend(winner);
             }
-            // The copy's names looked up in the object (DT_HASH alone: its own lookup).
-            (theirs, _) => {
-                for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
-                    let may_define = match &theirs {
-                        Some(table) => table.has_hash(hash),
-                        None => object.may_define(hash),
-                    };
-                    if !may_define || known(&found, target) {
-                        continue;
-                    }
-                    let name = program.symbol_name_bytes(target)?;
-                    let mut winner = None;
-                    for index in object.symbols_named(name)? {
-                        if let Some(definition) = object.symbol_at(index)? {
-                            winner = winner.or(interposes(program, target, &definition)?);
-                        }
-                    }
-                    found.extend(winner);
+            continue;
+        };
+        for (index, hash) in theirs.hashes() {
+            if !filter.may_contain(hash) || own_table.is_some_and(|t| !t.has_hash(hash)) {
+                continue;
+            }
+            let targets = program.symbols_named(object.symbol_name_bytes(index)?)?;
+            if targets.is_empty() {
+                continue;
+            }
+            let Some(definition) = object.symbol_at(index)? else {
+                continue;
+            };
+            for target in targets {
+                if known(&found, target) {
+                    continue;
+                }
+                if let Some(value) = interposes(program, target, &definition)? {
+                    found.push(value);
                 }
             }
         }
     }
     Ok(found)
 }
+
+/// How many times bigger than the copy an object may be for its hashes to be walked
+/// against the copy's bitmap (a few instructions each) rather than the copy's probed in
+/// its Bloom filter (a few times as many each).
+const WALK_RATIO: usize = 3;
 
 /// `object`'s hashed symbols (index, GNU hash without its lowest bit); for a table of
 /// DT_HASH alone, which keeps no GNU hashes, its symbols with hashes made from their names.
@@ -91,6 +92,43 @@ fn hashed_or_named(object: &Object<'_>) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// A set of hashes as one bit each of 2^16, chosen by bits 1 to 16 of the hash (bit 0 is
+/// not kept by every table): a test is a shift, a mask and a load. With libc's ~3,000
+/// names, about one hash in twenty of other names passes.
+struct HashBitmap {
+    words: Vec<u64>,
+}
+
+impl HashBitmap {
+    const BITS: u32 = 16;
+
+    fn of(hashes: impl Iterator<Item = u32>) -> HashBitmap {
+        let mut words = vec![0u64; (1 << Self::BITS) / 64];
+        for hash in hashes {
+            let bit = Self::bit(hash);
+            words[bit / 64] |= 1 << (bit % 64);
+        }
+        HashBitmap { words }
+    }
+
+    #[inline]
+    fn bit(hash: u32) -> usize {
+        (hash >> 1) as usize & ((1 << Self::BITS) - 1)
+    }
+
+    #[inline]
+    fn may_contain(&self, hash: u32) -> bool {
+        let bit = Self::bit(hash);
+        self.words[bit / 64] & (1 << (bit % 64)) != 0
+    }
+}
+
+/// Symbols the linker defines in every shared object for the object's own layout (the end
+/// of its data, the start of its bss): no object binds to another's, so the copy keeps its
+/// own. Each earlier definition would otherwise be one more write into the forwarder's
+/// symbol table (a copy-on-write page) in every forwarder.
+const LAYOUT_MARKERS: [&str; 3] = ["_end", "_edata", "__bss_start"];
+
 /// Whether `definition` (of an earlier object) wins over the copy's symbol `target` of the
 /// same name, and with which address.
 fn interposes(
@@ -98,7 +136,10 @@ fn interposes(
     target: u32,
     definition: &crate::elf::Symbol<'_>,
 ) -> Result<Option<(u32, usize, bool)>> {
-    if definition.absolute || definition.kind == SymbolKind::Tls {
+    if definition.absolute
+        || definition.kind == SymbolKind::Tls
+        || LAYOUT_MARKERS.contains(&definition.name)
+    {
         return Ok(None);
     }
     let Some(own) = program.symbol_at(target)? else {

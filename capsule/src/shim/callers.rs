@@ -11,11 +11,9 @@
 //! Versions: a slot that imports `foo@V1` gets `foo@V1`'s target. A slot that imports `foo`
 //! without a version (a program linked against an unversioned build) keeps the trampoline.
 
-use std::collections::HashSet;
-
 use super::table::{Table, Target};
 use super::Symbol;
-use crate::elf::Object;
+use crate::elf::{Object, SymbolVersion};
 use crate::patch::{self, Expect, SymbolRewrite};
 use crate::sharing::Scope;
 
@@ -47,7 +45,8 @@ fn redirectable(sym: &Symbol, trampoline: usize, earlier: &Scope<'_>) -> bool {
 }
 
 /// Rewrite the slots of `objects` that call the shim's functions to the real functions:
-/// one batch per object, for the names it imports.
+/// one batch per object, for the symbols it imports, whose slots are found by symbol index
+/// in one pass over its relocations.
 pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlier: &Scope<'_>) {
     let soname = table.lib.soname();
     for object in objects {
@@ -58,20 +57,33 @@ pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlie
             continue;
         }
         let mut rewrites = Vec::new();
-        // A name imported in two versions is listed twice: its functions are taken once.
-        let mut seen = HashSet::new();
-        for name in object.imported_names() {
-            let indices = table.indices(name);
-            if indices.is_empty() || !seen.insert(name) {
+        // (import's symbol index, its rewrite), in index order.
+        let mut symbols = Vec::new();
+        for (index, name) in object.imports() {
+            let functions = table.indices(name);
+            if functions.is_empty() {
                 continue;
             }
-            for i in indices {
-                let Some(sym) = table.lib.function(i) else {
-                    continue;
-                };
-                if let Some(rewrite) = rewrite_for(&sym, table.target(i), earlier) {
-                    rewrites.push(rewrite);
+            let required = match object.symbol_version(index) {
+                Ok(SymbolVersion::Required { name, .. } | SymbolVersion::Defined { name, .. }) => {
+                    Some(name)
                 }
+                Ok(SymbolVersion::Unversioned) => None,
+                Err(_) => continue,
+            };
+            // The first function the import binds to: one of its version, or one without.
+            let rewrite = functions
+                .filter_map(|i| Some((i, table.lib.function(i)?)))
+                .find_map(|(i, sym)| {
+                    let version = sym.texts()?.1;
+                    if version.is_some() && version != required {
+                        return None;
+                    }
+                    rewrite_for(&sym, table.target(i), earlier)
+                });
+            if let Some(rewrite) = rewrite {
+                symbols.push((index, rewrites.len()));
+                rewrites.push(rewrite);
             }
         }
         if rewrites.is_empty() {
@@ -80,8 +92,11 @@ pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlie
         // SAFETY: `object` is live (the shim never unloads what it patches) and each
         // replacement is the function the trampoline forwards to, so every caller of the
         // slot reaches the same code with the same arguments; the capsule is never
-        // unloaded, so it outlives them.
-        match unsafe { patch::rewrite_symbols(object, &rewrites) } {
+        // unloaded, so it outlives them. The slots are the object's own, found for the
+        // symbol of their rewrite.
+        let rewrite = |found: Vec<_>| unsafe { patch::rewrite_found(object, &found, &rewrites) };
+        let report = object.slots_of_symbols(&symbols).and_then(rewrite);
+        match report {
             Ok(report) if report.rewritten > 0 => crate::debug!(
                 Reloc,
                 "shim {}: {}: {} slot(s) now call the host's functions directly",
