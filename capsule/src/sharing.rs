@@ -21,10 +21,11 @@
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -192,8 +193,16 @@ pub(crate) fn program_copy(soname: &str) -> Option<ProgramCopy> {
 /// the vDSO left out (it is not in the scope).
 pub(crate) struct Scope<'a> {
     /// Each object's view; `None` for one that cannot be read.
-    views: Vec<Option<Object<'a>>>,
+    views: Vec<Option<Arc<Object<'static>>>>,
+    lifetime: PhantomData<&'a ()>,
 }
+
+/// Views of the program's objects made for earlier scopes, by link map. Every forwarder
+/// a load shares needs the twenty-odd objects before its copy, and making a view costs
+/// more than checking that a kept one still describes its object (`Object::describes`:
+/// the same program headers where it was loaded, the same dynamic section), which is done
+/// at every use, so a view outlives neither an unloaded object nor its link map's reuse.
+static VIEWS: Mutex<Vec<(usize, Arc<Object<'static>>)>> = Mutex::new(Vec::new());
 
 impl<'a> Scope<'a> {
     /// The scope before `target`, a program copy's link map.
@@ -220,11 +229,34 @@ impl<'a> Scope<'a> {
             }
         }
         // SAFETY: live link maps, under ld.so's lock (see above).
-        let views = unsafe { Object::from_link_maps(&maps) }
-            .into_iter()
-            .map(Result::ok)
+        let headers = unsafe { crate::elf::program_headers_of(&maps) };
+        let mut kept = VIEWS.lock();
+        let views = maps
+            .iter()
+            .zip(headers)
+            .map(|(&map, phdrs)| {
+                let phdrs = phdrs?;
+                // SAFETY: a live link map (see above).
+                let (bias, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld as usize) };
+                let at = kept.iter().position(|(m, _)| *m == map as usize);
+                if let Some(at) = at {
+                    if kept[at].1.describes(bias, dynamic, phdrs) {
+                        return Some(kept[at].1.clone());
+                    }
+                    kept.swap_remove(at);
+                }
+                // SAFETY: a live link map and its own program headers. The view is kept
+                // past this scope, but used again only while it describes the object
+                // (see VIEWS).
+                let view = Arc::new(unsafe { Object::from_link_map_headers(map, phdrs) }.ok()?);
+                kept.push((map as usize, view.clone()));
+                Some(view)
+            })
             .collect();
-        Scope { views }
+        Scope {
+            views,
+            lifetime: PhantomData,
+        }
     }
 
     /// How many objects the scope holds.
@@ -234,7 +266,7 @@ impl<'a> Scope<'a> {
 
     /// Object `i`'s view (None if it cannot be read).
     pub fn object(&self, i: usize) -> Option<&Object<'a>> {
-        self.views.get(i)?.as_ref()
+        self.views.get(i)?.as_deref()
     }
 }
 

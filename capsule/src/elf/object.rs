@@ -166,58 +166,56 @@ impl<'a> Object<'a> {
     /// # Safety
     /// As for [`Object::from_link_map`], for every link map.
     pub unsafe fn from_link_maps(maps: &[*const LinkMap]) -> Vec<Result<Object<'a>>> {
-        // Each map's load bias and dynamic section, then its segments once the walk has
-        // listed an object of that bias and dynamic section (the walk ends when all have).
-        let mut wanted: Vec<(usize, usize, Option<Vec<Segment>>)> = maps
-            .iter()
-            .map(|&map| {
-                // SAFETY: the caller guarantees live link maps (null ones are refused below).
-                let (bias, dynamic) =
-                    unsafe { map.as_ref() }.map_or((0, 0), |lm| (lm.l_addr, lm.l_ld as usize));
-                (bias, dynamic, None)
-            })
-            .collect();
-        let mut missing = wanted.len();
-        crate::iterate_phdr::first(|info| {
-            let bias = info.dlpi_addr as usize;
-            if info.dlpi_phdr.is_null() || !wanted.iter().any(|w| w.0 == bias && w.2.is_none()) {
-                return None;
-            }
-            // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum
-            // program headers.
-            let phdrs =
-                unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-            let segments = segments_from_phdrs(phdrs, bias)?;
-            let dynamic = segments.iter().find(|s| s.kind == PT_DYNAMIC)?.address;
-            let at = wanted
-                .iter()
-                .position(|w| w.0 == bias && w.1 == dynamic && w.2.is_none())?;
-            wanted[at].2 = Some(segments);
-            missing -= 1;
-            (missing == 0).then_some(())
-        });
+        // SAFETY: forwarded from this function's contract.
+        let headers = unsafe { program_headers_of(maps) };
         maps.iter()
-            .zip(wanted)
-            .map(|(&map, (bias, dynamic, segments))| {
-                if map.is_null() {
-                    return Err(malformed("link map", "null link_map pointer"));
-                }
-                let Some(segments) = segments else {
-                    // SAFETY: forwarded from this function's contract.
-                    return unsafe { Object::from_link_map(map) };
-                };
-                // SAFETY: a live link map (contract); its name is NUL-terminated.
-                let name = unsafe { (*map).name() }.to_string_lossy();
-                let name = if name.is_empty() {
-                    "main program".to_string()
-                } else {
-                    name.into_owned()
-                };
-                // SAFETY: the object's own program headers, from dl_iterate_phdr; it stays
-                // loaded for 'a (contract).
-                unsafe { Object::from_segments(name, bias, dynamic, segments) }
+            .zip(headers)
+            .map(|(&map, phdrs)| match phdrs {
+                // SAFETY: forwarded from this function's contract; `phdrs` are the
+                // object's own, as dl_iterate_phdr lists them.
+                Some(phdrs) => unsafe { Object::from_link_map_headers(map, phdrs) },
+                // SAFETY: forwarded from this function's contract.
+                None => unsafe { Object::from_link_map(map) },
             })
             .collect()
+    }
+
+    /// [`Object::from_link_map`] with the object's program headers given.
+    ///
+    /// # Safety
+    /// As for [`Object::from_link_map`]; `phdrs` are the object's program headers.
+    pub unsafe fn from_link_map_headers(
+        map: *const LinkMap,
+        phdrs: &[ProgramHeader],
+    ) -> Result<Object<'a>> {
+        // SAFETY: the caller guarantees a live link map; its name is NUL-terminated.
+        let (name, bias, dynamic) = unsafe {
+            let lm = &*map;
+            (lm.name().to_string_lossy(), lm.l_addr, lm.l_ld as usize)
+        };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Object::from_loaded(&name, bias, dynamic, Some(phdrs)) }
+    }
+
+    /// Whether this view of a live object still describes the object loaded at `bias`
+    /// with its dynamic section at `dynamic` and program headers `phdrs`: the same
+    /// segments (so the memory it reads is mapped as it was), and a dynamic section that
+    /// reads the same (so every table is where the view has it). A view kept from an
+    /// earlier load is used again only then.
+    pub(crate) fn describes(&self, bias: usize, dynamic: usize, phdrs: &[ProgramHeader]) -> bool {
+        let same_segments = self.memory.is_live()
+            && self.bias == bias
+            && phdrs.len() == self.segments.len()
+            && phdrs
+                .iter()
+                .zip(&self.segments)
+                .all(|(p, s)| Segment::from_raw(RawPhdr::from_libc(p), bias).as_ref() == Some(s));
+        same_segments
+            && self
+                .segments
+                .iter()
+                .any(|s| s.kind == PT_DYNAMIC && s.address == dynamic)
+            && read_dynamic(&self.memory, dynamic, bias).as_ref() == Ok(&self.dynamic)
     }
 
     /// A view of the object loaded at `bias` with its dynamic section at `dynamic` and
@@ -972,6 +970,50 @@ fn names_at(tail: &[u8], name: &[u8]) -> bool {
     tail.first() == name.first() && tail.starts_with(name) && tail.get(name.len()) == Some(&0)
 }
 
+/// The program headers of each of `maps` that the caller's namespace holds (`None` for
+/// another namespace's object), from one `dl_iterate_phdr` walk that ends when all are
+/// found. An object is matched by its load bias and its dynamic section's address.
+///
+/// # Safety
+/// `maps` must be live link maps, whose objects stay loaded for `'a`.
+pub unsafe fn program_headers_of<'a>(maps: &[*const LinkMap]) -> Vec<Option<&'a [ProgramHeader]>> {
+    let mut found: Vec<Option<&'a [ProgramHeader]>> = vec![None; maps.len()];
+    let wanted: Vec<(usize, usize)> = maps
+        .iter()
+        .map(|&map| {
+            // SAFETY: the caller guarantees live link maps (or null ones, left out).
+            unsafe { map.as_ref() }.map_or((0, 0), |lm| (lm.l_addr, lm.l_ld as usize))
+        })
+        .collect();
+    let mut missing = maps.iter().filter(|m| !m.is_null()).count();
+    if missing == 0 {
+        return found;
+    }
+    crate::iterate_phdr::first(|info| {
+        let bias = info.dlpi_addr as usize;
+        if info.dlpi_phdr.is_null() || !wanted.iter().any(|w| w.0 == bias) {
+            return None;
+        }
+        // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum program
+        // headers, which stay with the object while it is loaded ('a: contract).
+        let phdrs: &'a [ProgramHeader] =
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        let dynamic = phdrs
+            .iter()
+            .find(|p| RawPhdr::from_libc(p).kind == PT_DYNAMIC)
+            .and_then(|p| usize::try_from(RawPhdr::from_libc(p).vaddr).ok())?
+            .checked_add(bias)?;
+        for (at, w) in wanted.iter().enumerate() {
+            if *w == (bias, dynamic) && found[at].is_none() {
+                found[at] = Some(phdrs);
+                missing -= 1;
+            }
+        }
+        (missing == 0).then_some(())
+    });
+    found
+}
+
 fn segments_from_phdrs(phdrs: &[ProgramHeader], bias: usize) -> Option<Vec<Segment>> {
     phdrs
         .iter()
@@ -1374,6 +1416,49 @@ mod tests {
             .copy_from_slice(&word_bytes(make_info(99, crate::arch::native::R_GLOB_DAT)));
         let err = error_of(&img.bytes);
         assert!(err.contains("symbol index 99"), "{err}");
+    }
+
+    #[test]
+    fn a_kept_view_describes_its_own_object_only() {
+        // The test program's own objects, as the scope of a forwarder lists them.
+        let mut maps = Vec::new();
+        // SAFETY: the base namespace's link maps; nothing unloads them during the test.
+        unsafe {
+            let mut map = crate::linkmap::base_namespace_head();
+            while !map.is_null() {
+                maps.push(map);
+                map = (*map).l_next;
+            }
+        }
+        // SAFETY: live link maps of objects that stay loaded.
+        let headers = unsafe { program_headers_of(&maps) };
+        let listed: Vec<_> = maps
+            .iter()
+            .zip(&headers)
+            .filter_map(|(&map, phdrs)| Some((map, (*phdrs)?)))
+            .collect();
+        assert!(
+            listed.len() >= 3,
+            "the test program, libc and ld.so at least"
+        );
+        let (map, phdrs) = listed[1];
+        // SAFETY: as above.
+        let view = unsafe { Object::from_link_map_headers(map, phdrs) }.unwrap();
+        // SAFETY: as above.
+        let (bias, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld as usize) };
+        assert!(view.describes(bias, dynamic, phdrs));
+        assert!(
+            !view.describes(bias, dynamic, listed[2].1),
+            "another object's headers"
+        );
+        assert!(
+            !view.describes(bias + 0x1000, dynamic, phdrs),
+            "another load bias"
+        );
+        assert!(
+            !view.describes(bias, dynamic + 16, phdrs),
+            "another dynamic section"
+        );
     }
 
     #[test]
