@@ -29,6 +29,9 @@ fn main() {
         &["src/forwarder", "src/arch", "src/elf/layout.rs"],
         "CAPSULE_FORWARDER_ID",
     );
+    // Tells copies of the runtime (one per shim) that may wire each other's shims up:
+    // those built from the same shim code, whose shim descriptions agree.
+    source_id(&["src/shim.rs", "src/shim"], "CAPSULE_SHIM_ABI");
 }
 
 /// `variable`: a hash of the sources in `paths` (directories and files), set for the

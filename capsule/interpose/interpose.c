@@ -16,8 +16,8 @@
 typedef unsigned long size_t;
 
 #define EXPORT __attribute__((visibility("default")))
-/* "CPSULSV4", cut to the low half where unsigned long is 32 bits (the runtime does too). */
-#define TABLE_MAGIC ((unsigned long)0x3456534c55535043ULL)
+/* "CPSULSV5", cut to the low half where unsigned long is 32 bits (the runtime does too). */
+#define TABLE_MAGIC ((unsigned long)0x3556534c55535043ULL)
 #define FILE_FUNCTIONS_CAPACITY 48
 
 struct capsule_table {
@@ -50,6 +50,10 @@ struct capsule_table {
      * canonical prefix it serves, and an entry into the copy that owns it, which loads a
      * library and returns its handle, or NULL with a message in `error`. */
     void *(*load)(long lmid, const char *library, char *error, size_t error_len);
+    /* An entry into the owner that wires a later shim up in its stead, taken by copies of
+     * the runtime whose `shim_abi` (a hash of their shim code) is the owner's. */
+    unsigned long shim_abi;
+    int (*shim_init)(const void *shim);
     /* Strings are pointers, not arrays, so that the whole writable part of this object
      * (table, GOT, dynamic section) fits one page: one copy-on-write fault per namespace,
      * and no RELRO page to protect (see build.rs). Their storage, the runtime's, lives as

@@ -198,6 +198,11 @@ impl Capsule {
         self.namespace.interposer.prefix()
     }
 
+    /// The namespace the capsule is loaded in.
+    pub(crate) fn namespace(&self) -> &'static Namespace {
+        self.namespace
+    }
+
     /// The library's link map (glibc's handle of an object is its link map).
     pub(crate) fn link_map(&self) -> *const crate::elf::LinkMap {
         self.handle.link_map()

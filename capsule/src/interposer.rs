@@ -21,8 +21,8 @@ const IMAGE_ROOT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/interpose-ro
 const IMAGE_ID: u64 = disk_cache::fnv1a(IMAGE);
 const IMAGE_ROOT_ID: u64 = disk_cache::fnv1a(IMAGE_ROOT);
 
-/// "CPSULSV4", cut to `unsigned long` on 32-bit machines as the C side cuts it.
-const TABLE_MAGIC: c_ulong = 0x3456_534c_5553_5043_u64 as c_ulong;
+/// "CPSULSV5", cut to `unsigned long` on 32-bit machines as the C side cuts it.
+const TABLE_MAGIC: c_ulong = 0x3556_534c_5553_5043_u64 as c_ulong;
 
 /// Mirror of `struct capsule_table` in interpose.c; the C side checks nothing, so the
 /// runtime checks magic and size before writing.
@@ -57,6 +57,10 @@ pub(crate) struct Table {
     /// The runtime's activation of the forwarder being loaded (see interpose.c).
     pub forwarder_init: Option<extern "C" fn(c_long)>,
     pub load: Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void>,
+    /// The owner's entry that wires a later shim up in its stead (see `shim`), for copies
+    /// whose `shim_abi` is the owner's.
+    pub shim_abi: c_ulong,
+    pub shim_init: Option<extern "C" fn(*const c_void) -> c_int>,
     /// The canonical prefix, NUL-terminated (leaked: it lives as long as the namespace).
     pub prefix: *const c_char,
     /// Host-tree paths whose files are read from the prefix, NUL-separated, ending with
@@ -178,6 +182,14 @@ impl Interposer {
     ) -> Option<extern "C" fn(c_long, *const c_char, *mut c_char, usize) -> *mut c_void> {
         // SAFETY: as in `has_loader`.
         unsafe { (*self.table).load }
+    }
+
+    /// The owner's entry that wires a shim up, if its shim code is this copy's (`abi`).
+    pub fn shim_entry(&self, abi: u64) -> Option<extern "C" fn(*const c_void) -> c_int> {
+        // SAFETY: as in `has_loader`: written once by the owner before it publishes the
+        // namespace, or by the owner's shim under ld.so's lock before any later shim runs.
+        let table = unsafe { &*self.table };
+        table.shim_init.filter(|_| table.shim_abi == abi as c_ulong)
     }
 
     /// The canonical prefix this namespace serves.

@@ -12,7 +12,7 @@
 //! NODELETE). They are shared by every capsule of the same prefix, since glibc has at
 //! most 15 to give.
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -33,7 +33,8 @@ const MAX_NAMESPACES: usize = 16;
 /// Each shim links its own copy of this runtime, so a process can hold several copies.
 /// The copy that created a namespace *owns* it: its prefix, its state, and the dl
 /// emulation the interposer calls. Other copies *adopt* it (found through glibc's
-/// `_r_debug` list of namespaces) and load into it through the interposer's `load` entry.
+/// `_r_debug` list of namespaces) and load into it through the interposer's `load` entry;
+/// a shim whose copy has the owner's shim code has the owner wire it up instead (`shim`).
 pub(crate) struct Namespace {
     pub lmid: Lmid,
     /// The canonical prefix path, the key under which capsules share this namespace.
@@ -94,28 +95,38 @@ pub(crate) fn for_prefix(
     let key = crate::prefix::canonical_root(prefix)?;
     crate::phase!("prefix {} checked", key.display());
     let mut all = NAMESPACES.lock();
-    if let Some(ns) = all.iter().find(|ns| ns.key == key) {
+    if let Some(ns) = known_or_adopted(&mut all, &key) {
         return Ok(ns);
     }
-    let ns = match adopt(&key) {
-        Some(ns) => ns,
-        None => {
-            let running = crate::prefix::glibc::Running {
-                libc_path: crate::loaded::running_libc_path,
-                loaded: crate::loaded::glibc_facts,
-            };
-            let prefix = Prefix::open_canonical(key.clone(), running);
-            create(prefix, key, dl_entries)?
-        }
+    let running = crate::prefix::glibc::Running {
+        libc_path: crate::loaded::running_libc_path,
+        loaded: crate::loaded::glibc_facts,
     };
-    let ns: &'static Namespace = Box::leak(Box::new(ns));
-    if ns.owned.is_some() {
-        if let Some(slot) = usize::try_from(ns.lmid).ok().and_then(|i| BY_LMID.get(i)) {
-            slot.store(ns as *const Namespace as *mut Namespace, Ordering::Release);
-        }
+    let prefix = Prefix::open_canonical(key.clone(), running);
+    let ns: &'static Namespace = Box::leak(Box::new(create(prefix, key, dl_entries)?));
+    if let Some(slot) = usize::try_from(ns.lmid).ok().and_then(|i| BY_LMID.get(i)) {
+        slot.store(ns as *const Namespace as *mut Namespace, Ordering::Release);
     }
     all.push(ns);
     Ok(ns)
+}
+
+/// The namespace for `prefix` if another copy of the runtime owns it (none is created).
+pub(crate) fn of_another_copy(prefix: &Path) -> Option<&'static Namespace> {
+    let key = crate::prefix::canonical_root(prefix).ok()?;
+    let mut all = NAMESPACES.lock();
+    known_or_adopted(&mut all, &key).filter(|ns| ns.owned.is_none())
+}
+
+/// The namespace for the canonical prefix `key` that this copy knows, else one another
+/// copy created (adopted now and known from then on).
+fn known_or_adopted(all: &mut Vec<&'static Namespace>, key: &Path) -> Option<&'static Namespace> {
+    if let Some(ns) = all.iter().find(|ns| ns.key == key) {
+        return Some(ns);
+    }
+    let ns: &'static Namespace = Box::leak(Box::new(adopt(key)?));
+    all.push(ns);
+    Some(ns)
 }
 
 /// A namespace for `key` created by another copy of the runtime, if any.
@@ -254,6 +265,18 @@ pub(crate) struct Loaded {
 }
 
 impl Namespace {
+    /// Offer the copies of the runtime that adopt this namespace (if this copy owns it) an
+    /// entry that wires their shims up (see `shim`), for those whose shim code hashes to
+    /// `abi`.
+    pub fn offer_shim_entry(&self, abi: u64, entry: extern "C" fn(*const c_void) -> c_int) {
+        if self.owned.is_some() {
+            self.interposer.with_table(|t| {
+                t.shim_abi = abi as libc::c_ulong;
+                t.shim_init = Some(entry);
+            });
+        }
+    }
+
     /// The owner's prefix and state; `None` in a namespace adopted from another copy.
     pub fn owned(&self) -> Option<&Owned> {
         self.owned.as_ref()

@@ -15,6 +15,7 @@
 //! program actually calls it.
 
 use std::ffi::{c_void, CStr};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -40,6 +41,7 @@ const _: () = assert!(MISSING_STUB_STRIDE.is_power_of_two() && MISSING_STUB_STRI
 
 /// What kind of thing an exported symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Kind {
     /// Code (including GNU indirect functions): forwarded by a trampoline.
     Function,
@@ -66,6 +68,7 @@ pub struct Symbol {
 /// needs a relocation per string: thousands in a GL shim, and a copy-on-write page fault
 /// for every page of them, at every start of the program.)
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct Entry {
     name: u32,
     /// 0 for an unversioned symbol (the table starts with an empty string).
@@ -166,6 +169,26 @@ impl Library {
             host_path: OnceLock::new(),
             missing_stubs: OnceLock::new(),
         }
+    }
+
+    /// [`Library::new`] at run time, for tables another copy of the runtime hands over:
+    /// `None` where they break what `new` asserts.
+    fn from_parts(
+        soname: &'static str,
+        strings: &'static [u8],
+        entries: &'static [Entry],
+        functions: usize,
+    ) -> Option<Library> {
+        (strings_sound(strings, entries) && sorted_by_name(strings, entries, functions)).then(
+            || Library {
+                soname,
+                strings,
+                entries,
+                functions,
+                host_path: OnceLock::new(),
+                missing_stubs: OnceLock::new(),
+            },
+        )
     }
 
     pub fn soname(&self) -> &'static str {
@@ -290,12 +313,137 @@ const fn sorted_by_name(strings: &[u8], entries: &[Entry], functions: usize) -> 
 /// the shim's `.init_array` constructor. Prints the error and aborts if the library cannot
 /// be loaded (see the module documentation).
 ///
+/// The first shim of a process loads the namespace and does the work; a later one, whose
+/// copy of the runtime has the same shim code, hands its tables to that first copy
+/// ([`delegate`]), which wires it up as its own: the views, caches and code it already
+/// has serve again, and the later copy's code is barely touched.
+///
 /// # Safety
 /// `slots` must point to `lib`'s slot table: one writable, aligned `usize` per function of
 /// `lib`, which nothing but the shim's trampolines reads. `missing_stubs` must point to the
 /// shim's stub table: for each function `i`, code at `missing_stubs + i * MISSING_STUB_STRIDE`
 /// that calls [`missing_called`] with `i` and never returns.
 pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *const u8) {
+    // SAFETY: forwarded from this function's contract.
+    if unsafe { delegate(lib, slots, missing_stubs) } {
+        return;
+    }
+    // SAFETY: forwarded from this function's contract.
+    let capsule = unsafe { wire(lib, slots, missing_stubs) };
+    capsule
+        .namespace()
+        .offer_shim_entry(SHIM_ABI, wire_for_another_copy);
+}
+
+/// This copy's shim code, as build.rs hashed it: copies that agree wire each other's shims.
+const SHIM_ABI: u64 = match u64::from_str_radix(env!("CAPSULE_SHIM_ABI"), 16) {
+    Ok(abi) => abi,
+    Err(_) => panic!("CAPSULE_SHIM_ABI is not a hexadecimal number"),
+};
+
+/// A shim's tables as one copy of the runtime hands them to another ([`delegate`]); the
+/// same layout in every copy whose [`SHIM_ABI`] is this one's.
+#[repr(C)]
+struct Delegation {
+    soname: *const u8,
+    soname_len: usize,
+    strings: *const u8,
+    strings_len: usize,
+    entries: *const Entry,
+    entries_len: usize,
+    functions: usize,
+    slots: *mut usize,
+    missing_stubs: *const u8,
+    /// Written by the owner: where the capsule took the library from, NUL-terminated.
+    host_path: *mut u8,
+    host_path_len: usize,
+}
+
+/// Have the copy of the runtime that owns the namespace for `lib`'s prefix wire the shim up,
+/// if its shim code is this copy's; false (nothing done) otherwise.
+///
+/// # Safety
+/// As for [`init`].
+unsafe fn delegate(lib: &'static Library, slots: *mut usize, missing_stubs: *const u8) -> bool {
+    let prefix = crate::config::prefix_for(lib.soname);
+    let Some(entry) = crate::namespace::of_another_copy(&prefix)
+        .and_then(|ns| ns.interposer.shim_entry(SHIM_ABI))
+    else {
+        return false;
+    };
+    let mut host_path = vec![0u8; crate::interposer::PREFIX_CAPACITY];
+    let delegation = Delegation {
+        soname: lib.soname.as_ptr(),
+        soname_len: lib.soname.len(),
+        strings: lib.strings.as_ptr(),
+        strings_len: lib.strings.len(),
+        entries: lib.entries.as_ptr(),
+        entries_len: lib.entries.len(),
+        functions: lib.functions,
+        slots,
+        missing_stubs,
+        host_path: host_path.as_mut_ptr(),
+        host_path_len: host_path.len(),
+    };
+    if entry(&delegation as *const Delegation as *const c_void) == 0 {
+        return false;
+    }
+    let end = host_path.iter().position(|&b| b == 0).unwrap_or(0);
+    let path = std::ffi::OsStr::from_bytes(&host_path[..end]);
+    let _ = lib.host_path.set(PathBuf::from(path));
+    let _ = lib.missing_stubs.set(missing_stubs as usize);
+    crate::debug!(
+        Libs,
+        "shim {}: wired up by the copy of the runtime that owns its namespace",
+        lib.soname
+    );
+    true
+}
+
+/// The owner's side of [`delegate`]: wire the shim another copy describes as this copy's
+/// own. 0 if its tables are not sound (the other copy then does the work itself).
+extern "C" fn wire_for_another_copy(delegation: *const c_void) -> libc::c_int {
+    // SAFETY: the interposer hands this entry only to copies whose shim code is this one's,
+    // which pass a Delegation of this layout, valid for the call. Its tables are the
+    // shim's statics, and the shim stays loaded for the rest of the process (`wire` pins
+    // it), so they are 'static; `slots` and `missing_stubs` meet `init`'s contract.
+    let (d, soname, strings, entries) = unsafe {
+        let d = &*(delegation as *const Delegation);
+        (
+            d,
+            std::slice::from_raw_parts(d.soname, d.soname_len),
+            std::slice::from_raw_parts(d.strings, d.strings_len),
+            std::slice::from_raw_parts(d.entries, d.entries_len),
+        )
+    };
+    let Some(lib) = std::str::from_utf8(soname)
+        .ok()
+        .and_then(|soname| Library::from_parts(soname, strings, entries, d.functions))
+    else {
+        return 0;
+    };
+    let lib: &'static Library = Box::leak(Box::new(lib));
+    // SAFETY: see above.
+    let capsule = unsafe { wire(lib, d.slots, d.missing_stubs) };
+    let path = capsule.path().as_os_str().as_bytes();
+    let n = path.len().min(d.host_path_len.saturating_sub(1));
+    // SAFETY: the caller's buffer holds host_path_len bytes; n + 1 of them are written.
+    unsafe {
+        std::ptr::copy_nonoverlapping(path.as_ptr(), d.host_path, n);
+        *d.host_path.add(n) = 0;
+    }
+    1
+}
+
+/// Load `lib`'s real library into a capsule and wire the shim up to it: [`init`]'s work.
+///
+/// # Safety
+/// As for [`init`].
+unsafe fn wire(
+    lib: &'static Library,
+    slots: *mut usize,
+    missing_stubs: *const u8,
+) -> &'static Capsule {
     let capsule = match Capsule::load_from_env(lib.soname) {
         Ok(capsule) => capsule,
         Err(err) => {
@@ -327,6 +475,7 @@ pub unsafe fn init(lib: &'static Library, slots: *mut usize, missing_stubs: *con
     warn_if_different(lib, capsule, &missing);
     wire_program(lib, capsule, own_map, slots);
     crate::phase!("shim {}: the program's slots rewired", lib.soname);
+    capsule
 }
 
 /// Point every slot at its real function, or at its missing-symbol stub; returns the

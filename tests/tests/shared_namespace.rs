@@ -1,6 +1,7 @@
 //! Several shims in one process, each with its own copy of the runtime, share one
-//! namespace per prefix (as libEGL and libGL must: both need one libGLdispatch), and a
-//! per-library prefix gives a library a namespace of its own.
+//! namespace per prefix (as libEGL and libGL must: both need one libGLdispatch), the first
+//! copy wiring the later shims up, and a per-library prefix gives a library a namespace of
+//! its own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,12 +13,16 @@ use capsule_tests::{
 const COMMON: &str = "static int counter; int common_bump(void) { return ++counter; }";
 
 const PROGRAM: &str = r#"
+#include <dlfcn.h>
 #include <stdio.h>
 int a_bump(void);
 int b_bump(void);
 int main(void) {
     int x = a_bump(), y = b_bump(), z = a_bump();
-    printf("%d %d %d\n", x, y, z);
+    /* Both shims' answers corrected: dlsym agrees with the rewritten address slots. */
+    int a = dlsym(RTLD_DEFAULT, "a_bump") == (void *)a_bump;
+    int b = dlsym(RTLD_DEFAULT, "b_bump") == (void *)b_bump;
+    printf("%d %d %d %d %d\n", x, y, z, a, b);
     return 0;
 }
 "#;
@@ -92,13 +97,19 @@ fn two_shims_of_one_prefix_share_a_namespace_and_per_library_prefixes_split_it()
     let stderr = String::from_utf8_lossy(&shared.stderr);
     assert_eq!(
         String::from_utf8_lossy(&shared.stdout),
-        "1 2 3\n",
-        "one libcommon for both:\n{stderr}"
+        "1 2 3 1 1\n",
+        "one libcommon for both, dlsym corrected for both:\n{stderr}"
     );
     assert!(
         stderr.contains("shared with another copy of the runtime"),
         "{stderr}"
     );
+    // The shims' copies are built from one runtime: the first wires the second up.
+    let wired = stderr
+        .lines()
+        .filter(|l| l.contains("wired up by the copy of the runtime that owns its namespace"))
+        .count();
+    assert_eq!(wired, 1, "{stderr}");
 
     // libb from a copy of the same tree, named by its own variable: two namespaces, two
     // libcommons.
@@ -116,5 +127,5 @@ fn two_shims_of_one_prefix_share_a_namespace_and_per_library_prefixes_split_it()
             .env("CAPSULE_LIBB_SO_1_PREFIX", other.root()),
         "run with a per-library prefix",
     );
-    assert_eq!(String::from_utf8_lossy(&split.stdout), "1 1 2\n");
+    assert_eq!(String::from_utf8_lossy(&split.stdout), "1 1 2 1 1\n");
 }

@@ -20,9 +20,19 @@ pub(super) fn interposed(
     program: &Object<'_>,
     scope: &Scope<'_>,
 ) -> Result<Vec<(u32, usize, bool)>> {
-    let own = hashed_or_named(program);
-    let filter = HashBitmap::of(own.iter().map(|&(_, hash)| hash));
     let own_table = program.gnu_table();
+    let own_len = program.symbol_count() as usize;
+    // The copy's list, made only for a walk of it (an object much bigger than the copy,
+    // or one of DT_HASH alone).
+    let own = std::cell::OnceCell::new();
+    let filter = match own_table {
+        Some(table) => HashBitmap::of(table.hashes().map(|(_, hash)| hash)),
+        None => HashBitmap::of(
+            own.get_or_init(|| hashed_or_named(program))
+                .iter()
+                .map(|h| h.1),
+        ),
+    };
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
     let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
     for i in 0..scope.len() {
@@ -31,10 +41,10 @@ pub(super) fn interposed(
         };
         let theirs = object
             .gnu_table()
-            .filter(|_| (object.symbol_count() as usize) < own.len().saturating_mul(WALK_RATIO));
+            .filter(|_| (object.symbol_count() as usize) < own_len.saturating_mul(WALK_RATIO));
         let Some(theirs) = theirs else {
             // The copy's names looked up in the object, as its own lookup finds them.
-            for &(target, hash) in &own {
+            for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
                 if !object.may_define(hash) || known(&found, target) {
                     continue;
                 }
@@ -96,30 +106,33 @@ fn hashed_or_named(object: &Object<'_>) -> Vec<(u32, u32)> {
 /// not kept by every table): a test is a shift, a mask and a load. With libc's ~3,000
 /// names, about one hash in twenty of other names passes.
 struct HashBitmap {
-    words: Vec<u64>,
+    words: Box<[u64; HashBitmap::WORDS]>,
 }
 
 impl HashBitmap {
     const BITS: u32 = 16;
+    const WORDS: usize = (1 << Self::BITS) / 64;
 
     fn of(hashes: impl Iterator<Item = u32>) -> HashBitmap {
-        let mut words = vec![0u64; (1 << Self::BITS) / 64];
+        let mut words = Box::new([0u64; Self::WORDS]);
         for hash in hashes {
-            let bit = Self::bit(hash);
-            words[bit / 64] |= 1 << (bit % 64);
+            let (word, bit) = Self::place(hash);
+            words[word] |= bit;
         }
         HashBitmap { words }
     }
 
+    /// The word (below WORDS, so that no index is checked) and the bit for `hash`.
     #[inline]
-    fn bit(hash: u32) -> usize {
-        (hash >> 1) as usize & ((1 << Self::BITS) - 1)
+    fn place(hash: u32) -> (usize, u64) {
+        let bit = (hash >> 1) as usize;
+        ((bit / 64) % Self::WORDS, 1 << (bit % 64))
     }
 
     #[inline]
     fn may_contain(&self, hash: u32) -> bool {
-        let bit = Self::bit(hash);
-        self.words[bit / 64] & (1 << (bit % 64)) != 0
+        let (word, bit) = Self::place(hash);
+        self.words[word] & bit != 0
     }
 }
 

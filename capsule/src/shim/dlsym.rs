@@ -19,14 +19,16 @@
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+
+use parking_lot::RwLock;
 
 use super::table::Table;
 use crate::capsule::Capsule;
 use crate::elf::{LinkMap, Object, Slot};
 use crate::patch::{self, Expect, SymbolRewrite};
 
-/// What the corrections need, for the one shim this copy of the runtime is part of.
+/// What the corrections need for one shim (its own, or one whose copy of the runtime had
+/// this one wire it up).
 pub(super) struct State {
     capsule: &'static Capsule,
     own_handle: *const LinkMap,
@@ -55,7 +57,9 @@ impl State {
     }
 }
 
-static STATE: OnceLock<State> = OnceLock::new();
+/// The shims this copy corrects answers for, in the order they were wired up (the order
+/// chained wrappers of several copies would correct in).
+static STATES: RwLock<Vec<&'static State>> = RwLock::new(Vec::new());
 
 /// What each slot held before it was pointed at the entry points; read by their assembly.
 static NEXT_DLSYM: AtomicUsize = AtomicUsize::new(0);
@@ -76,8 +80,13 @@ extern "C" {
 /// Record `state` and point the `dlsym`/`dlvsym` slots of `objects` at the entry points.
 pub(super) fn install(state: State, objects: &[Object<'_>]) {
     let soname = state.table.lib.soname();
-    if STATE.set(state).is_err() {
-        return;
+    {
+        let mut states = STATES.write();
+        states.push(Box::leak(Box::new(state)));
+        if states.len() > 1 {
+            // The entry points are in place: they correct for this shim too from now on.
+            return;
+        }
     }
     let names = [c"dlsym", c"dlvsym"];
     let wanted = names.map(|name| (name.to_str().unwrap_or_default(), None));
@@ -186,14 +195,24 @@ fn correct(
     version: Option<*const c_char>,
     found: *mut c_void,
 ) -> *mut c_void {
-    let Some(state) = STATE.get() else {
-        return found;
-    };
     if name.is_null() || version.is_some_and(|v| v.is_null()) {
         return found;
     }
     // SAFETY: dlsym's contract: `name` (and `version`) are NUL-terminated strings.
     let (name, version) = unsafe { (CStr::from_ptr(name), version.map(|v| CStr::from_ptr(v))) };
+    STATES.read().iter().fold(found, |found, state| {
+        correct_for(state, handle, name, version, found)
+    })
+}
+
+/// [`correct`] for one shim.
+fn correct_for(
+    state: &State,
+    handle: *mut c_void,
+    name: &CStr,
+    version: Option<&CStr>,
+    found: *mut c_void,
+) -> *mut c_void {
     if !found.is_null() {
         if let Some(target) = state.table.trampoline_at(name.to_bytes(), found as usize) {
             if let Some(real) = target.real {
