@@ -161,14 +161,7 @@ impl Library {
             sorted_by_name(strings, entries, functions),
             "a shim's functions must be sorted by name: regenerate it with capsule-gen"
         );
-        Library {
-            soname,
-            strings,
-            entries,
-            functions,
-            host_path: OnceLock::new(),
-            missing_stubs: OnceLock::new(),
-        }
+        Library::unchecked(soname, strings, entries, functions)
     }
 
     /// [`Library::new`] at run time, for tables another copy of the runtime hands over:
@@ -179,16 +172,24 @@ impl Library {
         entries: &'static [Entry],
         functions: usize,
     ) -> Option<Library> {
-        (strings_sound(strings, entries) && sorted_by_name(strings, entries, functions)).then(
-            || Library {
-                soname,
-                strings,
-                entries,
-                functions,
-                host_path: OnceLock::new(),
-                missing_stubs: OnceLock::new(),
-            },
-        )
+        (strings_sound(strings, entries) && sorted_by_name(strings, entries, functions))
+            .then(|| Library::unchecked(soname, strings, entries, functions))
+    }
+
+    const fn unchecked(
+        soname: &'static str,
+        strings: &'static [u8],
+        entries: &'static [Entry],
+        functions: usize,
+    ) -> Library {
+        Library {
+            soname,
+            strings,
+            entries,
+            functions,
+            host_path: OnceLock::new(),
+            missing_stubs: OnceLock::new(),
+        }
     }
 
     pub fn soname(&self) -> &'static str {
@@ -741,6 +742,16 @@ mod tests {
             !strings_sound(b"foo\0", &[Entry::function(0, 0, false)]),
             "no empty string"
         );
+    }
+
+    #[test]
+    fn tables_handed_over_at_run_time_are_checked_as_new_checks_them() {
+        assert!(Library::from_parts("libfoo.so.1", STRINGS, &ENTRIES, 2).is_some());
+        static OUTSIDE: [Entry; 1] = [Entry::function(99, 0, false)];
+        assert!(Library::from_parts("libfoo.so.1", STRINGS, &OUTSIDE, 1).is_none());
+        const NAMES: &[u8] = b"\0b\0a\0";
+        static UNSORTED: [Entry; 2] = [Entry::function(1, 0, false), Entry::function(3, 0, false)];
+        assert!(Library::from_parts("libfoo.so.1", NAMES, &UNSORTED, 2).is_none());
     }
 
     #[test]
