@@ -11,7 +11,7 @@ use crate::sharing::Scope;
 /// resolved from an IFUNC).
 ///
 /// Per earlier object, whichever walk costs less: its hashes (a GNU hash table keeps them:
-/// no name is read) tested against a bitmap of the copy's, which rejects nearly all in a
+/// no name is read) tested against the copy's Bloom filter, which rejects nearly all in a
 /// few instructions (a GL shim has thousands of names, none of them libc's); or, for an
 /// object much bigger than the copy (a late `libxcb-*` forwarder's copy has a few dozen
 /// names), the copy's hashes probed in the object's hash table. Only a hash both hold is
@@ -25,13 +25,16 @@ pub(super) fn interposed(
     // The copy's list, made only for a walk of it (an object much bigger than the copy,
     // or one of DT_HASH alone).
     let own = std::cell::OnceCell::new();
-    let filter = match own_table {
-        Some(table) => HashBitmap::of(table.hashes().map(|(_, hash)| hash)),
-        None => HashBitmap::of(
-            own.get_or_init(|| hashed_or_named(program))
-                .iter()
-                .map(|h| h.1),
-        ),
+    // A copy with a GNU table answers from its Bloom filter (tested inline) and chains;
+    // for one of DT_HASH alone, a bitmap of its names' hashes stands in.
+    let filter = own_table.is_none().then(|| {
+        let own = own.get_or_init(|| hashed_or_named(program));
+        HashBitmap::of(own.iter().map(|&(_, hash)| hash))
+    });
+    let own_may_define = |hash: u32| match (&own_table, &filter) {
+        (Some(table), _) => table.has_hash(hash),
+        (None, Some(bitmap)) => bitmap.may_contain(hash),
+        (None, None) => true,
     };
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
     let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
@@ -60,7 +63,7 @@ pub(super) fn interposed(
             continue;
         };
         for (index, hash) in theirs.hashes() {
-            if !filter.may_contain(hash) || own_table.is_some_and(|t| !t.has_hash(hash)) {
+            if !own_may_define(hash) {
                 continue;
             }
             let targets = program.symbols_named(object.symbol_name_bytes(index)?)?;
@@ -103,8 +106,8 @@ fn hashed_or_named(object: &Object<'_>) -> Vec<(u32, u32)> {
 }
 
 /// A set of hashes as one bit each of 2^16, chosen by bits 1 to 16 of the hash (bit 0 is
-/// not kept by every table): a test is a shift, a mask and a load. With libc's ~3,000
-/// names, about one hash in twenty of other names passes.
+/// not kept by every table): a test is a shift, a mask and a load. With ~3,000 names,
+/// about one hash in twenty of other names passes.
 struct HashBitmap {
     words: Box<[u64; HashBitmap::WORDS]>,
 }
@@ -179,4 +182,24 @@ fn resolve_ifunc(resolver: usize) -> usize {
     // SAFETY: `resolver` is the address of an STT_GNU_IFUNC symbol of a loaded, relocated
     // object (the program's global scope).
     unsafe { crate::arch::native::resolve_ifunc(resolver) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HashBitmap;
+
+    #[test]
+    fn a_bitmap_holds_its_hashes_whatever_their_lowest_bit() {
+        let hashes = [0x1234_5678 & !1, 0xdead_beef & !1, 2];
+        let bitmap = HashBitmap::of(hashes.into_iter());
+        for hash in hashes {
+            assert!(
+                bitmap.may_contain(hash) && bitmap.may_contain(hash | 1),
+                "{hash:#x}"
+            );
+        }
+        // Bits 1 to 16 pick the bit: these share none with the hashes above.
+        assert!(!bitmap.may_contain(0x0000_0100));
+        assert!(!bitmap.may_contain(0xffff_0000));
+    }
 }
