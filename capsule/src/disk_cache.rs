@@ -204,17 +204,12 @@ pub(crate) fn read_owned(path: &Path) -> Option<Vec<u8>> {
         crate::debug!(Libs, "{}: not read: {why}", path.display());
         return None;
     }
-    // The size fstat gave, then one more read to see the end (File::read_to_end would ask
-    // fstat and lseek again for the same size).
+    // The size fstat gave (File::read_to_end would ask fstat and lseek again for it, then
+    // read once more to see the end): cache files are replaced whole by a rename, never
+    // written in place, and every reader checks the size its contents imply.
     let mut bytes = vec![0; usize::try_from(meta.len()).ok()?];
     file.read_exact(&mut bytes).ok()?;
-    let mut more = [0; 512];
-    loop {
-        match file.read(&mut more).ok()? {
-            0 => return Some(bytes),
-            n => bytes.extend_from_slice(&more[..n]),
-        }
-    }
+    Some(bytes)
 }
 
 /// Write `image` beside `path`, then rename it over `path`: a reader sees the old file or
