@@ -510,11 +510,11 @@ fn fill_slots(
     let mut missing = Vec::new();
     for i in 0..functions {
         // Checked by `recall`: inside the library's code.
-        let recalled = remembered.as_ref().and_then(|offsets| {
-            (offsets[i] != slot_cache::LOOK_UP)
-                .then(|| usize::try_from(offsets[i]).ok())
-                .flatten()
-        });
+        let recalled = remembered
+            .as_ref()
+            .and_then(|offsets| offsets.get(i))
+            .filter(|&offset| offset != slot_cache::LOOK_UP)
+            .and_then(|offset| usize::try_from(offset).ok());
         let target = match recalled {
             Some(offset) => bias + offset,
             // The symbol's strings are read only here: a remembered offset needs none.

@@ -473,7 +473,7 @@ const METHOD: &str = r#"
   the six shim crates (`libGL.so.1 libEGL.so.1 libGLX.so.0 libGLESv2.so.2 libOpenGL.so.0
   libGLdispatch.so.0`, prefix `/`); then one cold release build of the libEGL crate in an
   empty target directory.
-- **Demo game** (`./demo.sh --bench 21 FILE`): `examples/game/game.c` built twice, linked
+- **Demo game** (`./demo.sh --bench 61 FILE`): `examples/game/game.c` built twice, linked
   directly to the system's `libEGL`/`libGL` and linked to the checked-in shims (host prefix
   `/`, the game's own `libz.so.1` first in its path); each run in a fresh process, the two
   alternating, medians of the game's own figures (frame times: means, see below). *eglInitialize*: from the first EGL call

@@ -52,8 +52,8 @@ impl Entry {
 
     /// The remembered offsets of `functions` functions ([`LOOK_UP`]: look it up), if the
     /// file is there, sound, and fits `real` (the loaded library): every other offset is
-    /// in its code.
-    pub fn recall(&self, functions: usize, real: &Object<'_>) -> Option<Vec<u64>> {
+    /// in its code. Read where they lie in the file's bytes, not copied.
+    pub fn recall(&self, functions: usize, real: &Object<'_>) -> Option<Remembered> {
         let bytes = disk_cache::read_owned(&self.path)?;
         // The library's code as offsets from its load bias (one range, two at most).
         let code: Vec<std::ops::Range<u64>> = real
@@ -68,14 +68,14 @@ impl Entry {
         let checked = parse(&bytes, self.key, functions).and_then(|offsets| {
             match offsets
                 .iter()
-                .find(|&&offset| offset != LOOK_UP && !code.iter().any(|r| r.contains(&offset)))
+                .find(|&offset| offset != LOOK_UP && !code.iter().any(|r| r.contains(&offset)))
             {
                 Some(offset) => Err(format!("offset {offset:#x} is not in the library's code")),
-                None => Ok(offsets),
+                None => Ok(()),
             }
         });
         match checked {
-            Ok(offsets) => Some(offsets),
+            Ok(()) => Some(Remembered { bytes }),
             Err(why) => {
                 crate::debug!(Libs, "{}: not used: {why}", self.path.display());
                 None
@@ -108,7 +108,7 @@ fn encode(key: u64, offsets: &[u64]) -> Vec<u8> {
 
 /// The offsets a slot-table file holds, if it is one for `key` with `functions` entries;
 /// `Err` says what is wrong with it. Public for the fuzz target.
-pub fn parse(bytes: &[u8], key: u64, functions: usize) -> Result<Vec<u64>, String> {
+pub fn parse(bytes: &[u8], key: u64, functions: usize) -> Result<Offsets<'_>, String> {
     let word = |at: usize| -> Option<u64> {
         let end = at.checked_add(8)?;
         Some(u64::from_le_bytes(bytes.get(at..end)?.try_into().ok()?))
@@ -135,10 +135,52 @@ pub fn parse(bytes: &[u8], key: u64, functions: usize) -> Result<Vec<u64>, Strin
             expected.map_or_else(|| "size".to_string(), |n| n.to_string())
         ));
     }
-    Ok(bytes[HEADER..]
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .collect())
+    Ok(Offsets {
+        entries: bytes.get(HEADER..).unwrap_or_default(),
+    })
+}
+
+/// A slot table's entries as the file holds them: one little-endian `u64` per function.
+#[derive(Debug)]
+pub struct Offsets<'a> {
+    entries: &'a [u8],
+}
+
+impl Offsets<'_> {
+    pub fn len(&self) -> usize {
+        self.entries.len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `i`.
+    pub fn get(&self, i: usize) -> Option<u64> {
+        let bytes = self.entries.get(i.checked_mul(8)?..)?.get(..8)?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+    }
+}
+
+/// A slot table read from its file and checked ([`Entry::recall`]).
+pub(super) struct Remembered {
+    bytes: Vec<u8>,
+}
+
+impl Remembered {
+    /// The offset of function `i` ([`LOOK_UP`]: look it up).
+    pub fn get(&self, i: usize) -> Option<u64> {
+        Offsets {
+            entries: self.bytes.get(HEADER..)?,
+        }
+        .get(i)
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +191,12 @@ mod tests {
     fn round_trips() {
         let offsets = [0x1000, LOOK_UP, 0x2040];
         let bytes = encode(7, &offsets);
-        assert_eq!(parse(&bytes, 7, 3).unwrap(), offsets);
+        let parsed = parse(&bytes, 7, 3).unwrap();
+        assert_eq!(parsed.iter().collect::<Vec<_>>(), offsets);
+        assert_eq!(
+            (parsed.len(), parsed.get(1), parsed.get(3)),
+            (3, Some(LOOK_UP), None)
+        );
     }
 
     #[test]
