@@ -92,6 +92,8 @@ pub struct Object<'a> {
     symbols: SymbolTable<'a>,
     hash: Option<HashTable>,
     gnu: Option<GnuTable<'a>>,
+    /// The symbol indices the hash table reaches by name.
+    hashed: Range<u32>,
     versions: VersionTables,
 }
 
@@ -320,16 +322,18 @@ impl<'a> Object<'a> {
             .gnu_hash
             .map(HashTable::Gnu)
             .or(dynamic.hash.map(HashTable::Sysv));
-        let (address, count) = match (dynamic.symtab, hash) {
-            (None, _) => (0, 0),
+        // `in_table`: how many symbols the hash table itself accounts for.
+        let (address, count, in_table) = match (dynamic.symtab, hash) {
+            (None, _) => (0, 0, 0),
             (Some(_), None) => return Err(bad(
                 "dynamic section (DT_SYMTAB without DT_GNU_HASH or DT_HASH: symbol count unknown)",
             )),
             (Some(at), Some(hash)) => {
-                let count = hash
+                let in_table = hash
                     .symbol_count(&memory)
                     .ok_or_else(|| bad("hash table (points outside the object)"))?;
-                (at, exact_symbol_count(&memory, &dynamic, hash, count))
+                let count = exact_symbol_count(&memory, &dynamic, hash, in_table);
+                (at, count, in_table)
             }
         };
         let entries = match (count as usize)
@@ -355,7 +359,19 @@ impl<'a> Object<'a> {
                 )));
             }
         }
-        let gnu = hash.and_then(|h| h.gnu_table(&memory, count));
+        // The chains of the hashed symbols alone (an empty table has none).
+        let gnu = hash.and_then(|h| h.gnu_table(&memory, in_table.min(count)));
+        // The symbols a lookup by name can reach: DT_HASH chains every one; DT_GNU_HASH
+        // those from symoffset to the end of its last chain, which for an executable that
+        // exports nothing is none at all (binutils: one empty bucket, symoffset 1).
+        let hashed = match (hash, &gnu) {
+            (Some(HashTable::Sysv(_)), _) => 1.min(count)..count,
+            (Some(HashTable::Gnu(_)), Some(table)) => {
+                let start = table.symoffset().min(in_table);
+                start..in_table.min(count)
+            }
+            _ => 0..0,
+        };
         let versions = VersionTables {
             versym: dynamic.versym,
             verdef: dynamic.verdef.map(|at| (at, dynamic.verdefnum)),
@@ -368,6 +384,7 @@ impl<'a> Object<'a> {
                 entries,
                 strings,
             },
+            hashed,
             name,
             bias,
             memory,
@@ -699,17 +716,11 @@ impl<'a> Object<'a> {
 
     /// The symbols (defined or not) that match a pair of `wanted`, by index, each with the
     /// first pair it matches, sorted by index. The hash table finds the hashed ones by
-    /// name; a GNU table hashes none before its `symoffset` (the imports, as linkers lay
-    /// them out), which are compared one by one.
+    /// name; the others (a GNU table's before its `symoffset`, the imports as linkers lay
+    /// them out, and all of an executable's that exports nothing) are compared one by one.
     fn symbols_wanted(&self, wanted: &[(&str, Option<&str>)]) -> Result<Vec<(u32, usize)>> {
-        // Up to where symbols are compared one by one: all of them without a usable table.
-        let unhashed = match (self.hash, &self.gnu) {
-            (Some(HashTable::Sysv(_)), _) => 1,
-            (Some(HashTable::Gnu(_)), Some(gnu)) => gnu.symoffset().min(self.symbols.count),
-            _ => self.symbols.count,
-        };
         let mut named: Vec<(u32, usize)> = Vec::new();
-        if unhashed < self.symbols.count {
+        if !self.hashed.is_empty() {
             for (i, (name, _)) in wanted.iter().enumerate() {
                 if wanted[..i].iter().any(|(earlier, _)| earlier == name) {
                     continue;
@@ -733,7 +744,10 @@ impl<'a> Object<'a> {
             }
             map
         });
-        for index in 1..unhashed {
+        // The symbols no lookup by name reaches, compared one by one.
+        let unhashed =
+            (1..self.hashed.start.max(1)).chain(self.hashed.end.max(1)..self.symbols.count);
+        for index in unhashed {
             match &by_name {
                 Some(map) => {
                     let name = self.symbol_name_bytes(index)?;
@@ -1175,6 +1189,12 @@ mod tests {
     /// and importing `imp` (index 2), with a GLOB_DAT slot for `imp` at 0x2000 and an
     /// absolute slot (addend 16 where relocations carry addends) for `value` after it.
     fn image() -> Image {
+        image_hashed(false)
+    }
+
+    /// [`image`], with binutils' empty DT_GNU_HASH (one empty bucket, symoffset 1, as for
+    /// an executable that exports nothing) in place of its DT_HASH when `empty_gnu`.
+    fn image_hashed(empty_gnu: bool) -> Image {
         let mut b = vec![0u8; EHDR_SIZE + 2 * PHDR_SIZE];
         let strtab = push(&mut b, b"\0value\0imp\0V1\0lib\0");
         let symtab = push(
@@ -1186,7 +1206,14 @@ mod tests {
             ]
             .concat(),
         );
-        let hash = push(&mut b, &u32s(&[1, 3, 2, 0, 0, 1]));
+        let (hash_tag, hash) = if empty_gnu {
+            let mut table = u32s(&[1, 1, 1, 0]);
+            table.extend(words(&[0]));
+            table.extend(u32s(&[0]));
+            (0x6fff_fef5, push(&mut b, &table))
+        } else {
+            (4, push(&mut b, &u32s(&[1, 3, 2, 0, 0, 1])))
+        };
         let versym = push(&mut b, &u16s(&[0, 2, 1])) as u64;
         // Verdef: base version (ndx 1, VER_FLG_BASE) named "lib", then V1 (ndx 2).
         let mut verdef = u16s(&[1, 1, 1, 1]);
@@ -1216,7 +1243,7 @@ mod tests {
             strtab as u64,
             10,
             18,
-            4,
+            hash_tag,
             hash as u64,
             0x6fff_fff0,
             versym,
@@ -1325,6 +1352,20 @@ mod tests {
         assert!(o.slots("value", Some("V9")).unwrap().is_empty());
         let names: Vec<_> = o.symbols().map(|s| s.unwrap().name).collect();
         assert_eq!(names, ["value"]);
+    }
+
+    #[test]
+    fn slots_are_found_past_an_empty_gnu_hash_table() {
+        let img = image_hashed(true);
+        let o = Object::from_file_image("test", &img.bytes).unwrap();
+        let imports = o.slots("imp", None).unwrap();
+        assert_eq!(
+            imports.iter().map(|s| s.address).collect::<Vec<_>>(),
+            [0x2000],
+            "an import no lookup by name reaches"
+        );
+        assert_eq!(o.slots("value", Some("V1")).unwrap().len(), 1);
+        assert!(o.slots("nothing", None).unwrap().is_empty());
     }
 
     #[test]
