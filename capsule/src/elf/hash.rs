@@ -78,6 +78,23 @@ impl GnuTable<'_> {
             && (word & (1u64 << ((even >> self.shift) % bits))) != 0
     }
 
+    /// How many symbols the table hashes.
+    pub fn len(&self) -> usize {
+        self.chains.len() / 4
+    }
+
+    /// The share of other names that [`GnuTable::has_hash`]'s Bloom test lets through to
+    /// the buckets and chains, estimated from how full the filter is: each name sets two
+    /// of its bits, and the test asks for one of two neighbours, then a third bit.
+    pub fn pass_rate(&self) -> f64 {
+        let bits = (self.words.len() * 8) as f64;
+        if bits == 0.0 || self.shift == 0 {
+            return 1.0;
+        }
+        let full = 1.0 - (-2.0 * self.len() as f64 / bits).exp();
+        (1.0 - (1.0 - full) * (1.0 - full)) * full
+    }
+
     /// Each hashed symbol's index with its GNU hash, the lowest bit cleared (the table
     /// keeps only the other 31).
     pub fn hashes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
@@ -377,6 +394,28 @@ mod tests {
             .gnu_table(&memory, 3)
             .expect("a GNU table");
         probes.iter().map(|&h| table.has_hash(h)).collect()
+    }
+
+    #[test]
+    fn the_pass_rate_grows_with_the_names_a_filter_holds() {
+        // One bucket, symoffset 1, one Bloom word (shift 6), `n` symbols.
+        let rate = |n: u32, shift: u32| {
+            let mut w = vec![1, 1, 1, shift];
+            w.extend((0..WORD / 4).map(|_| u32::MAX));
+            w.push(1);
+            w.extend((0..n).map(|i| 2 * i + u32::from(i + 1 == n)));
+            let bytes = words(&w);
+            let mut memory = Memory::image(&bytes);
+            memory.add_file_segment(0, 0, bytes.len() as u64);
+            let table = HashTable::Gnu(0)
+                .gnu_table(&memory, n + 1)
+                .expect("a GNU table");
+            assert_eq!(table.len(), n as usize);
+            table.pass_rate()
+        };
+        let (few, many) = (rate(2, 6), rate(40, 6));
+        assert!(0.0 < few && few < many && many < 1.0, "{few} {many}");
+        assert_eq!(rate(2, 0), 1.0, "a shift of 0 filters nothing");
     }
 
     #[test]

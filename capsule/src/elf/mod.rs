@@ -16,7 +16,7 @@ mod segment;
 mod symbol;
 mod version;
 
-pub(crate) use hash::{gnu_hash, sysv_hash};
+pub(crate) use hash::{gnu_hash, sysv_hash, GnuTable};
 pub(crate) use memory::c_str_at;
 pub(crate) use object::page_size;
 pub(crate) use object::program_headers_of;

@@ -2,7 +2,7 @@
 //! from an object before the copy (the executable's copy-relocated data, its own `malloc`,
 //! an `LD_PRELOAD`): the forwarder makes those absolute, with that object's address.
 
-use crate::elf::{Object, SymbolKind};
+use crate::elf::{GnuTable, Object, SymbolKind};
 use crate::error::Result;
 use crate::sharing::Scope;
 
@@ -10,12 +10,10 @@ use crate::sharing::Scope;
 /// defines, as ld.so's lookup there would find them: (index, address, is a function
 /// resolved from an IFUNC).
 ///
-/// Per earlier object, whichever walk costs less: its hashes (a GNU hash table keeps them:
-/// no name is read) tested against the copy's Bloom filter, which rejects nearly all in a
-/// few instructions (a GL shim has thousands of names, none of them libc's); or, for an
-/// object much bigger than the copy (a late `libxcb-*` forwarder's copy has a few dozen
-/// names), the copy's hashes probed in the object's hash table. Only a hash both hold is
-/// compared by name.
+/// Per earlier object, whichever walk costs less ([`walk_theirs`]): its hashes (a GNU hash
+/// table keeps them: no name is read) tested against the copy's Bloom filter, or the
+/// copy's against the object's; a filter rejects most names in a few instructions. Only a
+/// hash both tables hold is compared by name.
 pub(super) fn interposed(
     program: &Object<'_>,
     scope: &Scope<'_>,
@@ -44,7 +42,7 @@ pub(super) fn interposed(
         };
         let theirs = object
             .gnu_table()
-            .filter(|_| (object.symbol_count() as usize) < own_len.saturating_mul(WALK_RATIO));
+            .filter(|theirs| walk_theirs(theirs, own_table.as_ref(), own_len));
         let Some(theirs) = theirs else {
             // The copy's names looked up in the object, as its own lookup finds them.
             for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
@@ -86,10 +84,21 @@ pub(super) fn interposed(
     Ok(found)
 }
 
-/// How many times bigger than the copy an object may be for its hashes to be walked
-/// against the copy's bitmap (a few instructions each) rather than the copy's probed in
-/// its Bloom filter (a few times as many each).
-const WALK_RATIO: usize = 3;
+/// Whether walking the object's hashes against the copy's filter costs less than walking
+/// the copy's against the object's: per name, a step of the walk, then for each the other
+/// side's Bloom filter lets through, a look into its buckets and chains (about eight steps).
+/// libc's filter lets a sixth of other names through, a GL shim's a fiftieth: libc's
+/// forwarder walks its own names against the shim, whose are more.
+fn walk_theirs(theirs: &GnuTable<'_>, ours: Option<&GnuTable<'_>>, own_len: usize) -> bool {
+    const CHAINS: f64 = 8.0;
+    let Some(ours) = ours else {
+        // The copy's names are hashed from their strings: walk its list only if short.
+        return theirs.len() < own_len.saturating_mul(3);
+    };
+    let theirs_walk = theirs.len() as f64 * (1.0 + ours.pass_rate() * CHAINS);
+    let ours_walk = ours.len() as f64 * (1.0 + theirs.pass_rate() * CHAINS);
+    theirs_walk <= ours_walk
+}
 
 /// `object`'s hashed symbols (index, GNU hash without its lowest bit); for a table of
 /// DT_HASH alone, which keeps no GNU hashes, its symbols with hashes made from their names.
