@@ -197,7 +197,7 @@ pub(crate) struct Scope<'a> {
     lifetime: PhantomData<&'a ()>,
 }
 
-/// Views of the program's objects made for earlier scopes, by link map. Every forwarder
+/// Views of the program's objects made for earlier scopes and shims, by link map. Every forwarder
 /// a load shares needs the twenty-odd objects before its copy, and making a view costs
 /// more than checking that a kept one still describes its object (`Object::describes`:
 /// the same program headers where it was loaded, the same dynamic section), which is done
@@ -229,29 +229,9 @@ impl<'a> Scope<'a> {
             }
         }
         // SAFETY: live link maps, under ld.so's lock (see above).
-        let headers = unsafe { crate::elf::program_headers_of(&maps) };
-        let mut kept = VIEWS.lock();
-        let views = maps
-            .iter()
-            .zip(headers)
-            .map(|(&map, phdrs)| {
-                let phdrs = phdrs?;
-                // SAFETY: a live link map (see above).
-                let (bias, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld as usize) };
-                let at = kept.iter().position(|(m, _)| *m == map as usize);
-                if let Some(at) = at {
-                    if kept[at].1.describes(bias, dynamic, phdrs) {
-                        return Some(kept[at].1.clone());
-                    }
-                    kept.swap_remove(at);
-                }
-                // SAFETY: a live link map and its own program headers. The view is kept
-                // past this scope, but used again only while it describes the object
-                // (see VIEWS).
-                let view = Arc::new(unsafe { Object::from_link_map_headers(map, phdrs) }.ok()?);
-                kept.push((map as usize, view.clone()));
-                Some(view)
-            })
+        let views = unsafe { views_of(&maps) }
+            .into_iter()
+            .map(Result::ok)
             .collect();
         Scope {
             views,
@@ -268,6 +248,42 @@ impl<'a> Scope<'a> {
     pub fn object(&self, i: usize) -> Option<&Object<'a>> {
         self.views.get(i)?.as_deref()
     }
+}
+
+/// Views of the objects `maps` describe: those of the program's namespace kept between
+/// calls (see VIEWS), the others made now.
+///
+/// # Safety
+/// `maps` are live link maps whose objects stay loaded while the views are used (a kept
+/// view is checked against its object at every call, not between).
+pub(crate) unsafe fn views_of(maps: &[*const LinkMap]) -> Vec<Result<Arc<Object<'static>>>> {
+    // SAFETY: forwarded from this function's contract.
+    let headers = unsafe { crate::elf::program_headers_of(maps) };
+    let mut kept = VIEWS.lock();
+    maps.iter()
+        .zip(headers)
+        .map(|(&map, phdrs)| {
+            let Some(phdrs) = phdrs else {
+                // Another namespace's object (dl_iterate_phdr lists the caller's alone).
+                // SAFETY: forwarded from this function's contract.
+                return unsafe { Object::from_link_map(map) }.map(Arc::new);
+            };
+            // SAFETY: a live link map (contract).
+            let (bias, dynamic) = unsafe { ((*map).l_addr, (*map).l_ld as usize) };
+            let at = kept.iter().position(|(m, _)| *m == map as usize);
+            if let Some(at) = at {
+                if kept[at].1.describes(bias, dynamic, phdrs) {
+                    return Ok(kept[at].1.clone());
+                }
+                kept.swap_remove(at);
+            }
+            // SAFETY: a live link map and its own program headers. The view is kept past
+            // this call, but used again only while it describes the object (see VIEWS).
+            let view = Arc::new(unsafe { Object::from_link_map_headers(map, phdrs) }?);
+            kept.push((map as usize, view.clone()));
+            Ok(view)
+        })
+        .collect()
 }
 
 /// Whether `a` and `b` name the same file.

@@ -44,9 +44,15 @@ pub(super) fn interposed(
             .gnu_table()
             .filter(|theirs| walk_theirs(theirs, own_table.as_ref(), own_len));
         let Some(theirs) = theirs else {
-            // The copy's names looked up in the object, as its own lookup finds them.
+            // The copy's names looked up in the object, as its own lookup finds them (its
+            // Bloom filter tested inline where it has one).
+            let their_table = object.gnu_table();
+            let may_define = |hash: u32| match &their_table {
+                Some(table) => table.has_hash(hash),
+                None => object.may_define(hash),
+            };
             for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
-                if !object.may_define(hash) || known(&found, target) {
+                if !may_define(hash) || known(&found, target) {
                     continue;
                 }
                 let name = program.symbol_name_bytes(target)?;

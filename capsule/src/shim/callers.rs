@@ -11,9 +11,10 @@
 //! Versions: a slot that imports `foo@V1` gets `foo@V1`'s target. A slot that imports `foo`
 //! without a version (a program linked against an unversioned build) keeps the trampoline.
 
+use super::linkmap::View;
 use super::table::{Table, Target};
 use super::Symbol;
-use crate::elf::{Object, SymbolVersion};
+use crate::elf::SymbolVersion;
 use crate::patch::{self, Expect, SymbolRewrite};
 use crate::sharing::Scope;
 
@@ -47,7 +48,7 @@ fn redirectable(sym: &Symbol, trampoline: usize, earlier: &Scope<'_>) -> bool {
 /// Rewrite the slots of `objects` that call the shim's functions to the real functions:
 /// one batch per object, for the symbols it imports, whose slots are found by symbol index
 /// in one pass over its relocations.
-pub(super) fn redirect_callers(table: &Table<'_>, objects: &[Object<'_>], earlier: &Scope<'_>) {
+pub(super) fn redirect_callers(table: &Table<'_>, objects: &[View], earlier: &Scope<'_>) {
     let soname = table.lib.soname();
     for object in objects {
         // Only objects linked against the library call it through their own slots; one

@@ -22,9 +22,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 
+use super::linkmap::View;
 use super::table::Table;
 use crate::capsule::Capsule;
-use crate::elf::{LinkMap, Object, Slot};
+use crate::elf::{LinkMap, Slot};
 use crate::patch::{self, Expect, SymbolRewrite};
 
 /// What the corrections need for one shim (its own, or one whose copy of the runtime had
@@ -78,7 +79,7 @@ extern "C" {
 }
 
 /// Record `state` and point the `dlsym`/`dlvsym` slots of `objects` at the entry points.
-pub(super) fn install(state: State, objects: &[Object<'_>]) {
+pub(super) fn install(state: State, objects: &[View]) {
     let soname = state.table.lib.soname();
     {
         let mut states = STATES.write();
@@ -146,7 +147,7 @@ pub(super) fn install(state: State, objects: &[Object<'_>]) {
 /// hold: glibc's function, or the entry point of a shim that wrapped it first. Slots still
 /// pointing into their own object's PLT are lazily bound and say nothing.
 fn previous_binding(
-    objects: &[Object<'_>],
+    objects: &[View],
     slots: &[Vec<(usize, Slot)>],
     which: usize,
     name: &CStr,

@@ -1,8 +1,13 @@
 //! Finding the link maps a shim works on: its own (in the program's namespace), every
 //! object of a namespace, and the real library's inside the capsule.
 
+use std::sync::Arc;
+
 use crate::capsule::Capsule;
 use crate::elf::{LinkMap, Object};
+
+/// A view of an object a shim patches, shared with the scopes that made or use it.
+pub(super) type View = Arc<Object<'static>>;
 
 pub(super) use crate::linkmap::{containing, namespace_of};
 
@@ -27,17 +32,14 @@ pub(super) fn is_system(object: &Object<'_>) -> bool {
 /// # Safety
 /// As for [`namespace_of`]; the views must not outlive the objects (shims never unload
 /// what they patch, and run this from their constructor).
-pub(super) unsafe fn patchable_objects(
-    map: *const LinkMap,
-    skip: *const LinkMap,
-) -> Vec<Object<'static>> {
+pub(super) unsafe fn patchable_objects(map: *const LinkMap, skip: *const LinkMap) -> Vec<View> {
     // SAFETY: forwarded from this function's contract.
     let maps: Vec<*const LinkMap> = unsafe { namespace_of(map, |m| m) }
         .into_iter()
         .filter(|&m| m != skip)
         .collect();
     // SAFETY: live link maps of the namespace (see above).
-    unsafe { Object::from_link_maps(&maps) }
+    unsafe { crate::sharing::views_of(&maps) }
         .into_iter()
         .filter_map(|view| match view {
             Ok(object) => Some(object),
