@@ -84,14 +84,14 @@ impl GnuTable<'_> {
     }
 
     /// The share of other names that [`GnuTable::has_hash`]'s Bloom test lets through to
-    /// the buckets and chains, estimated from how full the filter is: each name sets two
-    /// of its bits, and the test asks for one of two neighbours, then a third bit.
+    /// the buckets and chains, from how full the filter is: the test asks for one of two
+    /// neighbouring bits, then a third.
     pub fn pass_rate(&self) -> f64 {
-        let bits = (self.words.len() * 8) as f64;
-        if bits == 0.0 || self.shift == 0 {
+        if self.words.is_empty() || self.shift == 0 {
             return 1.0;
         }
-        let full = 1.0 - (-2.0 * self.len() as f64 / bits).exp();
+        let set: u32 = self.words.iter().map(|byte| byte.count_ones()).sum();
+        let full = f64::from(set) / (self.words.len() * 8) as f64;
         (1.0 - (1.0 - full) * (1.0 - full)) * full
     }
 
@@ -397,24 +397,30 @@ mod tests {
     }
 
     #[test]
-    fn the_pass_rate_grows_with_the_names_a_filter_holds() {
-        // One bucket, symoffset 1, one Bloom word (shift 6), `n` symbols.
-        let rate = |n: u32, shift: u32| {
+    fn the_pass_rate_grows_with_the_bits_a_filter_has_set() {
+        // One bucket, symoffset 1, one Bloom word (shift `shift`) with `bits` bits set.
+        let rate = |bits: u32, shift: u32| {
+            let filter = if bits == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
             let mut w = vec![1, 1, 1, shift];
-            w.extend((0..WORD / 4).map(|_| u32::MAX));
-            w.push(1);
-            w.extend((0..n).map(|i| 2 * i + u32::from(i + 1 == n)));
+            w.extend((0..WORD / 4).map(|i| (filter >> (32 * i)) as u32));
+            w.extend([1, 1]);
             let bytes = words(&w);
             let mut memory = Memory::image(&bytes);
             memory.add_file_segment(0, 0, bytes.len() as u64);
             let table = HashTable::Gnu(0)
-                .gnu_table(&memory, n + 1)
+                .gnu_table(&memory, 2)
                 .expect("a GNU table");
-            assert_eq!(table.len(), n as usize);
+            assert_eq!(table.len(), 1);
             table.pass_rate()
         };
-        let (few, many) = (rate(2, 6), rate(40, 6));
-        assert!(0.0 < few && few < many && many < 1.0, "{few} {many}");
+        let width = (WORD * 8) as u32;
+        let (few, many, all) = (rate(2, 6), rate(width / 2, 6), rate(width, 6));
+        assert!(0.0 < few && few < many && many < all, "{few} {many} {all}");
+        assert_eq!(all, 1.0);
         assert_eq!(rate(2, 0), 1.0, "a shift of 0 filters nothing");
     }
 
