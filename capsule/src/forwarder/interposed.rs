@@ -36,23 +36,18 @@ pub(super) fn interposed(
     };
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
     let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
-    let glibc = |object: &Object<'_>| {
-        object
-            .soname()
-            .ok()
-            .flatten()
-            .is_some_and(crate::prefix::glibc::is_glibc)
-    };
-    let copy_is_glibc = glibc(program);
+    let soname_is =
+        |object: &Object<'_>, soname: &str| object.soname().ok().flatten() == Some(soname);
+    let copy_is_libc = soname_is(program, "libc.so.6");
     for i in 0..scope.len() {
         let Some(object) = scope.object(i) else {
             continue;
         };
-        // glibc's libraries define some functions twice (libm's frexp, ldexp, copysign...
-        // are libc's, built from the same sources for compatibility): where libm comes
-        // before libc, either is the function the program calls. Rewriting them would cost
-        // libc's forwarder a copy-on-write page of its symbol table each (75 us for 24).
-        if copy_is_glibc && glibc(object) {
+        // libm defines some of libc's functions again (frexp, ldexp, copysign...: the same
+        // sources, built into both): where libm comes before libc, either is the function
+        // the program calls. Rewriting them would cost libc's forwarder a copy-on-write
+        // page of its symbol table each (75 us for 24).
+        if copy_is_libc && soname_is(object, "libm.so.6") {
             continue;
         }
         let theirs = object
