@@ -161,27 +161,6 @@ impl<'a> Object<'a> {
         unsafe { Object::from_segments(name, bias, dynamic, segments) }
     }
 
-    /// Views of the objects `maps` describe, as [`Object::from_link_map`] makes each, with
-    /// one `dl_iterate_phdr` walk for the program headers of all those in the caller's
-    /// namespace (one walk per object costs as many walks as there are objects).
-    ///
-    /// # Safety
-    /// As for [`Object::from_link_map`], for every link map.
-    pub unsafe fn from_link_maps(maps: &[*const LinkMap]) -> Vec<Result<Object<'a>>> {
-        // SAFETY: forwarded from this function's contract.
-        let headers = unsafe { program_headers_of(maps) };
-        maps.iter()
-            .zip(headers)
-            .map(|(&map, phdrs)| match phdrs {
-                // SAFETY: forwarded from this function's contract; `phdrs` are the
-                // object's own, as dl_iterate_phdr lists them.
-                Some(phdrs) => unsafe { Object::from_link_map_headers(map, phdrs) },
-                // SAFETY: forwarded from this function's contract.
-                None => unsafe { Object::from_link_map(map) },
-            })
-            .collect()
-    }
-
     /// [`Object::from_link_map`] with the object's program headers given.
     ///
     /// # Safety
@@ -619,6 +598,7 @@ impl<'a> Object<'a> {
 
     /// Whether a symbol whose GNU hash is `hash` but for its lowest bit may be defined here
     /// (false: certainly not; true: a symbol of that hash is, or there is no GNU table).
+    #[inline]
     pub(crate) fn may_define(&self, hash: u32) -> bool {
         match (&self.gnu, self.hash) {
             (Some(gnu), _) => gnu.has_hash(hash),
@@ -991,21 +971,34 @@ fn names_at(tail: &[u8], name: &[u8]) -> bool {
 /// # Safety
 /// `maps` must be live link maps, whose objects stay loaded for `'a`.
 pub unsafe fn program_headers_of<'a>(maps: &[*const LinkMap]) -> Vec<Option<&'a [ProgramHeader]>> {
-    let mut found: Vec<Option<&'a [ProgramHeader]>> = vec![None; maps.len()];
-    let wanted: Vec<(usize, usize)> = maps
+    let places: Vec<Option<(usize, usize)>> = maps
         .iter()
         .map(|&map| {
             // SAFETY: the caller guarantees live link maps (or null ones, left out).
-            unsafe { map.as_ref() }.map_or((0, 0), |lm| (lm.l_addr, lm.l_ld as usize))
+            unsafe { map.as_ref() }.map(|lm| (lm.l_addr, lm.l_ld as usize))
         })
         .collect();
-    let mut missing = maps.iter().filter(|m| !m.is_null()).count();
+    // SAFETY: forwarded from this function's contract.
+    unsafe { program_headers_at_places(&places) }
+}
+
+/// The program headers of the objects of the caller's namespace loaded at each (load bias,
+/// dynamic section address) of `places`, from one `dl_iterate_phdr` walk that ends when
+/// all are found.
+///
+/// # Safety
+/// The objects found must stay loaded for `'a`.
+unsafe fn program_headers_at_places<'a>(
+    places: &[Option<(usize, usize)>],
+) -> Vec<Option<&'a [ProgramHeader]>> {
+    let mut found: Vec<Option<&'a [ProgramHeader]>> = vec![None; places.len()];
+    let mut missing = places.iter().flatten().count();
     if missing == 0 {
         return found;
     }
     crate::iterate_phdr::first(|info| {
         let bias = info.dlpi_addr as usize;
-        if info.dlpi_phdr.is_null() || !wanted.iter().any(|w| w.0 == bias) {
+        if info.dlpi_phdr.is_null() || !places.iter().flatten().any(|p| p.0 == bias) {
             return None;
         }
         // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum program
@@ -1017,8 +1010,8 @@ pub unsafe fn program_headers_of<'a>(maps: &[*const LinkMap]) -> Vec<Option<&'a 
             .find(|p| RawPhdr::from_libc(p).kind == PT_DYNAMIC)
             .and_then(|p| usize::try_from(RawPhdr::from_libc(p).vaddr).ok())?
             .checked_add(bias)?;
-        for (at, w) in wanted.iter().enumerate() {
-            if *w == (bias, dynamic) && found[at].is_none() {
+        for (at, place) in places.iter().enumerate() {
+            if *place == Some((bias, dynamic)) && found[at].is_none() {
                 found[at] = Some(phdrs);
                 missing -= 1;
             }
@@ -1042,7 +1035,9 @@ fn segments_from_phdrs(phdrs: &[ProgramHeader], bias: usize) -> Option<Vec<Segme
 /// An object must be loaded at `bias`, and unless it is in the caller's namespace, its ELF
 /// header must be mapped at `bias` (true of every shared object: see `from_link_map`).
 unsafe fn find_program_headers(name: &str, bias: usize, dynamic: usize) -> Result<Vec<Segment>> {
-    if let Some(segments) = program_headers_from_iteration(bias, dynamic) {
+    // SAFETY: the object is loaded at `bias` (contract) while its view is made.
+    let listed = unsafe { program_headers_at_places(&[Some((bias, dynamic))]) };
+    if let Some(segments) = listed[0].and_then(|phdrs| segments_from_phdrs(phdrs, bias)) {
         return Ok(segments);
     }
     // SAFETY: forwarded from this function's contract.
@@ -1128,22 +1123,6 @@ unsafe fn program_headers_at_bias(name: &str, bias: usize) -> Result<Vec<Segment
         .ok_or_else(|| malformed(name, "program headers (not in the first page)"))?;
     parse_program_headers(table, phnum, bias)
         .ok_or_else(|| malformed(name, "program headers (not in the first page)"))
-}
-
-fn program_headers_from_iteration(bias: usize, dynamic: usize) -> Option<Vec<Segment>> {
-    crate::iterate_phdr::first(|info| {
-        if info.dlpi_addr as usize != bias || info.dlpi_phdr.is_null() {
-            return None;
-        }
-        // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum
-        // program headers.
-        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-        let segments = segments_from_phdrs(phdrs, bias)?;
-        let dynamic_matches = segments
-            .iter()
-            .any(|s| s.kind == PT_DYNAMIC && s.address == dynamic);
-        dynamic_matches.then_some(segments)
-    })
 }
 
 #[cfg(test)]

@@ -29,11 +29,8 @@ pub(super) fn interposed(
         let own = own.get_or_init(|| hashed_or_named(program));
         HashBitmap::of(own.iter().map(|&(_, hash)| hash))
     });
-    let own_may_define = |hash: u32| match (&own_table, &filter) {
-        (Some(table), _) => table.has_hash(hash),
-        (None, Some(bitmap)) => bitmap.may_contain(hash),
-        (None, None) => true,
-    };
+    let own_may_define =
+        |hash: u32| program.may_define(hash) && filter.as_ref().is_none_or(|b| b.may_contain(hash));
     let mut found: Vec<(u32, usize, bool)> = Vec::new();
     let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
     let soname_is =
@@ -54,15 +51,9 @@ pub(super) fn interposed(
             .gnu_table()
             .filter(|theirs| walk_theirs(theirs, own_table.as_ref(), own_len));
         let Some(theirs) = theirs else {
-            // The copy's names looked up in the object, as its own lookup finds them (its
-            // Bloom filter tested inline where it has one).
-            let their_table = object.gnu_table();
-            let may_define = |hash: u32| match &their_table {
-                Some(table) => table.has_hash(hash),
-                None => object.may_define(hash),
-            };
+            // The copy's names looked up in the object, as its own lookup finds them.
             for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
-                if !may_define(hash) || known(&found, target) {
+                if !object.may_define(hash) || known(&found, target) {
                     continue;
                 }
                 let name = program.symbol_name_bytes(target)?;
