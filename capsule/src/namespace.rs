@@ -569,17 +569,19 @@ impl Namespace {
         let Some(copy) = self.program_copy(soname) else {
             return Ok(false);
         };
+        // SAFETY: a program copy's link map, never unloaded.
+        let view = unsafe { sharing::views_of(&[copy.handle.link_map()]) }.pop();
         let source = forwarder::Source {
             soname,
             program: copy.handle.link_map(),
             program_path: &copy.path,
+            program_build_id: view.as_ref().and_then(|v| v.as_ref().ok()?.build_id()),
             host: host.filter(|path| !sharing::same_file(&copy.path, path)),
         };
-        let stored = crate::disk_cache::cached_or_built(
-            &forwarder::file_name(&source),
-            c"capsule-forwarder",
-            || forwarder::image(&source),
-        )?;
+        let name = forwarder::file_name(&source);
+        let stored = crate::disk_cache::cached_or_built(&name, c"capsule-forwarder", || {
+            forwarder::image(&source)
+        })?;
         crate::phase!("{soname}: forwarder found or written");
         let open = |path: &Path| {
             forwarder::expect(

@@ -90,7 +90,21 @@ impl GnuTable<'_> {
         if self.words.is_empty() || self.shift == 0 {
             return 1.0;
         }
-        let set: u32 = self.words.iter().map(|byte| byte.count_ones()).sum();
+        // Eight bytes a count (libc's filter is 2 KB; a count per byte cost 16 k
+        // instructions without a popcount instruction).
+        let chunks = self.words.chunks_exact(8);
+        let rest: u32 = chunks
+            .remainder()
+            .iter()
+            .map(|byte| byte.count_ones())
+            .sum();
+        let set: u32 = rest
+            + chunks
+                .map(|c| {
+                    u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                        .count_ones()
+                })
+                .sum::<u32>();
         let full = f64::from(set) / (self.words.len() * 8) as f64;
         (1.0 - (1.0 - full) * (1.0 - full)) * full
     }

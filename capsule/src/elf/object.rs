@@ -15,10 +15,11 @@ use super::memory::Memory;
 use super::reloc::{relr_addresses, RelocTable, Slot};
 use super::segment::{
     parse_program_headers, relro_pages, Segment, SegmentFlags, PHDR_SIZE, PT_DYNAMIC, PT_LOAD,
+    PT_NOTE,
 };
 use super::symbol::{Binding, RawSymbol, Symbol, SymbolKind, SymbolTable, SHN_ABS, SYM_SIZE};
 use super::version::{SymbolVersion, VersionTables};
-use crate::bytes::u16_at;
+use crate::bytes::{u16_at, u32_at};
 use crate::error::{Error, Result};
 use crate::machine::Machine;
 
@@ -389,6 +390,16 @@ impl<'a> Object<'a> {
     /// Whether this views a live object of this process (only those can be patched).
     pub fn is_live(&self) -> bool {
         self.memory.is_live()
+    }
+
+    /// Its GNU build ID (the description of the `NT_GNU_BUILD_ID` note named `GNU`), if
+    /// a note segment holds one: the linker's hash of the object's contents.
+    pub fn build_id(&self) -> Option<&'a [u8]> {
+        self.segments
+            .iter()
+            .filter(|s| s.kind == PT_NOTE)
+            .filter_map(|s| self.memory.bytes(s.address, s.mem_size))
+            .find_map(build_id_in)
     }
 
     /// Its DT_SONAME, if it has one.
@@ -913,6 +924,28 @@ fn mapping_start(address: *const c_void) -> Option<usize> {
     (base != 0).then_some(base)
 }
 
+/// The description of the first `NT_GNU_BUILD_ID` note named `GNU` in `notes` (a note
+/// segment's bytes); None if there is none, or a note runs past the end.
+fn build_id_in(mut notes: &[u8]) -> Option<&[u8]> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let padded = |n: u32| (n as usize).checked_next_multiple_of(4);
+    // Each note: name size, description size, type, then both, each padded to 4 bytes (the
+    // 8-byte-aligned property notes keep their sizes multiples of 8).
+    while let (Some(name_len), Some(desc_len), Some(kind)) =
+        (u32_at(notes, 0), u32_at(notes, 4), u32_at(notes, 8))
+    {
+        let name_end = padded(name_len)?.checked_add(12)?;
+        let desc_end = padded(desc_len)?.checked_add(name_end)?;
+        let name = notes.get(12..)?.get(..name_len as usize)?;
+        let desc = notes.get(name_end..)?.get(..desc_len as usize)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" && !desc.is_empty() {
+            return Some(desc);
+        }
+        notes = notes.get(desc_end..)?;
+    }
+    None
+}
+
 /// The system page size.
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -1129,6 +1162,43 @@ unsafe fn program_headers_at_bias(name: &str, bias: usize) -> Result<Vec<Segment
 mod tests {
     use super::super::layout::{make_info, reloc_bytes, sym_bytes, word_bytes, DYN_SIZE};
     use super::*;
+
+    fn note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
+        let mut out = u32s(&[name.len() as u32, desc.len() as u32, kind]);
+        for part in [name, desc] {
+            out.extend_from_slice(part);
+            out.resize(out.len().next_multiple_of(4), 0);
+        }
+        out
+    }
+
+    #[test]
+    fn the_build_id_is_found_after_other_notes_and_not_past_the_end() {
+        let id = [0xab; 20];
+        let mut notes = note(b"GNU\0", 5, &[1; 16]); // a property note
+        notes.extend(note(b"Xen\0", 3, &[2; 8])); // type 3, another owner
+        notes.extend(note(b"GNU\0", 3, &id));
+        assert_eq!(build_id_in(&notes), Some(&id[..]));
+        assert_eq!(build_id_in(&notes[..notes.len() - 1]), None, "cut short");
+        let mut huge = note(b"GNU\0", 3, &id);
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(build_id_in(&huge), None, "a size past the end");
+        assert_eq!(build_id_in(&note(b"GNU\0", 1, &id)), None, "another type");
+    }
+
+    #[test]
+    fn the_running_libc_has_the_build_id_of_its_file() {
+        let map = crate::loaded::program_libc_link_map().expect("libc's link map");
+        // SAFETY: libc is never unloaded.
+        let libc = unsafe { Object::from_link_map(map) }.expect("a view of libc");
+        let id = libc.build_id().expect("Debian's libc has a build ID");
+        let file = std::fs::read(libc.name()).expect("read libc's file");
+        assert!(id.len() >= 16, "{id:02x?}");
+        assert!(
+            file.windows(id.len()).any(|w| w == id),
+            "{id:02x?} not in the file"
+        );
+    }
 
     /// Where the parts of a hand-made image lie (file offset == virtual address).
     struct Image {

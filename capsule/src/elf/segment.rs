@@ -8,6 +8,7 @@ pub(crate) use super::layout::PHDR_SIZE;
 
 pub(crate) const PT_LOAD: u32 = 1;
 pub(crate) const PT_DYNAMIC: u32 = 2;
+pub(crate) const PT_NOTE: u32 = 4;
 pub(crate) const PT_TLS: u32 = 7;
 pub(crate) const PT_GNU_RELRO: u32 = 0x6474_e552;
 

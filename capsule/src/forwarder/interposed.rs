@@ -20,6 +20,7 @@ pub(super) fn interposed(
 ) -> Result<Vec<(u32, usize, bool)>> {
     let own_table = program.gnu_table();
     let own_len = program.symbol_count() as usize;
+    let own_rate = std::cell::OnceCell::new();
     // The copy's list, made only for a walk of it (an object much bigger than the copy,
     // or one of DT_HASH alone).
     let own = std::cell::OnceCell::new();
@@ -47,9 +48,9 @@ pub(super) fn interposed(
         if copy_is_libc && soname_is(object, "libm.so.6") {
             continue;
         }
-        let theirs = object
-            .gnu_table()
-            .filter(|theirs| walk_theirs(theirs, own_table.as_ref(), own_len));
+        let theirs = object.gnu_table().filter(|theirs| {
+            theirs.len() == 0 || walk_theirs(theirs, own_table.as_ref(), &own_rate, own_len)
+        });
         let Some(theirs) = theirs else {
             // The copy's names looked up in the object, as its own lookup finds them.
             for &(target, hash) in own.get_or_init(|| hashed_or_named(program)) {
@@ -96,13 +97,20 @@ pub(super) fn interposed(
 /// side's Bloom filter lets through, a look into its buckets and chains (about eight steps).
 /// libc's filter lets a sixth of other names through, a GL shim's a fiftieth: libc's
 /// forwarder walks its own names against the shim, whose are more.
-fn walk_theirs(theirs: &GnuTable<'_>, ours: Option<&GnuTable<'_>>, own_len: usize) -> bool {
+/// `own_rate` keeps the copy's pass rate from one object to the next.
+fn walk_theirs(
+    theirs: &GnuTable<'_>,
+    ours: Option<&GnuTable<'_>>,
+    own_rate: &std::cell::OnceCell<f64>,
+    own_len: usize,
+) -> bool {
     const CHAINS: f64 = 8.0;
     let Some(ours) = ours else {
         // The copy's names are hashed from their strings: walk its list only if short.
         return theirs.len() < own_len.saturating_mul(3);
     };
-    let theirs_walk = theirs.len() as f64 * (1.0 + ours.pass_rate() * CHAINS);
+    let own_rate = *own_rate.get_or_init(|| ours.pass_rate());
+    let theirs_walk = theirs.len() as f64 * (1.0 + own_rate * CHAINS);
     let ours_walk = ours.len() as f64 * (1.0 + theirs.pass_rate() * CHAINS);
     theirs_walk <= ours_walk
 }

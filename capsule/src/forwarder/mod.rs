@@ -61,6 +61,9 @@ pub(crate) struct Source<'a> {
     /// unloaded), and its file.
     pub program: *const LinkMap,
     pub program_path: &'a Path,
+    /// The program copy's build ID, which names its contents (else its file's identity
+    /// does).
+    pub program_build_id: Option<&'a [u8]>,
     /// The host's copy, when it is another file: functions it has and the program's copy
     /// lacks become stubs (it is read only to write the forwarder's file).
     pub host: Option<&'a Path>,
@@ -171,10 +174,16 @@ pub(crate) fn file_name(source: &Source<'_>) -> String {
         let meta = std::fs::metadata(path).ok();
         format!("{}\0{:?}", path.display(), meta.as_ref().map(Identity::of))
     };
+    // The loaded copy's build ID is read from memory (no stat of its file), and names
+    // what the forwarder is made from even where the file was replaced since.
+    let program = match source.program_build_id {
+        Some(id) => format!("{}\0build-id {id:02x?}", source.program_path.display()),
+        None => identity(source.program_path),
+    };
     let key = format!(
         "{}\0{}\0{}\0{}\0{}",
         source.soname,
-        identity(source.program_path),
+        program,
         source.host.map_or(String::new(), identity),
         env!("CAPSULE_FORWARDER_ID"),
         crate::machine::Machine::NATIVE.name(),
@@ -270,13 +279,21 @@ unsafe fn activate_newest(
     program: *const LinkMap,
 ) -> Result<Activated> {
     // SAFETY: forwarded from this function's contract.
-    let (newest, copy) = unsafe {
+    let newest = unsafe {
         let mut map = head;
         while !(*map).l_next.is_null() {
             map = (*map).l_next;
         }
-        (map as *mut LinkMap, Object::from_link_map(program)?)
+        map as *mut LinkMap
     };
+    // The copy's view, kept from making the forwarder's name (see `sharing::views_of`).
+    // SAFETY: as above.
+    let copy = unsafe { crate::sharing::views_of(&[program]) }
+        .pop()
+        .ok_or_else(|| Error::Malformed {
+            object: soname.to_string(),
+            what: "program copy: no view".into(),
+        })??;
     // SAFETY: as above.
     let object = unsafe { Object::from_link_map(newest) }?;
     if object.soname()? != Some(soname) {
