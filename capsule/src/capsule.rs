@@ -21,10 +21,9 @@ pub struct Capsule {
     namespace: &'static Namespace,
     handle: Handle,
     /// The library once more, through libloading, which looks symbols up (`dlsym`, with
-    /// its `dlerror` handling). It holds a reference of its own, taken with an
-    /// `RTLD_NOLOAD` `dlmopen` in the capsule's namespace: dropping the capsule drops only
-    /// that reference, and the namespace keeps the library loaded.
-    library: libloading::os::unix::Library,
+    /// its `dlerror` handling): the load's own handle, never closed (a capsule is never
+    /// unloaded), so dropping the capsule leaves the library loaded.
+    library: std::mem::ManuallyDrop<libloading::os::unix::Library>,
 }
 
 /// A symbol of a capsule, typed: a function pointer or a pointer to data, valid while the
@@ -79,16 +78,11 @@ impl Capsule {
         crate::config::phase_start();
         let namespace = namespace::for_prefix(prefix, crate::dl::route_to_runtime)?;
         let loaded = namespace.load_library(library)?;
-        let reference = namespace
-            .find_loaded(&loaded.path, libc::RTLD_NOW)
-            .ok_or_else(|| Error::Dl {
-                operation: "dlmopen(RTLD_NOLOAD)",
-                target: loaded.path.display().to_string(),
-                message: "the library just loaded is not in its namespace".into(),
-            })?;
-        // SAFETY: `reference` is a handle of its own, from a successful dlmopen, handed
-        // over to the Library, which dlcloses it once when dropped.
-        let library = unsafe { libloading::os::unix::Library::from_raw(reference.as_ptr()) };
+        // SAFETY: the load's handle, from a successful dlmopen; the Library never closes it
+        // (ManuallyDrop), as nothing else does.
+        let library = std::mem::ManuallyDrop::new(unsafe {
+            libloading::os::unix::Library::from_raw(loaded.handle.as_ptr())
+        });
         Ok(Capsule {
             soname: loaded.soname,
             path: loaded.path,
