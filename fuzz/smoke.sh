@@ -18,7 +18,7 @@ else
   fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
 fi
 fuzz build -O -a
-for target in cache conf elf_image elffile gen_scan slot_cache; do
+for target in cache conf elf_image elffile gen_scan remembered slot_cache; do
   mkdir -p "$work/$target"
   echo "fuzz: $target for ${seconds}s"
   fuzz run -O -a "$target" "$work/$target" "corpus/$target" -- \

@@ -111,10 +111,7 @@ pub(crate) fn cached_or_built(
         }
     };
     let path = dir.join(file_name);
-    let found = std::fs::symlink_metadata(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|meta| owned(&meta));
-    if found.is_ok() {
+    if usable_file(&path) {
         return Ok(Stored::File(path));
     }
     let image = build()?;
@@ -129,6 +126,20 @@ pub(crate) fn cached_or_built(
             Ok(Stored::Memory(fd, path))
         }
     }
+}
+
+/// The file `file_name` of the cache directory, if it is there and may be loaded (see
+/// `owned`).
+pub(crate) fn find(file_name: &str) -> Option<PathBuf> {
+    let path = cache_dir().ok()?.join(file_name);
+    usable_file(&path).then_some(path)
+}
+
+fn usable_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .map_err(|e| e.to_string())
+        .and_then(|meta| owned(&meta))
+        .is_ok()
 }
 
 /// Write `bytes` to `path` in the cache directory `dir` (see `write_atomically`), only if

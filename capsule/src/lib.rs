@@ -23,7 +23,7 @@ mod dynamic_tags;
 pub mod elffile;
 pub mod error;
 mod fnv;
-mod forwarder;
+pub mod forwarder;
 pub mod hostenv;
 mod interposer;
 mod iterate_phdr;

@@ -571,17 +571,36 @@ impl Namespace {
         };
         // SAFETY: a program copy's link map, never unloaded.
         let view = unsafe { sharing::views_of(&[copy.handle.link_map()]) }.pop();
+        let scope = sharing::scope_key(copy.handle.link_map());
         let source = forwarder::Source {
             soname,
             program: copy.handle.link_map(),
             program_path: &copy.path,
             program_build_id: view.as_ref().and_then(|v| v.as_ref().ok()?.build_id()),
             host: host.filter(|path| !sharing::same_file(&copy.path, path)),
+            scope: scope.as_deref(),
+            remembered: None,
         };
         let name = forwarder::file_name(&source);
-        let stored = crate::disk_cache::cached_or_built(&name, c"capsule-forwarder", || {
-            forwarder::image(&source)
-        })?;
+        let remembering = source.scope.and_then(|_| crate::disk_cache::find(&name));
+        // Until a file remembers the activation in this program's scope (written once a
+        // walk has found what to remember, below), the file every program shares, walked
+        // at each activation.
+        let made_from = match remembering {
+            Some(_) => source,
+            None => forwarder::Source {
+                scope: None,
+                ..source
+            },
+        };
+        let stored = match remembering {
+            Some(path) => crate::disk_cache::Stored::File(path),
+            None => crate::disk_cache::cached_or_built(
+                &forwarder::file_name(&made_from),
+                c"capsule-forwarder",
+                || forwarder::image(&made_from),
+            )?,
+        };
         crate::phase!("{soname}: forwarder found or written");
         let open = |path: &Path| {
             forwarder::expect(
@@ -598,7 +617,7 @@ impl Namespace {
             (Err(e), _) if matches!(stored, crate::disk_cache::Stored::File(_)) => {
                 // A damaged file (cut short by a full disk, say): loaded from memory now,
                 // and replaced for the next process.
-                let image = forwarder::image(&source)?;
+                let image = forwarder::image(&made_from)?;
                 let replaced = match stored.path().parent() {
                     Some(dir) => crate::disk_cache::store(dir, stored.path(), &image),
                     None => Err("no directory".into()),
@@ -639,6 +658,13 @@ impl Namespace {
             }
         };
         crate::phase!("{soname}: forwarder loaded and activated");
+        if let (Some(found), Some(_)) = (&activated.walked, source.scope) {
+            let written = match forwarder::remember(source, &name, found) {
+                Ok(()) => "written, remembering its activation".to_string(),
+                Err(why) => format!("not written: {why}"),
+            };
+            crate::debug!(Libs, "{soname}: forwarder {name} {written}");
+        }
         crate::debug!(
             Libs,
             "{soname} => shared with the program: {} (forwarder {}{})",

@@ -211,23 +211,8 @@ impl<'a> Scope<'a> {
     /// The caller holds ld.so's lock (a forwarder's constructor runs under it), so no
     /// object of the chain is unloaded meanwhile; the views must not outlive that.
     pub unsafe fn before(target: *const LinkMap) -> Scope<'a> {
-        let mut maps = Vec::new();
-        // SAFETY: the base namespace's link maps, stable under ld.so's lock (contract).
-        unsafe {
-            let mut map = crate::linkmap::base_namespace_head();
-            while !map.is_null() && map != target {
-                let name = (*map).name().to_bytes();
-                if !name.starts_with(b"linux-vdso") && !name.starts_with(b"linux-gate") {
-                    maps.push(map);
-                }
-                map = (*map).l_next;
-            }
-            if map.is_null() {
-                // Not in the chain (cannot happen for a program copy): nothing is known
-                // to come before it.
-                maps.clear();
-            }
-        }
+        // SAFETY: forwarded from this function's contract.
+        let maps = unsafe { maps_before(target) };
         // SAFETY: live link maps, under ld.so's lock (see above).
         let views = unsafe { views_of(&maps) }
             .into_iter()
@@ -248,6 +233,81 @@ impl<'a> Scope<'a> {
     pub fn object(&self, i: usize) -> Option<&Object<'a>> {
         self.views.get(i)?.as_deref()
     }
+}
+
+/// The link maps of the objects before `target` (a program copy's) in the program's
+/// namespace, the vDSO left out.
+///
+/// # Safety
+/// As [`Scope::before`].
+pub(crate) unsafe fn maps_before(target: *const LinkMap) -> Vec<*const LinkMap> {
+    let mut maps = Vec::new();
+    // SAFETY: the base namespace's link maps, stable under ld.so's lock (contract).
+    unsafe {
+        let mut map = crate::linkmap::base_namespace_head();
+        while !map.is_null() && map != target {
+            let name = (*map).name().to_bytes();
+            if !name.starts_with(b"linux-vdso") && !name.starts_with(b"linux-gate") {
+                maps.push(map);
+            }
+            map = (*map).l_next;
+        }
+        if map.is_null() {
+            // Not in the chain (cannot happen for a program copy): nothing is known to
+            // come before it.
+            maps.clear();
+        }
+    }
+    maps
+}
+
+/// What names the objects before `target` (a program copy's link map) for a forwarder's
+/// remembered activation: each one's GNU build ID, in scope order (the vDSO left out, as
+/// [`maps_before`] does), with its length. None if one has no build ID (then nothing is
+/// remembered), the scope is longer than a remembered entry can point into, or `target`
+/// is not in the program's namespace.
+///
+/// The notes are read inside `dl_iterate_phdr`, which visits the program's objects in
+/// link-map order and holds the loader's list lock: none is unloaded meanwhile.
+pub(crate) fn scope_key(target: *const LinkMap) -> Option<Vec<u8>> {
+    // SAFETY: a program copy's link map: never unloaded.
+    let (bias, dynamic) = unsafe { ((*target).l_addr, (*target).l_ld as usize) };
+    let mut key = Vec::new();
+    let mut objects = 0;
+    let reached = crate::iterate_phdr::first(|info| {
+        if info.dlpi_phdr.is_null() {
+            return Some(false);
+        }
+        // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum program
+        // headers; the object stays mapped while the callback runs (see above).
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        let at = info.dlpi_addr as usize;
+        if at == bias && crate::elf::dynamic_address(at, phdrs) == Some(dynamic) {
+            return Some(true);
+        }
+        let name = if info.dlpi_name.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: a NUL-terminated name of glibc's, valid during the callback.
+            unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }.to_bytes()
+        };
+        if name.starts_with(b"linux-vdso") || name.starts_with(b"linux-gate") {
+            return None;
+        }
+        objects += 1;
+        // SAFETY: the object is loaded at `at` with these headers, mapped meanwhile.
+        let id = (objects <= crate::forwarder::MAX_REMEMBERED_SCOPE)
+            .then(|| unsafe { crate::elf::build_id_at(at, phdrs) })
+            .flatten()
+            .and_then(|id| Some((u8::try_from(id.len()).ok()?, id)));
+        let Some((len, id)) = id else {
+            return Some(false);
+        };
+        key.push(len);
+        key.extend_from_slice(id);
+        None
+    });
+    (reached == Some(true)).then_some(key)
 }
 
 /// Views of the objects `maps` describe: those of the program's namespace kept between

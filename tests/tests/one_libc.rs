@@ -255,6 +255,114 @@ fn the_programs_own_malloc_is_used_inside_the_capsule() {
     assert_eq!(shimmed, expected, "the program through the shim");
 }
 
+/// Run the shim build of `program` with the cache directory `cache` and
+/// CAPSULE_DEBUG=libs: its stdout lines and stderr.
+fn run_cached(program: &Path, host: &Tree, cache: &Path) -> (Vec<String>, String) {
+    let out = run_ok(
+        capsule_tests::program(program)
+            .env_remove("CAPSULE_PREFIX")
+            .env("CAPSULE_LIBSTATE_SO_1_PREFIX", host.root())
+            .env("CAPSULE_CACHE_DIR", cache)
+            .env("CAPSULE_DEBUG", "libs"),
+        "run the program",
+    );
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (lines, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The line saying how libc was shared, and how many of its symbols the program's scope
+/// takes from earlier objects.
+fn libc_shared(stderr: &str) -> (&str, usize) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("libc.so.6 => shared with the program"))
+        .unwrap_or_else(|| panic!("no line on libc's forwarder:\n{stderr}"));
+    let count = line
+        .split(", ")
+        .find_map(|part| {
+            part.strip_suffix(" symbol(s) from objects before it in the program's scope)")
+        })
+        .map_or(0, |n| n.parse().unwrap());
+    (line, count)
+}
+
+/// libc's forwarder remembers what the walk of the program's scope found (the program's
+/// own malloc family), and a later run of the program takes it from the file; a file that
+/// remembers a symbol the scope does not define is walked again, and rewritten.
+#[test]
+fn the_forwarders_activation_is_remembered_and_checked() {
+    let (host, work) = (Tree::new(), Tree::new());
+    let cache = work.path("cache");
+    let mut expected: Vec<&str> = EXPECTED.to_vec();
+    expected.insert(9, "program's own malloc used inside: yes");
+    let program = build(&host, &work, true, &["-DOWN_MALLOC"]);
+
+    let (first, stderr) = run_cached(&program, &host, &cache);
+    assert_eq!(first, expected, "the first run:\n{stderr}");
+    assert!(
+        stderr.contains("written, remembering its activation"),
+        "the first run writes the forwarder:\n{stderr}"
+    );
+    let (line, walked) = libc_shared(&stderr);
+    assert!(
+        walked >= 4,
+        "malloc, free, calloc, realloc at least: {line}"
+    );
+
+    let (second, stderr) = run_cached(&program, &host, &cache);
+    assert_eq!(second, expected, "the second run:\n{stderr}");
+    assert!(
+        !stderr.contains("written"),
+        "nothing written again:\n{stderr}"
+    );
+    let (line, remembered) = libc_shared(&stderr);
+    assert!(
+        line.contains(&format!("forwarder {}", cache.display())),
+        "{line}"
+    );
+    assert_eq!(remembered, walked, "{line}");
+
+    // Point the first remembered definition at the object's symbol 1, another name. (Its
+    // file is the one of this program's scope; the file every program shares is beside it.)
+    let word = std::mem::size_of::<usize>();
+    let tag = &0x6c61_7003u64.to_le_bytes()[..word];
+    let (forwarder, mut bytes, at) = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("forward-libc.so.6-")
+        })
+        .find_map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            let at = bytes.windows(word).position(|w| w == tag)? + word;
+            Some((path, bytes, at))
+        })
+        .expect("a remembered definition in libc's forwarder");
+    bytes[at..at + word].copy_from_slice(&1u64.to_le_bytes()[..word]);
+    std::fs::write(&forwarder, &bytes).unwrap();
+
+    let (third, stderr) = run_cached(&program, &host, &cache);
+    assert_eq!(third, expected, "the run with a stale file:\n{stderr}");
+    assert!(
+        stderr.contains("walking the program's scope instead"),
+        "the stale entry is noticed:\n{stderr}"
+    );
+    assert!(stderr.contains("written, remembering"), "{stderr}");
+    assert_eq!(libc_shared(&stderr).1, walked, "{stderr}");
+    let (fourth, stderr) = run_cached(&program, &host, &cache);
+    assert_eq!(fourth, expected);
+    assert!(
+        !stderr.contains("written") && !stderr.contains("instead"),
+        "{stderr}"
+    );
+}
+
 /// Preloaded into the child: `strspn` as an IFUNC, whose resolver notes how it was called.
 const IFUNC_PRELOAD: &str = r#"
 #include <stddef.h>

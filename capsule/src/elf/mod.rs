@@ -19,7 +19,7 @@ mod version;
 pub(crate) use hash::{gnu_hash, sysv_hash, GnuTable};
 pub(crate) use memory::c_str_at;
 pub(crate) use object::page_size;
-pub(crate) use object::program_headers_of;
+pub(crate) use object::{build_id_at, dynamic_address, program_headers_of};
 pub use object::{shared_object_segments, LinkMap, Object, ProgramHeader};
 pub use reloc::{Slot, SlotKind};
 pub use segment::{Segment, SegmentFlags};

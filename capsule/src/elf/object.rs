@@ -924,6 +924,42 @@ fn mapping_start(address: *const c_void) -> Option<usize> {
     (base != 0).then_some(base)
 }
 
+/// The GNU build ID of the object loaded at `bias` with the program headers `phdrs`
+/// (from `dl_iterate_phdr`), read from its note segment without a view; None if it has
+/// none, or a note segment lies outside its loaded segments.
+///
+/// # Safety
+/// The object must be loaded at `bias` with these program headers, and stay loaded for
+/// `'a`.
+pub unsafe fn build_id_at<'a>(bias: usize, phdrs: &[ProgramHeader]) -> Option<&'a [u8]> {
+    let range = |p: &ProgramHeader| -> Option<Range<usize>> {
+        let start = bias.checked_add(usize::try_from(p.p_vaddr).ok()?)?;
+        Some(start..start.checked_add(usize::try_from(p.p_memsz).ok()?)?)
+    };
+    let loaded: Vec<Range<usize>> = phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD)
+        .filter_map(range)
+        .collect();
+    phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_NOTE)
+        .filter_map(range)
+        .filter(|notes| {
+            loaded
+                .iter()
+                .any(|l| l.start <= notes.start && notes.end <= l.end)
+        })
+        .find_map(|notes| {
+            // SAFETY: inside a loaded segment of the object (checked above), which stays
+            // loaded for 'a (contract).
+            let bytes = unsafe {
+                std::slice::from_raw_parts(notes.start as *const u8, notes.end - notes.start)
+            };
+            build_id_in(bytes)
+        })
+}
+
 /// The description of the first `NT_GNU_BUILD_ID` note named `GNU` in `notes` (a note
 /// segment's bytes); None if there is none, or a note runs past the end.
 fn build_id_in(mut notes: &[u8]) -> Option<&[u8]> {
@@ -1038,11 +1074,7 @@ unsafe fn program_headers_at_places<'a>(
         // headers, which stay with the object while it is loaded ('a: contract).
         let phdrs: &'a [ProgramHeader] =
             unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-        let dynamic = phdrs
-            .iter()
-            .find(|p| RawPhdr::from_libc(p).kind == PT_DYNAMIC)
-            .and_then(|p| usize::try_from(RawPhdr::from_libc(p).vaddr).ok())?
-            .checked_add(bias)?;
+        let dynamic = dynamic_address(bias, phdrs)?;
         for (at, place) in places.iter().enumerate() {
             if *place == Some((bias, dynamic)) && found[at].is_none() {
                 found[at] = Some(phdrs);
@@ -1052,6 +1084,16 @@ unsafe fn program_headers_at_places<'a>(
         (missing == 0).then_some(())
     });
     found
+}
+
+/// Where the dynamic section of the object loaded at `bias` with program headers `phdrs`
+/// lies: its PT_DYNAMIC's address.
+pub(crate) fn dynamic_address(bias: usize, phdrs: &[ProgramHeader]) -> Option<usize> {
+    phdrs
+        .iter()
+        .find(|p| RawPhdr::from_libc(p).kind == PT_DYNAMIC)
+        .and_then(|p| usize::try_from(RawPhdr::from_libc(p).vaddr).ok())?
+        .checked_add(bias)
 }
 
 fn segments_from_phdrs(phdrs: &[ProgramHeader], bias: usize) -> Option<Vec<Segment>> {
@@ -1198,6 +1240,11 @@ mod tests {
             file.windows(id.len()).any(|w| w == id),
             "{id:02x?} not in the file"
         );
+        // SAFETY: as above; the headers are libc's own.
+        let phdrs = unsafe { program_headers_of(&[map]) }[0].expect("libc's program headers");
+        // SAFETY: as above.
+        let from_headers = unsafe { build_id_at(libc.bias(), phdrs) };
+        assert_eq!(from_headers, Some(id), "the note read without a view");
     }
 
     /// Where the parts of a hand-made image lie (file offset == virtual address).

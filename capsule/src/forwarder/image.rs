@@ -47,6 +47,8 @@ pub(super) struct Tables {
     pub soname: u64,
     /// The index of the imported symbol the constructor array is relocated against.
     pub constructor: u32,
+    /// Entries of the dynamic section beyond ld.so's (see `remembered`).
+    pub extra_dynamic: Vec<(u64, u64)>,
 }
 
 /// Where each part lands (file offsets equal virtual addresses: bias-relative).
@@ -87,8 +89,10 @@ impl Layout {
         let text = align(tables_end, PAGE);
         let text_end = text + RET_SIZE + stubs * STUB_SIZE;
         let slot = align(text_end, PAGE);
-        let dynamic_entries =
-            13 + usize::from(tables.versym.is_some()) + 2 * usize::from(tables.verdef.is_some());
+        let dynamic_entries = 13
+            + usize::from(tables.versym.is_some())
+            + 2 * usize::from(tables.verdef.is_some())
+            + tables.extra_dynamic.len();
         Layout {
             hash,
             symbols,
@@ -212,6 +216,10 @@ pub(super) fn write(tables: &Tables, messages: &[u8], stubs: &[u8], layout: &Lay
     entry(entry_size, RELOC_SIZE);
     entry(DT_INIT_ARRAY, constructor);
     entry(DT_INIT_ARRAYSZ, WORD);
+    for &(tag, value) in &tables.extra_dynamic {
+        // The remembered tags' values fit 32 bits (see `remembered::encode`).
+        entry(tag, value as usize);
+    }
     entry(DT_NULL, 0);
     // The remaining reserved entries stay DT_NULL.
     out

@@ -6,18 +6,31 @@ use crate::elf::{GnuTable, Object, SymbolKind};
 use crate::error::Result;
 use crate::sharing::Scope;
 
+/// A symbol of the program's copy that an earlier object of the program's global scope
+/// defines, as ld.so's lookup there finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Interposition {
+    /// The copy's symbol index (the forwarder's too).
+    pub target: u32,
+    /// The earlier object's place in the scope, and its symbol's index there: what a
+    /// remembered activation keeps (see `forwarder::remembered`).
+    pub object: usize,
+    pub symbol: u32,
+    /// The address the forwarder's symbol takes: the definition's, or for an IFUNC the
+    /// implementation its resolver picks.
+    pub address: usize,
+    /// Whether the definition is an IFUNC (the forwarder's symbol becomes a function).
+    pub ifunc: bool,
+}
+
 /// The symbols of the program's copy that an earlier object of the program's global scope
-/// defines, as ld.so's lookup there would find them: (index, address, is a function
-/// resolved from an IFUNC).
+/// defines, as ld.so's lookup there would find them.
 ///
 /// Per earlier object, whichever walk costs less ([`walk_theirs`]): its hashes (a GNU hash
 /// table keeps them: no name is read) tested against the copy's Bloom filter, or the
 /// copy's against the object's; a filter rejects most names in a few instructions. Only a
 /// hash both tables hold is compared by name.
-pub(super) fn interposed(
-    program: &Object<'_>,
-    scope: &Scope<'_>,
-) -> Result<Vec<(u32, usize, bool)>> {
+pub(super) fn interposed(program: &Object<'_>, scope: &Scope<'_>) -> Result<Vec<Interposition>> {
     let own_table = program.gnu_table();
     let own_len = program.symbol_count() as usize;
     let own_rate = std::cell::OnceCell::new();
@@ -32,8 +45,8 @@ pub(super) fn interposed(
     });
     let own_may_define =
         |hash: u32| program.may_define(hash) && filter.as_ref().is_none_or(|b| b.may_contain(hash));
-    let mut found: Vec<(u32, usize, bool)> = Vec::new();
-    let known = |found: &[(u32, usize, bool)], target: u32| found.iter().any(|f| f.0 == target);
+    let mut found: Vec<Interposition> = Vec::new();
+    let known = |found: &[Interposition], target: u32| found.iter().any(|f| f.target == target);
     let soname_is =
         |object: &Object<'_>, soname: &str| object.soname().ok().flatten() == Some(soname);
     let copy_is_libc = soname_is(program, "libc.so.6");
@@ -61,7 +74,7 @@ pub(super) fn interposed(
                 let mut winner = None;
                 for index in object.symbols_named(name)? {
                     if let Some(definition) = object.symbol_at(index)? {
-                        winner = winner.or(interposes(program, target, &definition)?);
+                        winner = winner.or(interposes(program, target, i, &definition)?);
                     }
                 }
                 found.extend(winner);
@@ -83,7 +96,7 @@ pub(super) fn interposed(
                 if known(&found, target) {
                     continue;
                 }
-                if let Some(value) = interposes(program, target, &definition)? {
+                if let Some(value) = interposes(program, target, i, &definition)? {
                     found.push(value);
                 }
             }
@@ -169,13 +182,14 @@ impl HashBitmap {
 /// symbol table (a copy-on-write page) in every forwarder.
 const LAYOUT_MARKERS: [&str; 3] = ["_end", "_edata", "__bss_start"];
 
-/// Whether `definition` (of an earlier object) wins over the copy's symbol `target` of the
-/// same name, and with which address.
+/// Whether `definition` (of the earlier object at `object` in the scope) wins over the
+/// copy's symbol `target` of the same name, and with which address.
 fn interposes(
     program: &Object<'_>,
     target: u32,
+    object: usize,
     definition: &crate::elf::Symbol<'_>,
-) -> Result<Option<(u32, usize, bool)>> {
+) -> Result<Option<Interposition>> {
     if definition.absolute
         || definition.kind == SymbolKind::Tls
         || LAYOUT_MARKERS.contains(&definition.name)
@@ -192,13 +206,29 @@ fn interposes(
     {
         return Ok(None);
     }
+    Ok(Some(as_defined(target, object, definition)))
+}
+
+/// The interposition of `definition` (of the earlier object at `object` in the scope) on
+/// the copy's symbol `target`, its address resolved.
+pub(super) fn as_defined(
+    target: u32,
+    object: usize,
+    definition: &crate::elf::Symbol<'_>,
+) -> Interposition {
     let ifunc = definition.kind == SymbolKind::Ifunc;
     let address = if ifunc {
         resolve_ifunc(definition.address)
     } else {
         definition.address
     };
-    Ok(Some((target, address, ifunc)))
+    Interposition {
+        target,
+        object,
+        symbol: definition.index,
+        address,
+        ifunc,
+    }
 }
 
 /// An IFUNC's implementation, asked of its resolver as ld.so asks it.

@@ -33,6 +33,7 @@
 
 mod image;
 mod interposed;
+pub mod remembered;
 
 use std::ffi::c_void;
 use std::ops::Range;
@@ -47,6 +48,8 @@ use crate::error::{Error, Result};
 use crate::prefix::fs::Identity;
 use crate::sharing::Scope;
 use image::{Layout, Tables, RET_SIZE, STUB_SIZE};
+use interposed::Interposition;
+pub(crate) use remembered::MAX_SCOPE as MAX_REMEMBERED_SCOPE;
 
 /// Any section index other than UNDEF and ABS: a value relative to the object.
 const SHN_TEXT: u16 = 1;
@@ -55,6 +58,7 @@ const STT_NOTYPE: u8 = 0;
 const STT_FUNC: u8 = 2;
 
 /// What a forwarder is made from.
+#[derive(Clone, Copy)]
 pub(crate) struct Source<'a> {
     pub soname: &'a str,
     /// The program's copy (its link map: loaded in the program's namespace, never
@@ -67,6 +71,11 @@ pub(crate) struct Source<'a> {
     /// The host's copy, when it is another file: functions it has and the program's copy
     /// lacks become stubs (it is read only to write the forwarder's file).
     pub host: Option<&'a Path>,
+    /// The objects before the copy in the program's scope, by build ID
+    /// (`sharing::scope_key`): the file may remember its activation. None: it does not.
+    pub scope: Option<&'a [u8]>,
+    /// The activation to remember (see `remembered`), found by walking that scope.
+    pub remembered: Option<&'a [Interposition]>,
 }
 
 /// The forwarder's file for `source`: the same in every process (nothing in it depends
@@ -95,6 +104,7 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
         verdef: raw.verdef.map(|(bytes, n)| (bytes.to_vec(), n)),
         soname,
         constructor: 0,
+        extra_dynamic: Vec::new(),
     };
     for entry in tables.symbols.chunks_exact_mut(SYM_SIZE).skip(1) {
         let Some(mut sym) = RawSymbol::parse(entry) else {
@@ -118,6 +128,10 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
     let copied = raw.symbols.len() / SYM_SIZE;
     if !stubs.is_empty() {
         add_stubs(&mut tables, &stubs)?;
+    } else if let Some(found) = source.remembered.filter(|_| source.scope.is_some()) {
+        // (A forwarder with stubs is walked at each activation: its stubs are made
+        // absolute then too.)
+        tables.extra_dynamic = remembered::encode(found).unwrap_or_default();
     }
     let host_path = source.host.unwrap_or(Path::new("?"));
     let mut messages = Vec::new();
@@ -166,9 +180,28 @@ pub(crate) fn image(source: &Source<'_>) -> Result<Vec<u8>> {
     Ok(image::write(&tables, &messages, &code, &layout))
 }
 
+/// Write the file `name` of the cache directory: `source`'s forwarder, remembering what
+/// the walk of its scope `found` (see `remembered`). `Err` says why not.
+pub(crate) fn remember(
+    source: Source<'_>,
+    name: &str,
+    found: &[Interposition],
+) -> std::result::Result<(), String> {
+    if remembered::encode(found).is_none() {
+        return Err("what the walk found cannot be remembered (too far into the scope)".into());
+    }
+    let source = Source {
+        remembered: Some(found),
+        ..source
+    };
+    let image = image(&source).map_err(|e| e.to_string())?;
+    let dir = crate::disk_cache::cache_dir()?;
+    crate::disk_cache::store(&dir, &dir.join(name), &image)
+}
+
 /// The cache file name of the forwarder for `source`: everything [`image`] depends on
-/// (the two copies' files, by path and identity, this build of the module and of the
-/// architecture code it writes, and the machine).
+/// (the two copies' files, by path and identity, the scope whose walk it remembers, this
+/// build of the module and of the architecture code it writes, and the machine).
 pub(crate) fn file_name(source: &Source<'_>) -> String {
     let identity = |path: &Path| {
         let meta = std::fs::metadata(path).ok();
@@ -181,10 +214,11 @@ pub(crate) fn file_name(source: &Source<'_>) -> String {
         None => identity(source.program_path),
     };
     let key = format!(
-        "{}\0{}\0{}\0{}\0{}",
+        "{}\0{}\0{}\0{:02x?}\0{}\0{}",
         source.soname,
         program,
         source.host.map_or(String::new(), identity),
+        source.scope,
         env!("CAPSULE_FORWARDER_ID"),
         crate::machine::Machine::NATIVE.name(),
     );
@@ -269,7 +303,8 @@ pub(crate) extern "C" fn on_init(lmid: libc::c_long) {
 }
 
 /// Activate the last object of the namespace headed by `head`, checked to be `soname`'s
-/// forwarder.
+/// forwarder: from what its file remembers (see `remembered`), else by walking the
+/// program's scope.
 ///
 /// # Safety
 /// As [`activate`]; `head` and `program` are live link maps.
@@ -286,6 +321,29 @@ unsafe fn activate_newest(
         }
         map as *mut LinkMap
     };
+    // SAFETY: the newest object of a live namespace, loaded by ld.so.
+    let dynamic = unsafe { remembered::dynamic_of(newest) };
+    // SAFETY: as above (checked to be a forwarder below before anything else is read).
+    let name = unsafe { remembered::soname_of(&dynamic) };
+    if name.map(std::ffi::CStr::to_bytes) != Some(soname.as_bytes()) {
+        return Err(Error::Malformed {
+            // SAFETY: as above.
+            object: unsafe { (*newest).name() }.to_string_lossy().into_owned(),
+            what: format!("forwarder: its soname is not {soname}"),
+        });
+    }
+    let malformed = |what: String| Error::Malformed {
+        // SAFETY: as above.
+        object: unsafe { (*newest).name() }.to_string_lossy().into_owned(),
+        what: format!("forwarder: {what} (a damaged cache file: delete it)"),
+    };
+    if let Some(entries) = remembered::decode(dynamic).map_err(malformed)? {
+        // SAFETY: forwarded from this function's contract.
+        match unsafe { activate_remembered(newest, program, &entries) }? {
+            Ok(activated) => return Ok(activated),
+            Err(stale) => crate::debug!(Libs, "{stale}; walking the program's scope instead"),
+        }
+    }
     // The copy's view, kept from making the forwarder's name (see `sharing::views_of`).
     // SAFETY: as above.
     let copy = unsafe { crate::sharing::views_of(&[program]) }
@@ -296,12 +354,6 @@ unsafe fn activate_newest(
         })??;
     // SAFETY: as above.
     let object = unsafe { Object::from_link_map(newest) }?;
-    if object.soname()? != Some(soname) {
-        return Err(Error::Malformed {
-            object: object.name().to_string(),
-            what: format!("forwarder: its soname is not {soname}"),
-        });
-    }
     // SAFETY: forwarded from this function's contract (ld.so's lock is held).
     let scope = unsafe { Scope::before(program) };
     // SAFETY: forwarded from this function's contract.
@@ -315,6 +367,9 @@ pub(crate) struct Activated {
     pub stubs: Vec<String>,
     /// Symbols bound to an object before the program's copy in its scope.
     pub interposed: usize,
+    /// What the walk of the program's scope found, for the file to remember; None when
+    /// the file remembered it.
+    pub walked: Option<Vec<Interposition>>,
 }
 
 /// Make the forwarder just loaded at `forwarder` forward to the program's copy (see the
@@ -340,8 +395,11 @@ unsafe fn activate(
             ),
         });
     }
-    let mut absolute = interposed::interposed(program, scope)?;
-    let interposed = absolute.len();
+    let found = interposed::interposed(program, scope)?;
+    let mut absolute: Vec<(u32, usize, bool)> = found
+        .iter()
+        .map(|f| (f.target, f.address, f.ifunc))
+        .collect();
     let mut stubs = Vec::new();
     for index in copied..object.symbol_count() {
         if let Some(stub) = object.symbol_at(index)? {
@@ -349,19 +407,8 @@ unsafe fn activate(
             absolute.push((index, stub.address, false));
         }
     }
-    let mut writes = Vec::with_capacity(absolute.len());
-    for (index, value, function) in absolute {
-        let address = object.symbol_entry_address(index)?;
-        let mut sym = object.raw_symbol(index)?;
-        sym.section = SHN_ABS;
-        sym.value = value as u64;
-        if function {
-            sym.info = sym.info & 0xf0 | STT_FUNC;
-        }
-        writes.push((address, sym.to_bytes()));
-    }
-    // SAFETY: each write replaces one whole symbol entry with the same entry, absolute.
-    unsafe { crate::patch::write_read_only(object, "forwarder symbol", &writes) }?;
+    // SAFETY: forwarded from this function's contract.
+    unsafe { make_absolute(object, &absolute) }?;
     if !stubs.is_empty() {
         // SAFETY: the stubs' jump slot is the first word of the forwarder's writable
         // page, right before its dynamic section (image.rs), which the link map locates.
@@ -373,13 +420,104 @@ unsafe fn activate(
             register_stubs(code.address + RET_SIZE..code.range().end);
         }
     }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { rebase(forwarder, program.bias()) };
+    Ok(Activated {
+        stubs,
+        interposed: found.len(),
+        walked: Some(found),
+    })
+}
+
+/// [`activate`] from what the forwarder's file remembers: only the symbols it names are
+/// looked up, in the objects it names. `Ok(Err(why))`: an entry does not name what it
+/// names in this process (nothing was changed; the caller walks the scope instead).
+///
+/// # Safety
+/// As [`activate`]; `program` is the copy's live link map.
+unsafe fn activate_remembered(
+    forwarder: *mut LinkMap,
+    program: *const LinkMap,
+    entries: &[remembered::Entry],
+) -> Result<std::result::Result<Activated, String>> {
+    if !entries.is_empty() {
+        // SAFETY: forwarded from this function's contract.
+        let object = unsafe { Object::from_link_map(forwarder) }?;
+        // SAFETY: as above (ld.so's lock is held).
+        let maps = unsafe { crate::sharing::maps_before(program) };
+        let stale = |what: String| Ok(Err(format!("{}: remembers {what}", object.name())));
+        let mut absolute = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Some(&map) = maps.get(entry.object) else {
+                return stale(format!("object {} of the scope", entry.object));
+            };
+            // SAFETY: a live link map before the copy (ld.so's lock is held).
+            let view = unsafe { crate::sharing::views_of(&[map]) }
+                .pop()
+                .ok_or_else(|| Error::Malformed {
+                    object: object.name().to_string(),
+                    what: "no view of an object before the copy".into(),
+                })??;
+            let Some(definition) = view.symbol_at(entry.symbol)? else {
+                return stale(format!("symbol {} of {}", entry.symbol, view.name()));
+            };
+            let wanted = object.symbol_name_bytes(entry.target)?;
+            if definition.name.as_bytes() != wanted {
+                return stale(format!(
+                    "{} of {} for {}",
+                    definition.name,
+                    view.name(),
+                    String::from_utf8_lossy(wanted)
+                ));
+            }
+            let f = interposed::as_defined(entry.target, entry.object, &definition);
+            absolute.push((f.target, f.address, f.ifunc));
+        }
+        // SAFETY: forwarded from this function's contract.
+        unsafe { make_absolute(&object, &absolute) }?;
+    }
+    // SAFETY: forwarded from this function's contract; the copy is never unloaded.
+    unsafe { rebase(forwarder, (*program).l_addr) };
+    Ok(Ok(Activated {
+        stubs: Vec::new(),
+        interposed: entries.len(),
+        walked: None,
+    }))
+}
+
+/// Make the forwarder's symbols `absolute` (index, address, turned into a function)
+/// absolute at those addresses.
+///
+/// # Safety
+/// As [`activate`]: nothing has bound to the forwarder yet.
+unsafe fn make_absolute(object: &Object<'_>, absolute: &[(u32, usize, bool)]) -> Result<()> {
+    let mut writes = Vec::with_capacity(absolute.len());
+    for &(index, value, function) in absolute {
+        let address = object.symbol_entry_address(index)?;
+        let mut sym = object.raw_symbol(index)?;
+        sym.section = SHN_ABS;
+        sym.value = value as u64;
+        if function {
+            sym.info = sym.info & 0xf0 | STT_FUNC;
+        }
+        writes.push((address, sym.to_bytes()));
+    }
+    // SAFETY: each write replaces one whole symbol entry with the same entry, absolute.
+    unsafe { crate::patch::write_read_only(object, "forwarder symbol", &writes) }
+}
+
+/// Give the forwarder the copy's load bias `copy`.
+///
+/// # Safety
+/// As [`activate`].
+unsafe fn rebase(forwarder: *mut LinkMap, copy: usize) {
     // SAFETY: l_addr is the public first field of glibc's link map; ld.so reads it when it
     // binds to this object's symbols, which nothing has done yet (contract). DT_VERDEF is
     // the one pointer entry of the dynamic section (in the forwarder's writable page) that
     // ld.so keeps unrelocated and adds l_addr to when it reads it (checking a needer's
     // versions): it moves by the opposite amount.
     unsafe {
-        let (real, copy) = ((*forwarder).l_addr, program.bias());
+        let real = (*forwarder).l_addr;
         // ElfN_Dyn: two words, tag and value.
         let mut entry = (*forwarder).l_ld as *mut usize;
         while *entry as u64 != DT_NULL {
@@ -391,7 +529,6 @@ unsafe fn activate(
         }
         (*forwarder).l_addr = copy;
     }
-    Ok(Activated { stubs, interposed })
 }
 
 /// One function of the host's copy that the program's copy lacks.
