@@ -325,42 +325,57 @@ fn the_forwarders_activation_is_remembered_and_checked() {
     );
     assert_eq!(remembered, walked, "{line}");
 
-    // Point the first remembered definition at the object's symbol 1, another name. (Its
-    // file is the one of this program's scope; the file every program shares is beside it.)
+    // Point the first remembered definition at the object's symbol 1, another name; then
+    // announce one symbol more than the file holds. Each time the scope is walked instead,
+    // and the file rewritten. (The file of this program's scope: the one every program
+    // shares is beside it.)
     let word = std::mem::size_of::<usize>();
-    let tag = &0x6c61_7003u64.to_le_bytes()[..word];
-    let (forwarder, mut bytes, at) = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("forward-libc.so.6-")
-        })
-        .find_map(|path| {
-            let bytes = std::fs::read(&path).unwrap();
-            let at = bytes.windows(word).position(|w| w == tag)? + word;
-            Some((path, bytes, at))
-        })
-        .expect("a remembered definition in libc's forwarder");
-    bytes[at..at + word].copy_from_slice(&1u64.to_le_bytes()[..word]);
-    std::fs::write(&forwarder, &bytes).unwrap();
-
-    let (third, stderr) = run_cached(&program, &host, &cache);
-    assert_eq!(third, expected, "the run with a stale file:\n{stderr}");
-    assert!(
-        stderr.contains("walking the program's scope instead"),
-        "the stale entry is noticed:\n{stderr}"
-    );
-    assert!(stderr.contains("written, remembering"), "{stderr}");
-    assert_eq!(libc_shared(&stderr).1, walked, "{stderr}");
-    let (fourth, stderr) = run_cached(&program, &host, &cache);
-    assert_eq!(fourth, expected);
-    assert!(
-        !stderr.contains("written") && !stderr.contains("instead"),
-        "{stderr}"
-    );
+    let damage = |tag: u64, value: &dyn Fn(u64) -> u64| {
+        let tag = &tag.to_le_bytes()[..word];
+        let (forwarder, mut bytes, at) = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("forward-libc.so.6-")
+            })
+            .find_map(|path| {
+                let bytes = std::fs::read(&path).unwrap();
+                let at = bytes.windows(word).position(|w| w == tag)? + word;
+                Some((path, bytes, at))
+            })
+            .expect("a remembered activation in libc's forwarder");
+        let mut old = [0u8; 8];
+        old[..word].copy_from_slice(&bytes[at..at + word]);
+        let new = value(u64::from_le_bytes(old)).to_le_bytes();
+        bytes[at..at + word].copy_from_slice(&new[..word]);
+        std::fs::write(&forwarder, &bytes).unwrap();
+    };
+    let point_elsewhere = |_| 1;
+    let announce_one_more = |n| n + 1;
+    let cases: [(u64, &dyn Fn(u64) -> u64); 2] = [
+        (0x6c61_7003, &point_elsewhere),
+        (0x6c61_7001, &announce_one_more),
+    ];
+    for (tag, value) in cases {
+        damage(tag, value);
+        let (again, stderr) = run_cached(&program, &host, &cache);
+        assert_eq!(again, expected, "the run with a damaged file:\n{stderr}");
+        assert!(
+            stderr.contains("walking the program's scope instead"),
+            "the damage is noticed:\n{stderr}"
+        );
+        assert!(stderr.contains("written, remembering"), "{stderr}");
+        assert_eq!(libc_shared(&stderr).1, walked, "{stderr}");
+        let (after, stderr) = run_cached(&program, &host, &cache);
+        assert_eq!(after, expected);
+        assert!(
+            !stderr.contains("written") && !stderr.contains("instead"),
+            "{stderr}"
+        );
+    }
 }
 
 /// Preloaded into the child: `strspn` as an IFUNC, whose resolver notes how it was called.

@@ -332,17 +332,23 @@ unsafe fn activate_newest(
             what: format!("forwarder: its soname is not {soname}"),
         });
     }
-    let malformed = |what: String| Error::Malformed {
-        // SAFETY: as above.
-        object: unsafe { (*newest).name() }.to_string_lossy().into_owned(),
-        what: format!("forwarder: {what} (a damaged cache file: delete it)"),
-    };
-    if let Some(entries) = remembered::decode(dynamic).map_err(malformed)? {
+    // What the file remembers, if it is whole and still names what it named; else the
+    // scope is walked (and the file rewritten by the caller).
+    let set_aside = match remembered::decode(dynamic) {
+        Ok(None) => None,
         // SAFETY: forwarded from this function's contract.
-        match unsafe { activate_remembered(newest, program, &entries) }? {
+        Ok(Some(entries)) => match unsafe { activate_remembered(newest, program, &entries) }? {
             Ok(activated) => return Ok(activated),
-            Err(stale) => crate::debug!(Libs, "{stale}; walking the program's scope instead"),
-        }
+            Err(why) => Some(why),
+        },
+        // SAFETY: as above.
+        Err(why) => Some(format!(
+            "{}: {why}",
+            unsafe { (*newest).name() }.to_string_lossy()
+        )),
+    };
+    if let Some(why) = set_aside {
+        crate::debug!(Libs, "{why}; walking the program's scope instead");
     }
     // The copy's view, kept from making the forwarder's name (see `sharing::views_of`).
     // SAFETY: as above.
