@@ -154,38 +154,66 @@ fn the_default_cache_is_under_xdg_cache_home_then_home() {
     assert_eq!(path.parent(), Some(home.join(".cache/capsule").as_path()));
 }
 
-/// libc's forwarder beside the interposer: a damaged one (cut short) is loaded from
+/// libc's forwarders beside the interposer: a damaged one (cut short) is loaded from
 /// memory for this process and replaced for the next; one writable by others is replaced.
+/// Both files: the one of this program's scope, which remembers the activation (later runs
+/// load it), and the one every program shares (loaded while the other is missing).
 #[test]
 fn a_damaged_or_unsafe_forwarder_file_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("CAPSULE_CACHE_DIR", dir.path().to_str().unwrap())];
     run(&env);
-    let forwarder = std::fs::read_dir(dir.path())
+    let word = std::mem::size_of::<usize>();
+    let remembers = |bytes: &[u8]| {
+        let tag = &0x6c61_7001u64.to_le_bytes()[..word];
+        bytes.windows(word).any(|w| w == tag)
+    };
+    let forwarders: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| {
+        .filter(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("forward-libc.so.6-"))
         })
-        .expect("libc's forwarder is kept in the cache directory");
-    let good = std::fs::read(&forwarder).unwrap();
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert_eq!(forwarders.len(), 2, "{forwarders:?}");
+    let scoped = forwarders.iter().find(|(_, b)| remembers(b));
+    let shared = forwarders.iter().find(|(_, b)| !remembers(b));
+    let (Some((scoped, scoped_good)), Some((shared, shared_good))) = (scoped, shared) else {
+        panic!("one forwarder remembers its activation, the other not");
+    };
 
-    std::fs::write(&forwarder, &good[..200]).unwrap();
+    std::fs::write(scoped, &scoped_good[..200]).unwrap();
     let (_, stderr) = run(&env);
     assert!(
         stderr.contains("loading the forwarder from memory (file replaced)"),
         "{stderr}"
     );
-    assert_eq!(std::fs::read(&forwarder).unwrap(), good);
+    assert_eq!(&std::fs::read(scoped).unwrap(), scoped_good);
     let (_, stderr) = run(&env);
     assert!(
         !stderr.contains("loading the forwarder from memory"),
         "{stderr}"
     );
 
-    std::fs::set_permissions(&forwarder, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(scoped, std::fs::Permissions::from_mode(0o666)).unwrap();
     run(&env);
-    assert_eq!(std::fs::metadata(&forwarder).unwrap().mode() & 0o022, 0);
-    assert_eq!(std::fs::read(&forwarder).unwrap(), good);
+    assert_eq!(std::fs::metadata(scoped).unwrap().mode() & 0o022, 0);
+    assert_eq!(&std::fs::read(scoped).unwrap(), scoped_good);
+
+    // Without the scope's file, the shared one is loaded: damaged, it is replaced too (and
+    // the scope's file written again).
+    std::fs::remove_file(scoped).unwrap();
+    std::fs::write(shared, &shared_good[..200]).unwrap();
+    let (_, stderr) = run(&env);
+    assert!(
+        stderr.contains("loading the forwarder from memory (file replaced)"),
+        "{stderr}"
+    );
+    assert_eq!(&std::fs::read(shared).unwrap(), shared_good);
+    assert_eq!(&std::fs::read(scoped).unwrap(), scoped_good);
 }
