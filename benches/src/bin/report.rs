@@ -241,7 +241,7 @@ fn load_rows(results: &Path, machine: &str) -> Result<Vec<Row>, String> {
         ));
         rows.push(compare(
             &format!(
-                "{machine}first load ever of that library (`{library}`): empty cache directory, so the interposer's image and libc's forwarder are written and the closure searched and remembered"
+                "{machine}first load ever of that library (`{library}`): empty cache directory, so the interposer's image and libc's forwarder are written, the forwarder's activation walked and written down, and the closure searched and remembered"
             ),
             m.get("first_ns")?,
             m.get("dlmopen_ns")?,
@@ -464,11 +464,14 @@ const METHOD: &str = r#"
   work: a one-function shared object loaded from a file into a new namespace, the running
   libc, then the library by name. The capsule loads with a cache directory that one untimed
   load filled first, as every run of a program but its first finds it: the interposer's
-  image is there, and the library's closure is remembered (one `statx` per file it was
-  decided by stands for the search, while none changed). The *first load ever* row times
-  that first run, each with an empty cache directory: the image and libc's forwarder
-  written, the closure searched (`ld.so.cache` mapped, every library's headers read) and
-  written down.
+  image is there, libc's forwarder remembers its activation for the helper's scope (none
+  of libc's symbols is taken from an earlier object: nothing is looked up), and the
+  library's closure is remembered (one `statx` per file it was decided by stands for the
+  search, while none changed). The *first load ever* row times that first run, each with
+  an empty cache directory: the image and libc's forwarder written, the program's scope
+  walked for the forwarder's activation and a second forwarder file written that remembers
+  it, the closure searched (`ld.so.cache` mapped, every library's headers read) and written
+  down.
 - **capsule-gen** (`benches/benches/gen.rs`): wall time of the release `capsule-gen` writing
   the six shim crates (`libGL.so.1 libEGL.so.1 libGLX.so.0 libGLESv2.so.2 libOpenGL.so.0
   libGLdispatch.so.0`, prefix `/`); then one cold release build of the libEGL crate in an
