@@ -142,6 +142,29 @@ fn usable_file(path: &Path) -> bool {
         .is_ok()
 }
 
+/// The cache directory, if this process may write there (it exists and is private, or
+/// its parent lets it be made); `Err` says why not.
+pub(crate) fn writable_dir() -> std::result::Result<PathBuf, String> {
+    let dir = cache_dir()?;
+    private_dir(&dir)?;
+    let existing = if dir.exists() {
+        dir.as_path()
+    } else {
+        dir.parent().unwrap_or(&dir)
+    };
+    let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{} holds a NUL byte", existing.display()))?;
+    // SAFETY: a NUL-terminated path; access only reads it.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        return Err(format!(
+            "cannot write in {}: {}",
+            existing.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(dir)
+}
+
 /// Write `bytes` to `path` in the cache directory `dir` (see `write_atomically`), only if
 /// no one else can write there: the file written stays the one that is read. `Err` says
 /// why not.

@@ -190,12 +190,14 @@ pub(crate) fn remember(
     if remembered::encode(found).is_none() {
         return Err("what the walk found cannot be remembered (too far into the scope)".into());
     }
+    // Checked before the image is made: where nothing can be written (no cache, a
+    // read-only one), every run walks, and should not pay for an image too.
+    let dir = crate::disk_cache::writable_dir()?;
     let source = Source {
         remembered: Some(found),
         ..source
     };
     let image = image(&source).map_err(|e| e.to_string())?;
-    let dir = crate::disk_cache::cache_dir()?;
     crate::disk_cache::store(&dir, &dir.join(name), &image)
 }
 
