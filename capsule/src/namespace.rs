@@ -569,16 +569,14 @@ impl Namespace {
         let Some(copy) = self.program_copy(soname) else {
             return Ok(false);
         };
-        // SAFETY: a program copy's link map, never unloaded.
-        let view = unsafe { sharing::views_of(&[copy.handle.link_map()]) }.pop();
-        let scope = sharing::scope_key(copy.handle.link_map());
+        let identity = sharing::copy_identity(copy.handle.link_map());
         let source = forwarder::Source {
             soname,
             program: copy.handle.link_map(),
             program_path: &copy.path,
-            program_build_id: view.as_ref().and_then(|v| v.as_ref().ok()?.build_id()),
+            program_build_id: identity.build_id.as_deref(),
             host: host.filter(|path| !sharing::same_file(&copy.path, path)),
-            scope: scope.as_deref(),
+            scope: identity.scope.as_deref(),
             remembered: None,
         };
         let name = forwarder::file_name(&source);

@@ -261,29 +261,39 @@ pub(crate) unsafe fn maps_before(target: *const LinkMap) -> Vec<*const LinkMap> 
     maps
 }
 
-/// What names the objects before `target` (a program copy's link map) for a forwarder's
-/// remembered activation: each one's GNU build ID, in scope order (the vDSO left out, as
-/// [`maps_before`] does), with its length. None if one has no build ID (then nothing is
-/// remembered), the scope is longer than a remembered entry can point into, or `target`
-/// is not in the program's namespace.
-///
-/// The notes are read inside `dl_iterate_phdr`, which visits the program's objects in
-/// link-map order and holds the loader's list lock: none is unloaded meanwhile.
-pub(crate) fn scope_key(target: *const LinkMap) -> Option<Vec<u8>> {
+/// What names a program copy's forwarder besides its files: the copy's own GNU build ID,
+/// and the objects before it, which a forwarder that remembers its activation is made for.
+#[derive(Default)]
+pub(crate) struct CopyIdentity {
+    /// The copy's build ID; None if it has none.
+    pub build_id: Option<Vec<u8>>,
+    /// Each earlier object's build ID, in scope order (the vDSO left out, as
+    /// [`maps_before`] does), with its length; None if one has none (then nothing is
+    /// remembered), or the scope is longer than a remembered entry can point into.
+    pub scope: Option<Vec<u8>>,
+}
+
+/// The [`CopyIdentity`] of the copy whose link map is `target`, read from the objects'
+/// note segments (no view, no file) inside `dl_iterate_phdr`, which visits the program's
+/// objects in link-map order and holds the loader's list lock: none is unloaded meanwhile.
+/// Empty if `target` is not in the program's namespace.
+pub(crate) fn copy_identity(target: *const LinkMap) -> CopyIdentity {
     // SAFETY: a program copy's link map: never unloaded.
     let (bias, dynamic) = unsafe { ((*target).l_addr, (*target).l_ld as usize) };
-    let mut key = Vec::new();
+    let mut scope = Some(Vec::new());
     let mut objects = 0;
-    let reached = crate::iterate_phdr::first(|info| {
+    let build_id = crate::iterate_phdr::first(|info| {
         if info.dlpi_phdr.is_null() {
-            return Some(false);
+            return None;
         }
         // SAFETY: glibc passes a valid `info` whose dlpi_phdr points to dlpi_phnum program
         // headers; the object stays mapped while the callback runs (see above).
         let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
         let at = info.dlpi_addr as usize;
+        // SAFETY: the object is loaded at `at` with these headers, mapped meanwhile.
+        let id = || unsafe { crate::elf::build_id_at(at, phdrs) };
         if at == bias && crate::elf::dynamic_address(at, phdrs) == Some(dynamic) {
-            return Some(true);
+            return Some(id().map(<[u8]>::to_vec));
         }
         let name = if info.dlpi_name.is_null() {
             &[][..]
@@ -295,19 +305,23 @@ pub(crate) fn scope_key(target: *const LinkMap) -> Option<Vec<u8>> {
             return None;
         }
         objects += 1;
-        // SAFETY: the object is loaded at `at` with these headers, mapped meanwhile.
-        let id = (objects <= crate::forwarder::MAX_REMEMBERED_SCOPE)
-            .then(|| unsafe { crate::elf::build_id_at(at, phdrs) })
+        let entry = (objects <= crate::forwarder::MAX_REMEMBERED_SCOPE)
+            .then(id)
             .flatten()
             .and_then(|id| Some((u8::try_from(id.len()).ok()?, id)));
-        let Some((len, id)) = id else {
-            return Some(false);
-        };
-        key.push(len);
-        key.extend_from_slice(id);
+        match (entry, scope.as_mut()) {
+            (Some((len, id)), Some(key)) => {
+                key.push(len);
+                key.extend_from_slice(id);
+            }
+            _ => scope = None,
+        }
         None
     });
-    (reached == Some(true)).then_some(key)
+    match build_id {
+        Some(build_id) => CopyIdentity { build_id, scope },
+        None => CopyIdentity::default(),
+    }
 }
 
 /// Views of the objects `maps` describe: those of the program's namespace kept between
@@ -436,6 +450,27 @@ pub(crate) fn check_skew(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libcs_identity_is_its_build_id_and_the_scope_before_it() {
+        let libc = crate::loaded::program_libc_link_map().expect("libc's link map");
+        let identity = copy_identity(libc);
+        // SAFETY: libc is never unloaded.
+        let view = unsafe { Object::from_link_map(libc) }.expect("a view of libc");
+        assert_eq!(identity.build_id.as_deref(), view.build_id());
+        // The test program (and whatever comes before libc), each ID with its length.
+        let scope = identity
+            .scope
+            .expect("every object before libc has a build ID");
+        // SAFETY: as above.
+        let before = unsafe { maps_before(libc) }.len();
+        let (mut at, mut ids) = (0, 0);
+        while at < scope.len() {
+            at += 1 + usize::from(scope[at]);
+            ids += 1;
+        }
+        assert_eq!((at, ids), (scope.len(), before), "{scope:02x?}");
+    }
 
     #[test]
     fn share_variable_adds_and_removes() {

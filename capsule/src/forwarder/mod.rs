@@ -365,7 +365,7 @@ unsafe fn activate_newest(
     if let Some(why) = set_aside {
         crate::debug!(Libs, "{why}; walking the program's scope instead");
     }
-    // The copy's view, kept from making the forwarder's name (see `sharing::views_of`).
+    // The copy's view (kept for later forwarders of the same copy: see `sharing::views_of`).
     // SAFETY: as above.
     let copy = unsafe { crate::sharing::views_of(&[program]) }
         .pop()
