@@ -247,7 +247,7 @@ pub(crate) unsafe fn maps_before(target: *const LinkMap) -> Vec<*const LinkMap> 
         let mut map = crate::linkmap::base_namespace_head();
         while !map.is_null() && map != target {
             let name = (*map).name().to_bytes();
-            if !name.starts_with(b"linux-vdso") && !name.starts_with(b"linux-gate") {
+            if !is_vdso(name) {
                 maps.push(map);
             }
             map = (*map).l_next;
@@ -259,6 +259,13 @@ pub(crate) unsafe fn maps_before(target: *const LinkMap) -> Vec<*const LinkMap> 
         }
     }
     maps
+}
+
+/// Whether the object named `name` (its `l_name`) is the vDSO, which is not in the
+/// program's scope: both scope walks ([`maps_before`], [`copy_identity`]) leave it out,
+/// so that they count places alike.
+fn is_vdso(name: &[u8]) -> bool {
+    name.starts_with(b"linux-vdso") || name.starts_with(b"linux-gate")
 }
 
 /// What names a program copy's forwarder besides its files: the copy's own GNU build ID,
@@ -301,7 +308,7 @@ pub(crate) fn copy_identity(target: *const LinkMap) -> CopyIdentity {
             // SAFETY: a NUL-terminated name of glibc's, valid during the callback.
             unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }.to_bytes()
         };
-        if name.starts_with(b"linux-vdso") || name.starts_with(b"linux-gate") {
+        if is_vdso(name) {
             return None;
         }
         objects += 1;
@@ -457,7 +464,12 @@ mod tests {
         let identity = copy_identity(libc);
         // SAFETY: libc is never unloaded.
         let view = unsafe { Object::from_link_map(libc) }.expect("a view of libc");
-        assert_eq!(identity.build_id.as_deref(), view.build_id());
+        let id = identity.build_id.expect("Debian's libc has a build ID");
+        let file = std::fs::read(view.name()).expect("read libc's file");
+        assert!(
+            id.len() >= 16 && file.windows(id.len()).any(|w| *w == id[..]),
+            "libc's build ID {id:02x?} is not in its file"
+        );
         // The test program (and whatever comes before libc), each ID with its length.
         let scope = identity
             .scope

@@ -467,18 +467,30 @@ unsafe fn activate_remembered(
         // SAFETY: as above (ld.so's lock is held).
         let maps = unsafe { crate::sharing::maps_before(program) };
         let stale = |what: String| Ok(Err(format!("{}: remembers {what}", object.name())));
+        // The objects the entries name, each viewed once (one dl_iterate_phdr walk).
+        let mut named: Vec<usize> = entries.iter().map(|e| e.object).collect();
+        named.sort_unstable();
+        named.dedup();
+        let Some(named_maps) = named
+            .iter()
+            .map(|&i| maps.get(i).copied())
+            .collect::<Option<Vec<_>>>()
+        else {
+            return stale(format!("an object past the {} of the scope", maps.len()));
+        };
+        // SAFETY: live link maps before the copy (ld.so's lock is held).
+        let views = unsafe { crate::sharing::views_of(&named_maps) }
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
         let mut absolute = Vec::with_capacity(entries.len());
         for entry in entries {
-            let Some(&map) = maps.get(entry.object) else {
+            let Some(view) = named
+                .iter()
+                .position(|&i| i == entry.object)
+                .map(|at| &views[at])
+            else {
                 return stale(format!("object {} of the scope", entry.object));
             };
-            // SAFETY: a live link map before the copy (ld.so's lock is held).
-            let view = unsafe { crate::sharing::views_of(&[map]) }
-                .pop()
-                .ok_or_else(|| Error::Malformed {
-                    object: object.name().to_string(),
-                    what: "no view of an object before the copy".into(),
-                })??;
             let Some(definition) = view.symbol_at(entry.symbol)? else {
                 return stale(format!("symbol {} of {}", entry.symbol, view.name()));
             };
