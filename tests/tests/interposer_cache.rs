@@ -187,13 +187,17 @@ fn a_damaged_or_unsafe_forwarder_file_is_replaced() {
         panic!("one forwarder remembers its activation, the other not");
     };
 
-    std::fs::write(scoped, &scoped_good[..200]).unwrap();
-    let (_, stderr) = run(&env);
-    assert!(
-        stderr.contains("loading the forwarder from memory (file replaced)"),
-        "{stderr}"
-    );
-    assert_eq!(&std::fs::read(scoped).unwrap(), scoped_good);
+    // Cut `path` short: the next run loads the forwarder from memory and writes it whole.
+    let cut_short_and_run = |path: &Path, good: &[u8]| {
+        std::fs::write(path, &good[..200]).unwrap();
+        let (_, stderr) = run(&env);
+        assert!(
+            stderr.contains("loading the forwarder from memory (file replaced)"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(path).unwrap(), good);
+    };
+    cut_short_and_run(scoped, scoped_good);
     let (_, stderr) = run(&env);
     assert!(
         !stderr.contains("loading the forwarder from memory"),
@@ -208,12 +212,6 @@ fn a_damaged_or_unsafe_forwarder_file_is_replaced() {
     // Without the scope's file, the shared one is loaded: damaged, it is replaced too (and
     // the scope's file written again).
     std::fs::remove_file(scoped).unwrap();
-    std::fs::write(shared, &shared_good[..200]).unwrap();
-    let (_, stderr) = run(&env);
-    assert!(
-        stderr.contains("loading the forwarder from memory (file replaced)"),
-        "{stderr}"
-    );
-    assert_eq!(&std::fs::read(shared).unwrap(), shared_good);
+    cut_short_and_run(shared, shared_good);
     assert_eq!(&std::fs::read(scoped).unwrap(), scoped_good);
 }

@@ -395,41 +395,56 @@ mod tests {
         assert_eq!(HashTable::Gnu(0).symbol_count(&memory), Some(4));
     }
 
-    /// One bucket, symoffset 1, a one-word Bloom filter `filter` (shift 6), and two symbols
-    /// whose hashes are `h1` and `h2` (the last with the end bit): has_hash for `probes`.
-    fn has_hashes(filter: u64, h1: u32, h2: u32, probes: &[u32]) -> Vec<bool> {
-        let mut w = vec![1, 1, 1, 6];
+    /// `answer` of a GNU table of one bucket, symoffset 1, a one-word Bloom filter `filter`
+    /// with `shift`, and symbols of `hashes` (the last given the end bit).
+    fn one_bucket_table<T>(
+        filter: u64,
+        shift: u32,
+        hashes: &[u32],
+        answer: impl FnOnce(&GnuTable<'_>) -> T,
+    ) -> T {
+        let mut w = vec![1, 1, 1, shift];
         w.extend((0..WORD / 4).map(|i| (filter >> (32 * i)) as u32));
-        w.extend([1, h1 & !1, h2 | 1]);
+        w.push(1);
+        w.extend(hashes.iter().enumerate().map(
+            |(i, &h)| {
+                if i + 1 == hashes.len() {
+                    h | 1
+                } else {
+                    h & !1
+                }
+            },
+        ));
         let bytes = words(&w);
         let mut memory = Memory::image(&bytes);
         memory.add_file_segment(0, 0, bytes.len() as u64);
         let table = HashTable::Gnu(0)
-            .gnu_table(&memory, 3)
+            .gnu_table(&memory, 1 + hashes.len() as u32)
             .expect("a GNU table");
-        probes.iter().map(|&h| table.has_hash(h)).collect()
+        answer(&table)
+    }
+
+    /// has_hash for `probes` of a table (shift 6) of two symbols whose hashes are `h1` and
+    /// `h2`.
+    fn has_hashes(filter: u64, h1: u32, h2: u32, probes: &[u32]) -> Vec<bool> {
+        one_bucket_table(filter, 6, &[h1, h2], |table| {
+            probes.iter().map(|&h| table.has_hash(h)).collect()
+        })
     }
 
     #[test]
     fn the_pass_rate_grows_with_the_bits_a_filter_has_set() {
-        // One bucket, symoffset 1, one Bloom word (shift `shift`) with `bits` bits set.
+        // One symbol, one Bloom word (shift `shift`) with `bits` bits set.
         let rate = |bits: u32, shift: u32| {
             let filter = if bits == 64 {
                 u64::MAX
             } else {
                 (1u64 << bits) - 1
             };
-            let mut w = vec![1, 1, 1, shift];
-            w.extend((0..WORD / 4).map(|i| (filter >> (32 * i)) as u32));
-            w.extend([1, 1]);
-            let bytes = words(&w);
-            let mut memory = Memory::image(&bytes);
-            memory.add_file_segment(0, 0, bytes.len() as u64);
-            let table = HashTable::Gnu(0)
-                .gnu_table(&memory, 2)
-                .expect("a GNU table");
-            assert_eq!(table.len(), 1);
-            table.pass_rate()
+            one_bucket_table(filter, shift, &[0], |table| {
+                assert_eq!(table.len(), 1);
+                table.pass_rate()
+            })
         };
         let width = (WORD * 8) as u32;
         let (few, many, all) = (rate(2, 6), rate(width / 2, 6), rate(width, 6));
